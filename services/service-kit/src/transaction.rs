@@ -1,0 +1,135 @@
+//! Transaction ids: one id per request, carried across services in `X-Transaction-ID`.
+//!
+//! An incoming id is accepted only when it is a sane token (at most 64 characters of
+//! `[A-Za-z0-9._-]`): the header comes from outside and ends up in every log line, so an
+//! unbounded or free-form value would let a caller inject text into our logs. Anything else
+//! is replaced by a fresh UUID v7, whose time-ordered prefix keeps ids of one period close
+//! together in the index.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+
+/// Longest id accepted from a caller.
+pub const MAX_LEN: usize = 64;
+
+/// A request's transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransactionId(Arc<str>);
+
+impl TransactionId {
+    /// A new UUID v7.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string().into())
+    }
+
+    /// The caller's id when it is sane, otherwise a new one.
+    pub fn from_header_or_generate(header: Option<&HeaderValue>) -> Self {
+        header
+            .and_then(|h| h.to_str().ok())
+            .and_then(Self::parse)
+            .unwrap_or_else(Self::generate)
+    }
+
+    /// `Some` when `text` is a sane id.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_sane(text).then(|| Self(text.into()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> HeaderValue {
+        // Only sane ids and UUIDs get here: visible ASCII, always a valid header value.
+        HeaderValue::from_str(&self.0).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    }
+}
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a caller-supplied id may be used as is.
+pub fn is_sane(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+tokio::task_local! {
+    static CURRENT: TransactionId;
+}
+
+/// The transaction id of the request being handled on this task, if any.
+///
+/// The request layer sets it for the whole handler future, so outgoing calls can forward
+/// it without every handler passing it along.
+pub fn current() -> Option<TransactionId> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `future` with `id` as the current transaction id.
+pub async fn scope<F: std::future::Future>(id: TransactionId, future: F) -> F::Output {
+    CURRENT.scope(id, future).await
+}
+
+/// Whether this thread is currently polling a request (used by the panic hook).
+pub(crate) fn in_request() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sane_caller_ids_are_kept() {
+        for id in [
+            "abc",
+            "0192f0c1-7b3e-7c2a-9a7e-2f1d4f1e8a9b",
+            "A.b_c-1",
+            &"x".repeat(64),
+        ] {
+            let h = HeaderValue::from_str(id).expect("header");
+            assert_eq!(
+                TransactionId::from_header_or_generate(Some(&h)).as_str(),
+                id
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_or_oversized_caller_ids_are_replaced_by_a_uuid_v7() {
+        for id in ["", "a b", "x\"}", "ü", &"x".repeat(65), "a/b", "a\tb"] {
+            let h = HeaderValue::from_bytes(id.as_bytes()).ok();
+            let tx = TransactionId::from_header_or_generate(h.as_ref());
+            assert_ne!(tx.as_str(), id);
+            let uuid = uuid::Uuid::parse_str(tx.as_str()).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 7);
+        }
+    }
+
+    #[test]
+    fn missing_header_gives_distinct_ids() {
+        let a = TransactionId::from_header_or_generate(None);
+        let b = TransactionId::from_header_or_generate(None);
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn current_id_is_visible_inside_the_scope_only() {
+        assert!(current().is_none());
+        let id = TransactionId::generate();
+        let seen = scope(id.clone(), async { current() }).await;
+        assert_eq!(seen, Some(id));
+        assert!(current().is_none());
+    }
+}
