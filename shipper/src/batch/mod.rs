@@ -1,0 +1,95 @@
+//! Batches: encoded documents waiting to become one `_bulk` request.
+//!
+//! The batcher writes each document straight into the NDJSON body of the request that will
+//! carry it (action line + source line), so a document is encoded once and never copied into
+//! an intermediate tree. Each item remembers where it sits in the body, so the output can
+//! resend only the items that must be retried, split a batch in two on `413`, or copy one
+//! document to the dead-letter file, without re-encoding anything.
+
+mod batcher;
+
+pub use batcher::{BatchLimits, Batcher};
+
+/// Where a document came from: enough for its acknowledgement to move that file's
+/// checkpoint, and to give back the bytes it held in the memory budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Slot of the source file in the acknowledgement table.
+    pub file: u32,
+    /// Position of the line among the lines read from that file (0, 1, 2, ...).
+    pub seq: u64,
+    /// Bytes the line held in the read budget.
+    pub budget_bytes: u32,
+}
+
+/// One document in a [`Batch`] body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchItem {
+    /// Byte offset of the action line (`{"create":{...}}\n`) in the body.
+    pub action_start: usize,
+    /// Byte offset of the source line in the body.
+    pub source_start: usize,
+    /// Byte offset just past the source line's `\n`.
+    pub end: usize,
+    pub origin: Origin,
+}
+
+impl BatchItem {
+    /// The action line and the source line, both with their final `\n`.
+    pub fn ndjson<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        &body[self.action_start..self.end]
+    }
+
+    /// The action line without its `\n`.
+    pub fn action<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        &body[self.action_start..self.source_start - 1]
+    }
+
+    /// The document source without its `\n`.
+    pub fn source<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        &body[self.source_start..self.end - 1]
+    }
+}
+
+/// A `_bulk` body ready to send, and what each of its items is.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// NDJSON: for each item an action line and a source line, each ending in `\n`.
+    pub body: Vec<u8>,
+    pub items: Vec<BatchItem>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// A new batch holding copies of the given items of this one, in order.
+    pub fn subset<'a>(&self, items: impl IntoIterator<Item = &'a BatchItem>) -> Batch {
+        let mut out = Batch::default();
+        for item in items {
+            let start = out.body.len();
+            out.body.extend_from_slice(item.ndjson(&self.body));
+            out.items.push(BatchItem {
+                action_start: start,
+                source_start: start + (item.source_start - item.action_start),
+                end: start + (item.end - item.action_start),
+                origin: item.origin,
+            });
+        }
+        out
+    }
+}
+
+/// Receives the verdict "this document is safe" from the output.
+///
+/// Safe means: Elasticsearch created it, already had it (409 on `create`), stored it in the
+/// failure store, or it was written to the dead-letter file. Only then may the source file's
+/// checkpoint move past the line, and only then is its memory budget given back.
+pub trait Acknowledge: Send + Sync + 'static {
+    fn acknowledge(&self, origins: &[Origin]);
+}

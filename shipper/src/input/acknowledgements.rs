@@ -1,0 +1,286 @@
+//! The way back from the output to the checkpoints.
+//!
+//! Every line read gets a sequence number in its file's slot. Documents come back
+//! acknowledged in any order (one item of a batch may be retried while later batches
+//! succeed), so each slot keeps the lines read but not yet safe, in read order, and the
+//! file's safe offset only advances over the unbroken run of acknowledged lines at the front.
+//! That offset, never the read position, is what the checkpoint saves.
+//!
+//! The table also remembers every file identity seen (loaded from the checkpoint at start),
+//! so a file that reappears under another name or after a restart resumes where it was.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::checkpoint::FileCheckpoint;
+use super::fingerprint::TailMark;
+use super::read_budget::ReadBudget;
+use crate::batch::{Acknowledge, Origin};
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    end: u64,
+    tail: TailMark,
+    acked: bool,
+}
+
+/// A file identity and its delivery state.
+#[derive(Debug)]
+struct Slot {
+    checkpoint: FileCheckpoint,
+    /// Sequence number of `pending[0]`.
+    base_seq: u64,
+    pending: VecDeque<Pending>,
+}
+
+impl Slot {
+    fn advance(&mut self) {
+        while let Some(front) = self.pending.front() {
+            if !front.acked {
+                break;
+            }
+            self.checkpoint.offset = front.end;
+            self.checkpoint.tail = front.tail;
+            self.pending.pop_front();
+            self.base_seq += 1;
+        }
+    }
+}
+
+/// Delivery state of every known file identity; shared by the reader and the output.
+pub struct AckTable {
+    slots: Mutex<Vec<Slot>>,
+    budget: Arc<ReadBudget>,
+}
+
+impl AckTable {
+    pub fn new(budget: Arc<ReadBudget>) -> AckTable {
+        AckTable {
+            slots: Mutex::new(Vec::new()),
+            budget,
+        }
+    }
+
+    pub fn budget(&self) -> &Arc<ReadBudget> {
+        &self.budget
+    }
+
+    /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
+    pub fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
+        let mut slots = self.lock();
+        slots.push(Slot {
+            checkpoint,
+            base_seq: 0,
+            pending: VecDeque::new(),
+        });
+        (slots.len() - 1) as u32
+    }
+
+    /// Records a line read from `slot`, ending at `end`, and returns its sequence number.
+    /// A line that yields no document (an empty line) is `safe_now`.
+    pub fn record_read(&self, slot: u32, end: u64, tail: TailMark, safe_now: bool) -> u64 {
+        let mut slots = self.lock();
+        let Some(s) = slots.get_mut(slot as usize) else {
+            return 0;
+        };
+        let seq = s.base_seq + s.pending.len() as u64;
+        s.pending.push_back(Pending {
+            end,
+            tail,
+            acked: safe_now,
+        });
+        if safe_now {
+            s.advance();
+        }
+        seq
+    }
+
+    /// The saved state of every identity, as the checkpoint should record it now.
+    pub fn snapshot(&self) -> Vec<FileCheckpoint> {
+        self.lock().iter().map(|s| s.checkpoint.clone()).collect()
+    }
+
+    /// The saved state of one slot.
+    pub fn get(&self, slot: u32) -> Option<FileCheckpoint> {
+        self.lock().get(slot as usize).map(|s| s.checkpoint.clone())
+    }
+
+    /// Where reading of `slot` stopped: the end of the last line read (safe or not), and the
+    /// mark of the bytes before it. A file that reappears resumes reading there.
+    pub fn read_position(&self, slot: u32) -> Option<(u64, TailMark)> {
+        self.lock()
+            .get(slot as usize)
+            .map(|s| match s.pending.back() {
+                Some(p) => (p.end, p.tail),
+                None => (s.checkpoint.offset, s.checkpoint.tail),
+            })
+    }
+
+    /// Lines read from `slot` whose documents are not yet safe.
+    pub fn unacknowledged(&self, slot: u32) -> usize {
+        self.lock()
+            .get(slot as usize)
+            .map(|s| s.pending.iter().filter(|p| !p.acked).count())
+            .unwrap_or(0)
+    }
+
+    /// Lines read but not yet safe, over all files.
+    pub fn total_unacknowledged(&self) -> usize {
+        self.lock()
+            .iter()
+            .map(|s| s.pending.iter().filter(|p| !p.acked).count())
+            .sum()
+    }
+
+    /// Updates where the identity lives now and when it was seen.
+    pub fn relocate(&self, slot: u32, dev: u64, ino: u64, path: PathBuf, seen_unix: u64) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
+            s.checkpoint.dev = dev;
+            s.checkpoint.ino = ino;
+            s.checkpoint.path = path;
+            s.checkpoint.seen_unix = seen_unix;
+        }
+    }
+
+    pub fn touch(&self, slot: u32, seen_unix: u64) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
+            s.checkpoint.seen_unix = seen_unix;
+        }
+    }
+
+    /// Slots whose identity matches `pred`, with their saved state.
+    pub fn find(
+        &self,
+        mut pred: impl FnMut(&FileCheckpoint) -> bool,
+    ) -> Vec<(u32, FileCheckpoint)> {
+        self.lock()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| pred(&s.checkpoint))
+            .map(|(i, s)| (i as u32, s.checkpoint.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Acknowledge for AckTable {
+    fn acknowledge(&self, origins: &[Origin]) {
+        let mut freed = 0usize;
+        {
+            let mut slots = self.lock();
+            let mut touched: Vec<u32> = Vec::new();
+            for origin in origins {
+                let Some(s) = slots.get_mut(origin.file as usize) else {
+                    continue;
+                };
+                let Some(index) = origin.seq.checked_sub(s.base_seq) else {
+                    continue; // already safe: a late duplicate acknowledgement
+                };
+                if let Some(p) = s.pending.get_mut(index as usize) {
+                    if !p.acked {
+                        p.acked = true;
+                        freed += origin.budget_bytes as usize;
+                    }
+                }
+                if touched.last() != Some(&origin.file) {
+                    touched.push(origin.file);
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for slot in touched {
+                if let Some(s) = slots.get_mut(slot as usize) {
+                    s.advance();
+                }
+            }
+        }
+        self.budget.give_back(freed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> AckTable {
+        AckTable::new(Arc::new(ReadBudget::new(1000)))
+    }
+
+    fn checkpoint(offset: u64) -> FileCheckpoint {
+        FileCheckpoint {
+            key: 1,
+            fingerprint: 1,
+            dev: 0,
+            ino: 0,
+            path: "a.log".into(),
+            offset,
+            tail: TailMark::default(),
+            seen_unix: 0,
+        }
+    }
+
+    fn origin(file: u32, seq: u64) -> Origin {
+        Origin {
+            file,
+            seq,
+            budget_bytes: 10,
+        }
+    }
+
+    #[test]
+    fn the_offset_moves_only_over_an_unbroken_run_of_acknowledged_lines() {
+        let t = table();
+        let slot = t.insert(checkpoint(0));
+        for end in [10, 20, 30] {
+            t.record_read(slot, end, TailMark::default(), false);
+        }
+        t.acknowledge(&[origin(slot, 1), origin(slot, 2)]);
+        assert_eq!(t.get(slot).unwrap().offset, 0, "line 0 is not safe yet");
+        t.acknowledge(&[origin(slot, 0)]);
+        assert_eq!(t.get(slot).unwrap().offset, 30);
+        assert_eq!(t.unacknowledged(slot), 0);
+    }
+
+    #[test]
+    fn lines_without_documents_are_safe_at_once() {
+        let t = table();
+        let slot = t.insert(checkpoint(5));
+        t.record_read(slot, 6, TailMark::default(), true);
+        assert_eq!(t.get(slot).unwrap().offset, 6);
+        let seq = t.record_read(slot, 20, TailMark::default(), false);
+        assert_eq!(seq, 1);
+        t.record_read(slot, 21, TailMark::default(), true);
+        assert_eq!(t.get(slot).unwrap().offset, 6);
+        t.acknowledge(&[origin(slot, 1)]);
+        assert_eq!(t.get(slot).unwrap().offset, 21);
+    }
+
+    #[test]
+    fn acknowledgements_give_the_budget_back_once() {
+        let t = table();
+        let slot = t.insert(checkpoint(0));
+        assert!(t.budget().try_take(10));
+        t.record_read(slot, 10, TailMark::default(), false);
+        t.acknowledge(&[origin(slot, 0)]);
+        t.acknowledge(&[origin(slot, 0)]);
+        assert_eq!(t.budget().used(), 0);
+    }
+
+    #[test]
+    fn files_are_acknowledged_independently() {
+        let t = table();
+        let a = t.insert(checkpoint(0));
+        let b = t.insert(checkpoint(0));
+        t.record_read(a, 10, TailMark::default(), false);
+        t.record_read(b, 7, TailMark::default(), false);
+        t.acknowledge(&[origin(b, 0)]);
+        assert_eq!(t.get(a).unwrap().offset, 0);
+        assert_eq!(t.get(b).unwrap().offset, 7);
+    }
+}

@@ -1,0 +1,227 @@
+//! Where each file is: saved to disk so a restart resumes where delivery stopped.
+//!
+//! A checkpoint holds, per file identity, the offset up to which every line is safe in
+//! Elasticsearch (or in the dead-letter file), never merely read. It is written as a whole to
+//! a temp file, `fsync`ed, renamed over the stable file and the directory `fsync`ed, so a crash
+//! at any instant leaves either the old or the new state, never a torn one. Loading prefers a
+//! readable temp file: it can only exist if a newer write was interrupted after completing.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fingerprint::{FileKey, Fingerprint, TailMark};
+
+const STABLE: &str = "checkpoints.json";
+const TEMP: &str = "checkpoints.json.tmp";
+
+/// The saved position of one file identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheckpoint {
+    /// Identity used in document ids.
+    pub key: FileKey,
+    /// Hash of the file's first line.
+    pub fingerprint: Fingerprint,
+    /// Device and inode the file had when last seen.
+    pub dev: u64,
+    pub ino: u64,
+    /// Path the file had when last seen (for people; identity does not depend on it).
+    pub path: PathBuf,
+    /// Every line before this offset is safe.
+    pub offset: u64,
+    /// Mark of the bytes just before `offset`.
+    pub tail: TailMark,
+    /// When this identity was last seen on disk (Unix seconds), to forget old files.
+    pub seen_unix: u64,
+}
+
+/// The file format, versioned so a later release can read what this one wrote.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum State {
+    #[serde(rename = "1")]
+    V1 { files: Vec<FileCheckpoint> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot create the checkpoint directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot write the checkpoint file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read the checkpoint file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// Loads and saves the checkpoints of one data directory.
+pub struct Checkpointer {
+    dir: PathBuf,
+}
+
+/// What [`Checkpointer::load`] found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub files: Vec<FileCheckpoint>,
+    /// A checkpoint file that could not be parsed and was moved aside to this path.
+    /// Starting over is safe (documents re-sent are answered 409), but worth a warning.
+    pub moved_aside: Option<PathBuf>,
+}
+
+impl Checkpointer {
+    pub fn new(dir: &Path) -> Result<Checkpointer, CheckpointError> {
+        fs::create_dir_all(dir).map_err(|source| CheckpointError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Checkpointer {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STABLE)
+    }
+
+    pub fn load(&self) -> Result<Loaded, CheckpointError> {
+        let temp = self.dir.join(TEMP);
+        if let Some(state) = read_state(&temp)? {
+            if let Ok(State::V1 { files }) = state {
+                return Ok(Loaded {
+                    files,
+                    moved_aside: None,
+                });
+            }
+        }
+        let stable = self.dir.join(STABLE);
+        match read_state(&stable)? {
+            None => Ok(Loaded::default()),
+            Some(Ok(State::V1 { files })) => Ok(Loaded {
+                files,
+                moved_aside: None,
+            }),
+            Some(Err(_)) => {
+                let aside = self.dir.join(format!(
+                    "{STABLE}.unreadable-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
+                fs::rename(&stable, &aside).map_err(|source| CheckpointError::Write {
+                    path: aside.clone(),
+                    source,
+                })?;
+                Ok(Loaded {
+                    files: Vec::new(),
+                    moved_aside: Some(aside),
+                })
+            }
+        }
+    }
+
+    pub fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
+        let temp = self.dir.join(TEMP);
+        let stable = self.dir.join(STABLE);
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Write { path, source }
+        };
+        let body =
+            serde_json::to_vec(&StateRef::V1 { files }).map_err(|e| CheckpointError::Write {
+                path: temp.clone(),
+                source: io::Error::other(e),
+            })?;
+        let mut file = File::create(&temp).map_err(write_err(&temp))?;
+        file.write_all(&body).map_err(write_err(&temp))?;
+        file.sync_all().map_err(write_err(&temp))?;
+        drop(file);
+        fs::rename(&temp, &stable).map_err(write_err(&stable))?;
+        // The rename is only durable once the directory entry is.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err(&self.dir))?;
+        Ok(())
+    }
+}
+
+/// Serialises like [`State`] without cloning the files.
+#[derive(Serialize)]
+#[serde(tag = "version")]
+enum StateRef<'a> {
+    #[serde(rename = "1")]
+    V1 { files: &'a [FileCheckpoint] },
+}
+
+/// `None` when the file does not exist; `Some(Err)` when it exists but does not parse.
+fn read_state(path: &Path) -> Result<Option<Result<State, serde_json::Error>>, CheckpointError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(offset: u64) -> FileCheckpoint {
+        FileCheckpoint {
+            key: u64::MAX - 3,
+            fingerprint: 42,
+            dev: 1,
+            ino: 2,
+            path: "/var/log/didban/payment.log".into(),
+            offset,
+            tail: TailMark { len: 3, hash: 9 },
+            seen_unix: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn saved_checkpoints_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        assert!(cp.load().unwrap().files.is_empty());
+        cp.save(&[sample(10)]).unwrap();
+        cp.save(&[sample(20)]).unwrap();
+        assert_eq!(cp.load().unwrap().files, vec![sample(20)]);
+        assert!(!dir.path().join(TEMP).exists());
+    }
+
+    #[test]
+    fn a_complete_temp_file_wins_over_the_stable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        cp.save(&[sample(10)]).unwrap();
+        let newer = serde_json::to_vec(&StateRef::V1 {
+            files: &[sample(30)],
+        })
+        .unwrap();
+        fs::write(dir.path().join(TEMP), newer).unwrap();
+        assert_eq!(cp.load().unwrap().files, vec![sample(30)]);
+    }
+
+    #[test]
+    fn a_torn_temp_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        cp.save(&[sample(10)]).unwrap();
+        fs::write(dir.path().join(TEMP), b"{\"version\":\"1\",\"fi").unwrap();
+        assert_eq!(cp.load().unwrap().files, vec![sample(10)]);
+    }
+
+    #[test]
+    fn an_unreadable_checkpoint_is_moved_aside_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        fs::write(dir.path().join(STABLE), b"garbage").unwrap();
+        let loaded = cp.load().unwrap();
+        assert!(loaded.files.is_empty());
+        let aside = loaded.moved_aside.expect("moved aside");
+        assert_eq!(fs::read(aside).unwrap(), b"garbage");
+        assert!(!dir.path().join(STABLE).exists());
+    }
+}

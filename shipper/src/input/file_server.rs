@@ -1,0 +1,638 @@
+//! The reading loop: finds files, tells them apart, reads new lines and hands them on.
+//!
+//! One thread reads every file (reading is cheap next to encoding and sending, and one
+//! thread keeps the order of lines per file trivially right). Per file it follows the
+//! inode it opened, not the name: after a rename rotation it reads the old file to its end
+//! while the new one is picked up under the name; after a copytruncate it sees the file
+//! shrink, gives up that identity, and continues the same identity in the copy, if the globs
+//! see the copy, exactly where it stopped. Lines go through the read budget (which pauses
+//! this loop while the output is behind), are encoded into the current batch, and recorded
+//! in the acknowledgement table so that only acknowledged lines move the checkpoint.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use super::acknowledgements::AckTable;
+use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
+use super::fingerprint::{fingerprint, salted_key, FileKey, Fingerprint};
+use super::line_reader::{Line, LineReader};
+use super::paths::{watch, PathWatch, PathsProvider, Wake};
+use super::read_budget::ReadBudget;
+use crate::batch::{Batch, BatchLimits, Batcher, Origin};
+use crate::transform::{Encoded, Enricher, SourceFile};
+
+/// Bytes of enrichment assumed per line when charging the read budget, so the budget bounds
+/// the encoded documents held in memory, not only the raw lines.
+const ENRICHMENT_ALLOWANCE: usize = 320;
+
+#[derive(Debug, Clone)]
+pub struct FileServerConfig {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub max_line_bytes: usize,
+    /// Longest sleep between looks at the open files when no event arrives.
+    pub poll_interval: Duration,
+    /// How often the globs are evaluated again even without filesystem events.
+    pub scan_interval: Duration,
+    /// How long a file renamed out of the globs or deleted stays open after its last byte
+    /// was read, for a writer that has not switched to the new file yet.
+    pub rotate_wait: Duration,
+    pub checkpoint_interval: Duration,
+    /// Checkpoints of files not seen for this long are forgotten.
+    pub forget_after: Duration,
+    /// Bytes read from one file before giving the next file its turn.
+    pub bytes_per_turn: usize,
+    pub host_name: String,
+    pub agent_name: String,
+    pub namespace: String,
+    pub batch: BatchLimits,
+}
+
+/// Counters the summary line and `/metrics` read.
+#[derive(Debug, Default)]
+pub struct InputStats {
+    pub lines_read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub files_open: AtomicU64,
+    pub bytes_behind: AtomicU64,
+    pub deleted_files_open: AtomicU64,
+    pub paused: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileServerError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("invalid paths: {0}")]
+    Paths(#[from] super::paths::PathsError),
+}
+
+/// Why reading stops.
+enum Stop {
+    Shutdown,
+    OutputGone,
+}
+
+struct Watcher {
+    slot: u32,
+    key: FileKey,
+    fingerprint: Fingerprint,
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+    source: SourceFile,
+    reader: LineReader,
+    /// File size up to which the head was last verified.
+    checked_size: u64,
+    size: u64,
+    last_data: Instant,
+    /// Renamed out of the globs or deleted.
+    gone: bool,
+    deleted: bool,
+}
+
+enum Verdict {
+    Keep,
+    /// The file shrank or was rewritten from the start: this identity no longer lives here.
+    Truncated,
+    /// Renamed away or deleted, read to its end, and idle: closed.
+    Finished,
+}
+
+/// What the loop needs besides the watchers (kept apart so a line borrowed from a watcher's
+/// reader can be handed to it).
+struct Sink {
+    table: Arc<AckTable>,
+    budget: Arc<ReadBudget>,
+    checkpointer: Arc<Checkpointer>,
+    enricher: Enricher,
+    batcher: Batcher,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+    shutdown: CancellationToken,
+    stats: Arc<InputStats>,
+    ingested: String,
+    last_saved: Vec<FileCheckpoint>,
+    last_checkpoint: Instant,
+    checkpoint_interval: Duration,
+    forget_after: Duration,
+    lines: u64,
+    bytes: u64,
+}
+
+pub struct FileServer {
+    cfg: FileServerConfig,
+    paths: PathsProvider,
+    watchers: Vec<Watcher>,
+    sink: Sink,
+    wake_rx: mpsc::Receiver<Wake>,
+    _watch: Option<PathWatch>,
+    last_scan: Option<Instant>,
+    scan_needed: bool,
+}
+
+impl FileServer {
+    /// Loads the checkpoints into `table` and prepares the loop; no file is opened yet.
+    pub fn new(
+        cfg: FileServerConfig,
+        table: Arc<AckTable>,
+        checkpointer: Arc<Checkpointer>,
+        tx: tokio::sync::mpsc::Sender<Batch>,
+        shutdown: CancellationToken,
+        stats: Arc<InputStats>,
+    ) -> Result<FileServer, FileServerError> {
+        let paths = PathsProvider::new(&cfg.include, &cfg.exclude)?;
+        let loaded = checkpointer.load()?;
+        if let Some(aside) = &loaded.moved_aside {
+            tracing::warn!(
+                moved_to = %aside.display(),
+                "the checkpoint file could not be read; starting over (documents already indexed will be answered 409 and not duplicated)"
+            );
+        }
+        tracing::info!(files = loaded.files.len(), path = %checkpointer.path().display(), "checkpoints loaded");
+        for cp in loaded.files.iter().cloned() {
+            table.insert(cp);
+        }
+        let (wake_tx, wake_rx) = mpsc::channel();
+        let watch = match watch(&paths, wake_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "filesystem events unavailable; relying on the periodic rescan");
+                None
+            }
+        };
+        let budget = Arc::clone(table.budget());
+        let sink = Sink {
+            budget,
+            checkpointer,
+            enricher: Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace),
+            batcher: Batcher::new(cfg.batch),
+            tx,
+            shutdown,
+            stats,
+            ingested: now_rfc3339(),
+            last_saved: loaded.files,
+            last_checkpoint: Instant::now(),
+            checkpoint_interval: cfg.checkpoint_interval,
+            forget_after: cfg.forget_after,
+            table,
+            lines: 0,
+            bytes: 0,
+        };
+        Ok(FileServer {
+            cfg,
+            paths,
+            watchers: Vec::new(),
+            sink,
+            wake_rx,
+            _watch: watch,
+            last_scan: None,
+            scan_needed: true,
+        })
+    }
+
+    /// Runs until shutdown (or until the output stops taking batches), then sends the batch
+    /// in progress and saves the checkpoints. Blocking: run it on its own thread.
+    pub fn run(mut self) {
+        loop {
+            if self.sink.shutdown.is_cancelled() {
+                break;
+            }
+            let now = Instant::now();
+            let scan_due = self
+                .last_scan
+                .is_none_or(|t| now.duration_since(t) >= self.cfg.scan_interval);
+            if self.scan_needed || scan_due {
+                self.scan();
+            }
+            self.sink.ingested = now_rfc3339();
+            match self.read_round() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(Stop::Shutdown) => break,
+                Err(Stop::OutputGone) => {
+                    tracing::warn!("the output stopped taking batches; reading stops");
+                    break;
+                }
+            }
+            // Nothing more to read now: send what waited long enough, save, sleep.
+            if self.sink.batcher.is_due(Instant::now()) && self.sink.flush().is_err() {
+                break;
+            }
+            self.sink.maybe_checkpoint(&self.watchers);
+            self.sink.publish_round();
+            let mut sleep = self.cfg.poll_interval;
+            if let Some(deadline) = self.sink.batcher.deadline() {
+                sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            match self.wake_rx.recv_timeout(sleep) {
+                Ok(wake) => {
+                    self.scan_needed |= wake == Wake::Rescan;
+                    while let Ok(more) = self.wake_rx.try_recv() {
+                        self.scan_needed |= more == Wake::Rescan;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(sleep),
+            }
+        }
+        let _ = self.sink.flush();
+        self.sink.publish_round();
+        self.sink.save_now(&self.watchers);
+        tracing::info!("reading stopped");
+    }
+
+    /// Gives each open file one turn; true if anything was read.
+    fn read_round(&mut self) -> Result<bool, Stop> {
+        let mut progressed = false;
+        let mut index = 0;
+        while index < self.watchers.len() {
+            let before = self.watchers[index].reader.line_offset();
+            let verdict = poll(&mut self.watchers[index], &mut self.sink, &self.cfg)?;
+            let w = &self.watchers[index];
+            progressed |= w.reader.line_offset() != before;
+            match verdict {
+                Verdict::Keep => index += 1,
+                Verdict::Truncated => {
+                    tracing::info!(path = %w.path.display(), offset = before, "file truncated or rewritten; its lines will be read again from the start under a new identity");
+                    self.close(index);
+                    self.scan_needed = true;
+                }
+                Verdict::Finished => {
+                    tracing::info!(path = %w.path.display(), "finished a rotated or deleted file");
+                    self.close(index);
+                }
+            }
+        }
+        if self.sink.batcher.is_full() {
+            self.sink.flush()?;
+        }
+        Ok(progressed)
+    }
+
+    fn close(&mut self, index: usize) {
+        let w = self.watchers.swap_remove(index);
+        metrics::gauge!("shipper_file_bytes_behind", "path" => w.path.display().to_string())
+            .set(0.0);
+    }
+
+    /// Evaluates the globs: follows renames, opens new files, notices vanished ones.
+    fn scan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        self.scan_needed = false;
+        let now_unix = unix_now();
+        let mut seen: HashSet<u32> = HashSet::new();
+        for path in self.paths.discover() {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let (dev, ino) = (meta.dev(), meta.ino());
+            if let Some(w) = self
+                .watchers
+                .iter_mut()
+                .find(|w| w.dev == dev && w.ino == ino)
+            {
+                seen.insert(w.slot);
+                if w.path != path && !points_to(&w.path, dev, ino) {
+                    tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
+                    w.path = path.clone();
+                    w.source = SourceFile::new(w.key, &path);
+                    self.sink.table.relocate(w.slot, dev, ino, path, now_unix);
+                }
+                w.gone = false;
+                continue;
+            }
+            match self.open(&path, dev, ino, now_unix) {
+                Ok(Some(slot)) => {
+                    seen.insert(slot);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open the file; will try again");
+                }
+            }
+        }
+        for w in &mut self.watchers {
+            if seen.contains(&w.slot) {
+                self.sink.table.touch(w.slot, now_unix);
+            } else if !w.gone {
+                tracing::debug!(path = %w.path.display(), "file left the globs; reading it to its end");
+                w.gone = true;
+            }
+        }
+        self.sink
+            .stats
+            .files_open
+            .store(self.watchers.len() as u64, Ordering::Relaxed);
+        metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
+    }
+
+    /// Decides which identity a newly seen file has and opens a watcher on it; returns its
+    /// slot, or `None` when the file cannot be told apart yet or is a copy of a file being read.
+    fn open(
+        &mut self,
+        path: &Path,
+        dev: u64,
+        ino: u64,
+        now_unix: u64,
+    ) -> std::io::Result<Option<u32>> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let Some(fp) = fingerprint(&file, false)? else {
+            return Ok(None); // no complete first line yet
+        };
+        if self.watchers.iter().any(|w| w.fingerprint == fp) {
+            // A copy (copytruncate in progress) or a hard link of a file being read: the
+            // original is read; this one is looked at again if the original goes away.
+            return Ok(None);
+        }
+        let active: HashSet<u32> = self.watchers.iter().map(|w| w.slot).collect();
+        let mut candidates = self
+            .sink
+            .table
+            .find(|c| c.fingerprint == fp)
+            .into_iter()
+            .filter(|(slot, _)| !active.contains(slot))
+            .collect::<Vec<_>>();
+        // The same inode first: the most likely to be the same file.
+        candidates.sort_by_key(|(_, c)| !(c.dev == dev && c.ino == ino));
+        for (slot, cp) in candidates {
+            let Some((offset, tail)) = self.sink.table.read_position(slot) else {
+                continue;
+            };
+            if size >= offset && tail.matches(&file, offset)? {
+                tracing::info!(path = %path.display(), offset, was = %cp.path.display(), "resuming a known file");
+                self.sink
+                    .table
+                    .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
+                self.watch(slot, cp.key, fp, dev, ino, path, file, offset, size);
+                return Ok(Some(slot));
+            }
+        }
+        let key = if self.sink.table.find(|c| c.key == fp).is_empty() {
+            fp
+        } else {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            salted_key(fp, dev, ino, nanos)
+        };
+        let slot = self.sink.table.insert(FileCheckpoint {
+            key,
+            fingerprint: fp,
+            dev,
+            ino,
+            path: path.to_path_buf(),
+            offset: 0,
+            tail: Default::default(),
+            seen_unix: now_unix,
+        });
+        tracing::info!(path = %path.display(), size, "new file; reading from the start");
+        self.watch(slot, key, fp, dev, ino, path, file, 0, size);
+        Ok(Some(slot))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn watch(
+        &mut self,
+        slot: u32,
+        key: FileKey,
+        fp: Fingerprint,
+        dev: u64,
+        ino: u64,
+        path: &Path,
+        file: File,
+        offset: u64,
+        size: u64,
+    ) {
+        self.watchers.push(Watcher {
+            slot,
+            key,
+            fingerprint: fp,
+            dev,
+            ino,
+            path: path.to_path_buf(),
+            source: SourceFile::new(key, path),
+            reader: LineReader::new(file, offset, self.cfg.max_line_bytes),
+            checked_size: size,
+            size,
+            last_data: Instant::now(),
+            gone: false,
+            deleted: false,
+        });
+    }
+}
+
+/// One turn of one file.
+fn poll(w: &mut Watcher, sink: &mut Sink, cfg: &FileServerConfig) -> Result<Verdict, Stop> {
+    let meta = match w.reader.file().metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(path = %w.path.display(), error = %e, "cannot stat an open file");
+            return Ok(Verdict::Keep);
+        }
+    };
+    let size = meta.len();
+    w.size = size;
+    w.deleted = meta.nlink() == 0;
+    if w.deleted {
+        w.gone = true;
+    }
+    if size < w.reader.read_offset() {
+        return Ok(Verdict::Truncated);
+    }
+    if size > w.checked_size {
+        // Truncated and written again past our offset between two looks: the head changed.
+        if let Ok(Some(fp)) = fingerprint(w.reader.file(), false) {
+            if fp != w.fingerprint {
+                return Ok(Verdict::Truncated);
+            }
+        }
+        w.checked_size = size;
+    }
+    let mut budget_for_turn = cfg.bytes_per_turn as u64;
+    loop {
+        let line = match w.reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(path = %w.path.display(), error = %e, "read error; will retry");
+                break;
+            }
+        };
+        w.last_data = Instant::now();
+        let len = line.end - line.offset;
+        sink.take(&line, w.slot, &w.source)?;
+        budget_for_turn = budget_for_turn.saturating_sub(len);
+        if budget_for_turn == 0 {
+            return Ok(Verdict::Keep);
+        }
+    }
+    if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
+        // The writer has moved on: its last line will never get a newline.
+        if let Some(line) = w.reader.take_unterminated() {
+            sink.take(&line, w.slot, &w.source)?;
+        }
+        return Ok(Verdict::Finished);
+    }
+    Ok(Verdict::Keep)
+}
+
+impl Sink {
+    /// Encodes one line into the current batch, after paying for it from the read budget.
+    fn take(&mut self, line: &Line<'_>, slot: u32, source: &SourceFile) -> Result<(), Stop> {
+        self.lines += 1;
+        self.bytes += line.end - line.offset;
+        let cost = self.budget.cost(line.bytes.len() + ENRICHMENT_ALLOWANCE);
+        if !self.budget.try_take(cost) {
+            // Let the output work off what is batched, and wait for acknowledgements.
+            self.flush()?;
+            self.stats.paused.store(true, Ordering::Relaxed);
+            metrics::gauge!("shipper_reading_paused").set(1.0);
+            loop {
+                if self.shutdown.is_cancelled() {
+                    return Err(Stop::Shutdown);
+                }
+                if self.budget.take_within(cost, Duration::from_millis(100)) {
+                    break;
+                }
+                self.maybe_checkpoint(&[]);
+            }
+            self.stats.paused.store(false, Ordering::Relaxed);
+            metrics::gauge!("shipper_reading_paused").set(0.0);
+        }
+        let start = self.batcher.body().len();
+        match self
+            .enricher
+            .encode(line, source, &self.ingested, self.batcher.body())
+        {
+            Encoded::Document { source_start } => {
+                let seq = self.table.record_read(slot, line.end, line.tail, false);
+                self.batcher.commit(
+                    start,
+                    source_start,
+                    Origin {
+                        file: slot,
+                        seq,
+                        budget_bytes: cost as u32,
+                    },
+                );
+                if self.batcher.is_full() {
+                    self.flush()?;
+                }
+            }
+            Encoded::Empty => {
+                self.table.record_read(slot, line.end, line.tail, true);
+                self.budget.give_back(cost);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the current batch to the output.
+    fn flush(&mut self) -> Result<(), Stop> {
+        if let Some(batch) = self.batcher.take() {
+            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+        }
+        Ok(())
+    }
+
+    fn publish_round(&mut self) {
+        if self.lines > 0 {
+            metrics::counter!("shipper_lines_read_total").increment(self.lines);
+            metrics::counter!("shipper_bytes_read_total").increment(self.bytes);
+            self.stats
+                .lines_read
+                .fetch_add(self.lines, Ordering::Relaxed);
+            self.stats
+                .bytes_read
+                .fetch_add(self.bytes, Ordering::Relaxed);
+            self.lines = 0;
+            self.bytes = 0;
+        }
+        metrics::gauge!("shipper_read_budget_used_bytes").set(self.budget.used() as f64);
+    }
+
+    fn maybe_checkpoint(&mut self, watchers: &[Watcher]) {
+        if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+            self.save_now(watchers);
+        }
+    }
+
+    /// Saves the checkpoints if they changed, and publishes how far behind each file is.
+    fn save_now(&mut self, watchers: &[Watcher]) {
+        self.last_checkpoint = Instant::now();
+        let cutoff = unix_now().saturating_sub(self.forget_after.as_secs());
+        let mut snapshot = self.table.snapshot();
+        snapshot.retain(|c| c.seen_unix >= cutoff);
+        let mut behind_total = 0;
+        let mut deleted = 0;
+        for w in watchers {
+            if let Some(cp) = self.table.get(w.slot) {
+                let behind = w.size.saturating_sub(cp.offset);
+                behind_total += behind;
+                metrics::gauge!("shipper_file_bytes_behind", "path" => w.path.display().to_string()).set(behind as f64);
+            }
+            deleted += u64::from(w.deleted);
+        }
+        if !watchers.is_empty() || self.stats.files_open.load(Ordering::Relaxed) == 0 {
+            self.stats
+                .bytes_behind
+                .store(behind_total, Ordering::Relaxed);
+            self.stats
+                .deleted_files_open
+                .store(deleted, Ordering::Relaxed);
+            metrics::gauge!("shipper_bytes_behind").set(behind_total as f64);
+            metrics::gauge!("shipper_deleted_files_open").set(deleted as f64);
+        }
+        if snapshot == self.last_saved {
+            return;
+        }
+        match self.checkpointer.save(&snapshot) {
+            Ok(()) => {
+                metrics::counter!("shipper_checkpoint_writes_total").increment(1);
+                self.last_saved = snapshot;
+            }
+            Err(e) => {
+                metrics::counter!("shipper_checkpoint_errors_total").increment(1);
+                tracing::error!(error = %e, "cannot save checkpoints; will retry");
+            }
+        }
+    }
+}
+
+/// Does `path` still name the file `dev`/`ino`?
+fn points_to(path: &Path, dev: u64, ino: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Saves the checkpoints as the table has them now (used at shutdown, after the output
+/// finished, so the last acknowledgements are in).
+pub fn save_checkpoints(
+    table: &AckTable,
+    checkpointer: &Checkpointer,
+    forget_after: Duration,
+) -> Result<(), CheckpointError> {
+    let cutoff = unix_now().saturating_sub(forget_after.as_secs());
+    let mut snapshot = table.snapshot();
+    snapshot.retain(|c| c.seen_unix >= cutoff);
+    checkpointer.save(&snapshot)
+}

@@ -1,0 +1,174 @@
+//! Which file is which, independent of its name.
+//!
+//! A file's *fingerprint* is a hash of its first line (or of its first
+//! [`FINGERPRINT_WINDOW`] bytes when the first line is longer). The services' first line holds
+//! a timestamp with microseconds and a transaction id, so it is unique per file in practice,
+//! and it travels with the content: a file renamed by rotation, or copied by copytruncate,
+//! keeps it; a new file on a reused inode does not. Unlike a fixed 1 KiB window, a file of a
+//! single short line already has a fingerprint, so small files ship.
+//!
+//! Two layers guard the cases a first line cannot decide (two files that begin with the same
+//! line, e.g. a header): the device/inode pair, and a hash of the bytes just before a saved
+//! offset ([`TailMark`]), checked before resuming a file at that offset.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Bytes of the file head used when the first line is longer than this.
+pub const FINGERPRINT_WINDOW: usize = 4096;
+
+/// Longest tail (bytes before an offset) hashed to validate a saved offset.
+pub const TAIL_MARK_LEN: usize = 64;
+
+/// A hash of the head of a file.
+pub type Fingerprint = u64;
+
+/// The identity used in document ids: the fingerprint, or a salted variant when another file
+/// with the same fingerprint is already known.
+pub type FileKey = u64;
+
+/// Fingerprint of an open file, or `None` while the file holds neither a complete first line
+/// nor [`FINGERPRINT_WINDOW`] bytes (a file being written: wait for more).
+///
+/// `force` takes whatever bytes exist (at least one): used when a file is finished (renamed
+/// away or deleted) and its only line will never get its newline.
+pub fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerprint>> {
+    let mut buf = [0u8; FINGERPRINT_WINDOW];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read_at(&mut buf[filled..], filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(pos) = memchr::memchr(b'\n', &buf[filled..filled + n]) {
+            return Ok(Some(xxh3_64(&buf[..filled + pos + 1])));
+        }
+        filled += n;
+    }
+    if filled == buf.len() || (force && filled > 0) {
+        Ok(Some(xxh3_64(&buf[..filled])))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A key distinct from `fingerprint`, for a second file that starts with the same bytes.
+/// Mixed from the file's device, inode and the time it was first seen, so it is unique.
+pub fn salted_key(fingerprint: Fingerprint, dev: u64, ino: u64, seen_nanos: u128) -> FileKey {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&dev.to_le_bytes());
+    bytes[8..16].copy_from_slice(&ino.to_le_bytes());
+    bytes[16..].copy_from_slice(&seen_nanos.to_le_bytes());
+    xxh3_64_with_seed(&bytes, fingerprint)
+}
+
+/// A hash of the last bytes before an offset: proof that a file still holds, at that offset,
+/// the content a checkpoint was taken on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TailMark {
+    /// How many bytes before the offset were hashed (0 at offset 0).
+    pub len: u32,
+    pub hash: u64,
+}
+
+impl TailMark {
+    /// The mark of the bytes `tail` (the last bytes before some offset; only the last
+    /// [`TAIL_MARK_LEN`] are used).
+    pub fn of(tail: &[u8]) -> TailMark {
+        let tail = &tail[tail.len().saturating_sub(TAIL_MARK_LEN)..];
+        TailMark {
+            len: tail.len() as u32,
+            hash: xxh3_64(tail),
+        }
+    }
+
+    /// Does `file` hold, just before `offset`, the bytes this mark was made from?
+    pub fn matches(&self, file: &File, offset: u64) -> io::Result<bool> {
+        let len = self.len as u64;
+        if len > offset {
+            return Ok(false);
+        }
+        if len == 0 {
+            return Ok(true);
+        }
+        let mut buf = [0u8; TAIL_MARK_LEN];
+        let buf = &mut buf[..self.len as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file.read_at(&mut buf[filled..], offset - len + filled as u64)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            filled += n;
+        }
+        Ok(xxh3_64(buf) == self.hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(content: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut tmp = tempfile::NamedTempFile::new().expect("temp file");
+        tmp.write_all(content).expect("write");
+        let f = tmp.reopen().expect("reopen");
+        (tmp, f)
+    }
+
+    #[test]
+    fn a_single_short_line_has_a_fingerprint() {
+        let (_t, f) = file_with(b"hi\n");
+        assert!(fingerprint(&f, false).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_file_without_a_complete_line_waits_unless_forced() {
+        let (_t, f) = file_with(b"partial");
+        assert_eq!(fingerprint(&f, false).unwrap(), None);
+        assert!(fingerprint(&f, true).unwrap().is_some());
+        let (_t, empty) = file_with(b"");
+        assert_eq!(fingerprint(&empty, true).unwrap(), None);
+    }
+
+    #[test]
+    fn the_fingerprint_depends_on_the_first_line_only() {
+        let (_a, a) = file_with(b"first\nsecond\n");
+        let (_b, b) = file_with(b"first\nother and longer\n");
+        let (_c, c) = file_with(b"First\nsecond\n");
+        let fa = fingerprint(&a, false).unwrap();
+        assert_eq!(fa, fingerprint(&b, false).unwrap());
+        assert_ne!(fa, fingerprint(&c, false).unwrap());
+    }
+
+    #[test]
+    fn a_long_first_line_uses_the_window() {
+        let long = vec![b'x'; FINGERPRINT_WINDOW + 10];
+        let (_a, a) = file_with(&long);
+        assert!(fingerprint(&a, false).unwrap().is_some());
+    }
+
+    #[test]
+    fn salted_keys_differ_by_inode() {
+        assert_ne!(salted_key(7, 1, 2, 3), salted_key(7, 1, 3, 3));
+        assert_ne!(salted_key(7, 1, 2, 3), 7);
+    }
+
+    #[test]
+    fn tail_marks_check_the_bytes_before_an_offset() {
+        let content = b"line one\nline two\nline three\n";
+        let (_a, a) = file_with(content);
+        let mark = TailMark::of(&content[..18]);
+        assert!(mark.matches(&a, 18).unwrap());
+        assert!(!mark.matches(&a, 9).unwrap());
+        let (_b, b) = file_with(b"line one\nLINE TWO\n");
+        assert!(!mark.matches(&b, 18).unwrap());
+        let (_c, c) = file_with(b"short");
+        assert!(!mark.matches(&c, 18).unwrap());
+        assert!(TailMark::default().matches(&c, 0).unwrap());
+    }
+}

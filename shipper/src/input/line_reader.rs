@@ -1,0 +1,360 @@
+//! Reading one file line by line, from a given byte offset.
+//!
+//! Lines are split on `\n` with `memchr` in a reusable buffer and handed out as slices, so a
+//! line is not copied before it is encoded. A partial last line stays in the buffer until its
+//! newline arrives. A line longer than the limit keeps its first `max_line_bytes` and is
+//! flagged as truncated; the rest of it is skipped without being held in memory, so memory
+//! per file stays bounded whatever the file holds.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::fingerprint::TailMark;
+
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One line, with where it sits in the file.
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// Offset of the line's first byte.
+    pub offset: u64,
+    /// Offset just past the line's `\n` (or past its last byte when unterminated): where a
+    /// checkpoint goes once this line is safe.
+    pub end: u64,
+    /// The line without its `\n` (its first `max_line_bytes` when truncated).
+    pub bytes: &'a [u8],
+    /// The line was longer than the limit and was cut.
+    pub truncated: bool,
+    /// The line never got its `\n`: the file was finished without one.
+    pub unterminated: bool,
+    /// Mark of the bytes just before `end`, to validate a checkpoint at `end` later.
+    pub tail: TailMark,
+}
+
+/// Reads the lines of one open file.
+pub struct LineReader {
+    file: File,
+    /// File offset of `buf[0]`.
+    buf_offset: u64,
+    buf: Vec<u8>,
+    /// `buf[start..filled]` holds bytes read but not yet handed out as lines.
+    start: usize,
+    filled: usize,
+    max_line_bytes: usize,
+    /// While skipping the rest of an over-long line: its kept head and where it began.
+    long_line: Option<(Vec<u8>, u64)>,
+    /// The head of the last over-long line handed out (the line borrows it).
+    last_long: Vec<u8>,
+    /// Set when the last `next_line` call ended at the end of the file.
+    at_eof: bool,
+}
+
+impl LineReader {
+    /// A reader positioned at `offset`, which must be the start of a line.
+    pub fn new(file: File, offset: u64, max_line_bytes: usize) -> LineReader {
+        LineReader {
+            file,
+            buf_offset: offset,
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            filled: 0,
+            max_line_bytes: max_line_bytes.max(1),
+            long_line: None,
+            last_long: Vec::new(),
+            at_eof: false,
+        }
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Offset of the first byte not yet handed out in a line.
+    pub fn line_offset(&self) -> u64 {
+        match &self.long_line {
+            Some((_, begin)) => *begin,
+            None => self.buf_offset + self.start as u64,
+        }
+    }
+
+    /// Offset of the next byte to read from the file.
+    pub fn read_offset(&self) -> u64 {
+        self.buf_offset + self.filled as u64
+    }
+
+    /// True when the last call to [`LineReader::next_line`] found no more data.
+    pub fn at_eof(&self) -> bool {
+        self.at_eof
+    }
+
+    /// Bytes waiting for a newline (a partial last line).
+    pub fn pending_bytes(&self) -> u64 {
+        self.read_offset() - self.line_offset()
+    }
+
+    /// The next complete line, or `None` at the end of the data written so far.
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        loop {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..self.filled]) {
+                let nl = self.start + pos;
+                let begin = self.start;
+                self.start = nl + 1;
+                self.at_eof = false;
+                let end = self.buf_offset + self.start as u64;
+                let tail = TailMark::of(&self.buf[..self.start]);
+                if let Some((head, offset)) = self.long_line.take() {
+                    self.last_long = head;
+                    return Ok(Some(Line {
+                        offset,
+                        end,
+                        bytes: &self.last_long,
+                        truncated: true,
+                        unterminated: false,
+                        tail,
+                    }));
+                }
+                return Ok(Some(self.line(begin, nl, end, tail, false)));
+            }
+            self.cut_long_line();
+            if !self.fill()? {
+                self.at_eof = true;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Hands out the unterminated last line, if any: for a file that is finished (renamed
+    /// away or deleted and idle), whose last line will never get its newline.
+    pub fn take_unterminated(&mut self) -> Option<Line<'_>> {
+        if self.pending_bytes() == 0 {
+            return None;
+        }
+        let end = self.read_offset();
+        let tail = TailMark::of(&self.buf[..self.filled]);
+        let begin = self.start;
+        self.start = self.filled;
+        if let Some((head, offset)) = self.long_line.take() {
+            self.last_long = head;
+            return Some(Line {
+                offset,
+                end,
+                bytes: &self.last_long,
+                truncated: true,
+                unterminated: true,
+                tail,
+            });
+        }
+        Some(self.line(begin, self.filled, end, tail, true))
+    }
+
+    fn line(
+        &self,
+        begin: usize,
+        stop: usize,
+        end: u64,
+        tail: TailMark,
+        unterminated: bool,
+    ) -> Line<'_> {
+        let mut bytes = &self.buf[begin..stop];
+        let truncated = bytes.len() > self.max_line_bytes;
+        if truncated {
+            bytes = &bytes[..self.max_line_bytes];
+        }
+        Line {
+            offset: self.buf_offset + begin as u64,
+            end,
+            bytes,
+            truncated,
+            unterminated,
+            tail,
+        }
+    }
+
+    /// When the bytes waiting for a newline exceed the limit, keep the head and drop the rest,
+    /// so an endless line costs `max_line_bytes` of memory, not its length.
+    fn cut_long_line(&mut self) {
+        if self.long_line.is_some() {
+            self.start = self.filled;
+            return;
+        }
+        if self.filled - self.start > self.max_line_bytes {
+            let head = self.buf[self.start..self.start + self.max_line_bytes].to_vec();
+            let begin = self.buf_offset + self.start as u64;
+            self.long_line = Some((head, begin));
+            self.start = self.filled;
+        }
+    }
+
+    /// Reads more bytes; false at the end of the file.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.buf_offset += self.start as u64;
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        if self.buf.capacity() > 4 * READ_CHUNK && self.filled < READ_CHUNK {
+            self.buf.truncate(self.filled);
+            self.buf.shrink_to(2 * READ_CHUNK);
+        }
+        if self.buf.len() < self.filled + READ_CHUNK {
+            self.buf.resize(self.filled + READ_CHUNK, 0);
+        }
+        loop {
+            match self.file.read_at(
+                &mut self.buf[self.filled..],
+                self.buf_offset + self.filled as u64,
+            ) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("a.log");
+            std::fs::write(&path, b"").expect("create");
+            Fixture { _dir: dir, path }
+        }
+        fn append(&self, bytes: &[u8]) {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .expect("open");
+            f.write_all(bytes).expect("append");
+        }
+        fn reader(&self, offset: u64, max: usize) -> LineReader {
+            LineReader::new(File::open(&self.path).expect("open"), offset, max)
+        }
+    }
+
+    fn drain(r: &mut LineReader) -> Vec<(u64, u64, String, bool)> {
+        let mut out = Vec::new();
+        while let Some(l) = r.next_line().expect("read") {
+            out.push((
+                l.offset,
+                l.end,
+                String::from_utf8_lossy(l.bytes).into_owned(),
+                l.truncated,
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_come_with_their_offsets() {
+        let f = Fixture::new();
+        f.append(b"one\ntwo\n\nthree\n");
+        let mut r = f.reader(0, 100);
+        assert_eq!(
+            drain(&mut r),
+            vec![
+                (0, 4, "one".into(), false),
+                (4, 8, "two".into(), false),
+                (8, 9, "".into(), false),
+                (9, 15, "three".into(), false)
+            ]
+        );
+        assert!(r.at_eof());
+    }
+
+    #[test]
+    fn a_partial_line_waits_for_its_newline() {
+        let f = Fixture::new();
+        f.append(b"one\ntw");
+        let mut r = f.reader(0, 100);
+        assert_eq!(drain(&mut r).len(), 1);
+        assert_eq!(r.pending_bytes(), 2);
+        f.append(b"o\n");
+        assert_eq!(drain(&mut r), vec![(4, 8, "two".into(), false)]);
+        assert_eq!(r.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn reading_resumes_from_an_offset() {
+        let f = Fixture::new();
+        f.append(b"one\ntwo\n");
+        let mut r = f.reader(4, 100);
+        assert_eq!(drain(&mut r), vec![(4, 8, "two".into(), false)]);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_flagged_and_followed_by_the_next() {
+        let f = Fixture::new();
+        let long = vec![b'x'; 300_000];
+        f.append(&long);
+        f.append(b"\nafter\n");
+        let mut r = f.reader(0, 1000);
+        let lines = drain(&mut r);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].0, 0);
+        assert_eq!(lines[0].1, 300_001);
+        assert_eq!(lines[0].2.len(), 1000);
+        assert!(lines[0].3);
+        assert_eq!(lines[1], (300_001, 300_007, "after".into(), false));
+    }
+
+    #[test]
+    fn a_long_line_written_in_pieces_is_cut_once() {
+        let f = Fixture::new();
+        let mut r = f.reader(0, 10);
+        f.append(b"0123456789abcdef");
+        assert!(drain(&mut r).is_empty());
+        f.append(b"ghij");
+        assert!(drain(&mut r).is_empty());
+        f.append(b"\nok\n");
+        let lines = drain(&mut r);
+        assert_eq!(
+            lines,
+            vec![
+                (0, 21, "0123456789".into(), true),
+                (21, 24, "ok".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_unterminated_last_line_can_be_taken() {
+        let f = Fixture::new();
+        f.append(b"one\nlast");
+        let mut r = f.reader(0, 100);
+        drain(&mut r);
+        let l = r.take_unterminated().expect("a line");
+        assert_eq!(
+            (l.offset, l.end, l.bytes, l.unterminated),
+            (4, 8, &b"last"[..], true)
+        );
+        assert!(r.take_unterminated().is_none());
+    }
+
+    #[test]
+    fn tail_marks_validate_the_line_end() {
+        let f = Fixture::new();
+        f.append(b"one\ntwo\n");
+        let mut r = f.reader(0, 100);
+        let first_tail = r.next_line().expect("read").expect("line").tail;
+        let file = File::open(&f.path).expect("open");
+        assert!(first_tail.matches(&file, 4).expect("read"));
+        assert!(!first_tail.matches(&file, 8).expect("read"));
+    }
+}

@@ -1,0 +1,196 @@
+//! Which files to read: glob patterns, minus exclusions, plus a filesystem watch that says
+//! when to look again.
+//!
+//! Filesystem events make the shipper react within milliseconds, but they are not reliable
+//! everywhere (network and overlay filesystems, inotify limits, events lost on overflow), so
+//! the globs are also re-evaluated on a fixed interval: events speed things up, the rescan
+//! makes sure nothing is missed.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error("{pattern:?} is not a valid glob: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("{pattern:?} must be an absolute path")]
+    Relative { pattern: String },
+}
+
+/// The files matching the include globs and none of the exclude globs.
+#[derive(Debug, Clone)]
+pub struct PathsProvider {
+    include: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+}
+
+impl PathsProvider {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<PathsProvider, PathsError> {
+        for pattern in include {
+            glob::Pattern::new(pattern).map_err(|e| PathsError::BadPattern {
+                pattern: pattern.clone(),
+                reason: e.msg.to_string(),
+            })?;
+            if !Path::new(pattern).is_absolute() {
+                return Err(PathsError::Relative {
+                    pattern: pattern.clone(),
+                });
+            }
+        }
+        let exclude = exclude
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| PathsError::BadPattern {
+                    pattern: p.clone(),
+                    reason: e.msg.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PathsProvider {
+            include: include.to_vec(),
+            exclude,
+        })
+    }
+
+    /// Regular files matching now, sorted and without duplicates.
+    pub fn discover(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for pattern in &self.include {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if self.is_excluded(&path) {
+                    continue;
+                }
+                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    fn is_excluded(&self, path: &Path) -> bool {
+        let name = path.file_name().map(Path::new);
+        self.exclude
+            .iter()
+            .any(|p| p.matches_path(path) || name.is_some_and(|n| p.matches_path(n)))
+    }
+
+    /// The deepest directory of each pattern without glob characters: what to watch.
+    pub fn watch_roots(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = self
+            .include
+            .iter()
+            .map(|pattern| {
+                let mut root = PathBuf::new();
+                for part in Path::new(pattern).components() {
+                    let text = part.as_os_str().to_string_lossy();
+                    if text.contains(['*', '?', '[', '{']) {
+                        break;
+                    }
+                    root.push(part);
+                }
+                if root.as_os_str() == pattern.as_str() {
+                    root.pop();
+                }
+                root
+            })
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+}
+
+/// What a filesystem event asks of the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Data was written: read.
+    Read,
+    /// A file appeared, moved or vanished: look at the globs again, then read.
+    Rescan,
+}
+
+/// A live filesystem watch; dropping it stops the events.
+pub struct PathWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Starts watching the roots of `paths`, sending a [`Wake`] per event. Roots that do not
+/// exist yet are skipped (the periodic rescan covers them).
+pub fn watch(paths: &PathsProvider, wake: mpsc::Sender<Wake>) -> notify::Result<PathWatch> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let signal = match event {
+            Ok(e) => match e.kind {
+                EventKind::Modify(notify::event::ModifyKind::Data(_)) => Wake::Read,
+                EventKind::Access(_) => return,
+                _ => Wake::Rescan,
+            },
+            // Overflow or watch error: events may have been lost, so look again.
+            Err(_) => Wake::Rescan,
+        };
+        let _ = wake.send(signal);
+    })?;
+    for root in paths.watch_roots() {
+        if root.is_dir() {
+            watcher.watch(&root, RecursiveMode::NonRecursive)?;
+        }
+    }
+    Ok(PathWatch { _watcher: watcher })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_find_regular_files_minus_exclusions() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.log", "a.log.1", "b.log", "old.log.gz"] {
+            std::fs::write(dir.path().join(name), b"x\n").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.log")).unwrap();
+        let base = dir.path().to_string_lossy().to_string();
+        let p = PathsProvider::new(&[format!("{base}/*.log*")], &["*.gz".to_string()]).unwrap();
+        let names: Vec<String> = p
+            .discover()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["a.log", "a.log.1", "b.log"]);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_the_reason() {
+        let err = PathsProvider::new(&["/var/log/[".to_string()], &[]).unwrap_err();
+        assert!(err.to_string().contains("/var/log/["), "{err}");
+        assert!(PathsProvider::new(&["relative/*.log".to_string()], &[]).is_err());
+    }
+
+    #[test]
+    fn watch_roots_stop_at_the_first_glob() {
+        let p = PathsProvider::new(
+            &[
+                "/var/log/didban/*.log".to_string(),
+                "/srv/*/logs/x.log".to_string(),
+                "/tmp/one.log".to_string(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            p.watch_roots(),
+            vec![
+                PathBuf::from("/srv"),
+                PathBuf::from("/tmp"),
+                PathBuf::from("/var/log/didban")
+            ]
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Is a line one JSON object, and what does it already say?
+//!
+//! The whole line is validated (a document Elasticsearch cannot parse would only come back as
+//! an error), but values are skipped, not built: only the top-level keys are looked at, to find
+//! the service name and the enrichment fields the line already carries (Elasticsearch rejects a
+//! document with the same key twice, so the shipper must not add a key that is there).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Top-level keys the shipper may add, as bits of [`Present`].
+pub const ENRICHED_KEYS: [&str; 12] = [
+    "@timestamp",
+    "host.name",
+    "agent.type",
+    "agent.name",
+    "agent.version",
+    "log.file.path",
+    "log.offset",
+    "event.ingested",
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+    "event.dataset",
+];
+
+/// Which of [`ENRICHED_KEYS`] a line already has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Present(u16);
+
+impl Present {
+    pub fn has(self, key: &str) -> bool {
+        ENRICHED_KEYS
+            .iter()
+            .position(|k| *k == key)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    pub fn has_index(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+
+    fn set(&mut self, key: &str) {
+        if let Some(i) = ENRICHED_KEYS.iter().position(|k| *k == key) {
+            self.0 |= 1 << i;
+        }
+    }
+}
+
+/// What [`inspect`] learnt of a line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A JSON object.
+    Object {
+        /// `service.name`, from a dotted key or a `service` object.
+        service_name: Option<Cow<'a, str>>,
+        present: Present,
+        /// `{}`: nothing to separate the added fields from.
+        empty: bool,
+    },
+    /// Valid UTF-8 but not one JSON object; the reason is for people.
+    NotJson(String),
+    /// Not UTF-8 at all.
+    InvalidUtf8,
+}
+
+pub fn inspect(line: &[u8]) -> Decoded<'_> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(_) => return Decoded::InvalidUtf8,
+    };
+    let first = text.trim_start().as_bytes().first().copied();
+    if first != Some(b'{') {
+        return Decoded::NotJson(match first {
+            None => "empty line".into(),
+            Some(_) => "not a JSON object".into(),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = de.deserialize_map(TopLevel).and_then(|found| {
+        de.end()?;
+        Ok(found)
+    });
+    match result {
+        Ok((service_name, present, empty)) => Decoded::Object {
+            service_name,
+            present,
+            empty,
+        },
+        Err(e) => Decoded::NotJson(e.to_string()),
+    }
+}
+
+type Found<'a> = (Option<Cow<'a, str>>, Present, bool);
+
+struct TopLevel;
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Found<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut service_name = None;
+        let mut present = Present::default();
+        let mut empty = true;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            empty = false;
+            match key.as_ref() {
+                "service.name" => service_name = map.next_value_seed(StringOrNothing)?,
+                "service" => {
+                    if let Some(name) = map.next_value_seed(NameInObject)? {
+                        service_name = Some(name);
+                    }
+                }
+                other => {
+                    present.set(other);
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((service_name, present, empty))
+    }
+}
+
+/// A key, borrowed from the line unless it holds escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(CowStr)
+    }
+}
+
+struct CowStr;
+
+impl<'de> Visitor<'de> for CowStr {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// A string value, or `None` for any other JSON value (skipped, not an error).
+struct StringOrNothing;
+
+impl<'de> DeserializeSeed<'de> for StringOrNothing {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(AnyString)
+    }
+}
+
+struct AnyString;
+
+impl<'de> Visitor<'de> for AnyString {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// The `name` string of an object value (`"service": {"name": ...}`), or `None`.
+struct NameInObject;
+
+impl<'de> DeserializeSeed<'de> for NameInObject {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut name = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if key == "name" {
+                name = map.next_value_seed(StringOrNothing)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(name)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        AnyString.visit_seq(seq)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(line: &str) -> (Option<String>, Present, bool) {
+        match inspect(line.as_bytes()) {
+            Decoded::Object {
+                service_name,
+                present,
+                empty,
+            } => (service_name.map(|s| s.into_owned()), present, empty),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_service_name_is_found_dotted_or_nested() {
+        assert_eq!(
+            object(r#"{"service.name":"payment","x":1}"#).0.as_deref(),
+            Some("payment")
+        );
+        assert_eq!(
+            object(r#"{"service":{"version":"1","name":"loan-resource"}}"#)
+                .0
+                .as_deref(),
+            Some("loan-resource")
+        );
+        assert_eq!(
+            object(r#"{"service.name":"pa\u0079ment"}"#).0.as_deref(),
+            Some("payment")
+        );
+        assert_eq!(object(r#"{"service.name":7}"#).0, None);
+        assert_eq!(object(r#"{"service":"flat"}"#).0, None);
+    }
+
+    #[test]
+    fn keys_the_shipper_would_add_are_noticed() {
+        let (_, present, empty) =
+            object(r#"{"@timestamp":"t","host.name":"h","nested":{"log.offset":1}}"#);
+        assert!(present.has("@timestamp"));
+        assert!(present.has("host.name"));
+        assert!(!present.has("log.offset"), "only top-level keys count");
+        assert!(!empty);
+        assert!(object("{}").2);
+        assert!(object("  { } ").2);
+    }
+
+    #[test]
+    fn anything_but_one_json_object_is_not_json() {
+        for line in [
+            "",
+            "plain text",
+            "[1,2]",
+            "42",
+            r#"{"a":1"#,
+            r#"{"a":1} trailing"#,
+            r#"{"a":tru}"#,
+        ] {
+            assert!(
+                matches!(inspect(line.as_bytes()), Decoded::NotJson(_)),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_told_apart() {
+        assert_eq!(inspect(b"{\"a\":\"\xff\"}"), Decoded::InvalidUtf8);
+    }
+}

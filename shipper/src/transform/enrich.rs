@@ -1,0 +1,382 @@
+//! Writes a line as a `_bulk` item, adding what the shipper knows about it.
+//!
+//! Added fields (only those the line does not already carry): `@timestamp` (when missing,
+//! the time it was read, since a data stream needs one), `host.name`, `agent.*`,
+//! `log.file.path`, `log.offset`, `event.ingested`, `data_stream.*` and `event.dataset`.
+//! A JSON object line is copied byte for byte and the fields are spliced in before its
+//! closing brace, so all its fields are kept exactly as written.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::decode::{inspect, Decoded, Present, ENRICHED_KEYS};
+use super::doc_id::write_id;
+use super::route;
+use crate::input::fingerprint::FileKey;
+use crate::input::line_reader::Line;
+
+/// Tag of a line that is not a JSON object.
+pub const TAG_NOT_JSON: &str = "_jsonparsefailure";
+/// Tag of a line that is not valid UTF-8 (its invalid bytes are replaced by U+FFFD).
+pub const TAG_INVALID_UTF8: &str = "_invalid_utf8";
+/// Tag of a line longer than the limit, cut to the limit.
+pub const TAG_TRUNCATED: &str = "_truncated";
+/// Tag of a last line that never got its newline before the file was finished.
+pub const TAG_UNTERMINATED: &str = "_unterminated";
+
+/// What the shipper knows about the file a line comes from.
+pub struct SourceFile {
+    pub key: FileKey,
+    /// The path as a JSON string, quotes included.
+    pub path_json: String,
+    /// Dataset for lines without a service name.
+    pub dataset: String,
+}
+
+impl SourceFile {
+    pub fn new(key: FileKey, path: &Path) -> SourceFile {
+        SourceFile {
+            key,
+            path_json: json_string(&path.to_string_lossy()),
+            dataset: route::dataset_from_path(path),
+        }
+    }
+}
+
+/// Whether a line became a document.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Encoded {
+    /// An action line and a source line were appended; the source starts at this offset.
+    Document { source_start: usize },
+    /// The line is empty: nothing to index.
+    Empty,
+}
+
+pub struct Enricher {
+    namespace: String,
+    host_json: String,
+    agent_name_json: String,
+    agent_version_json: String,
+    datasets: HashMap<String, String>,
+}
+
+impl Enricher {
+    pub fn new(host_name: &str, agent_name: &str, namespace: &str) -> Enricher {
+        Enricher {
+            namespace: namespace.to_string(),
+            host_json: json_string(host_name),
+            agent_name_json: json_string(agent_name),
+            agent_version_json: json_string(env!("CARGO_PKG_VERSION")),
+            datasets: HashMap::new(),
+        }
+    }
+
+    /// Appends the `_bulk` item for `line` to `out`. `ingested` is the read time as RFC 3339.
+    pub fn encode(
+        &mut self,
+        line: &Line<'_>,
+        file: &SourceFile,
+        ingested: &str,
+        out: &mut Vec<u8>,
+    ) -> Encoded {
+        let bytes = trim_line(line.bytes);
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) && !line.truncated {
+            return Encoded::Empty;
+        }
+        let decoded = if line.truncated || line.unterminated {
+            // A cut line is not the JSON that was written; an unterminated one may not be whole.
+            None
+        } else {
+            Some(inspect(bytes))
+        };
+        match decoded {
+            Some(Decoded::Object {
+                service_name,
+                present,
+                empty,
+            }) => {
+                let dataset = self.dataset_for(service_name.as_deref(), &file.dataset);
+                self.write_action(out, &dataset, file.key, line.offset);
+                let source_start = out.len();
+                let close = bytes
+                    .iter()
+                    .rposition(|b| *b == b'}')
+                    .unwrap_or(bytes.len());
+                out.extend_from_slice(&bytes[..close]);
+                self.write_fields(out, present, !empty, &dataset, file, line.offset, ingested);
+                out.extend_from_slice(b"}\n");
+                Encoded::Document { source_start }
+            }
+            other => {
+                let mut tags: Vec<&str> = Vec::with_capacity(3);
+                let mut reason = None;
+                match other {
+                    Some(Decoded::InvalidUtf8) => {
+                        tags.push(TAG_NOT_JSON);
+                        tags.push(TAG_INVALID_UTF8);
+                    }
+                    Some(Decoded::NotJson(why)) => {
+                        tags.push(TAG_NOT_JSON);
+                        reason = Some(why);
+                    }
+                    _ => {
+                        if std::str::from_utf8(bytes).is_err() {
+                            tags.push(TAG_INVALID_UTF8);
+                        }
+                    }
+                }
+                if line.truncated {
+                    tags.push(TAG_TRUNCATED);
+                }
+                if line.unterminated {
+                    tags.push(TAG_UNTERMINATED);
+                }
+                let dataset = file.dataset.clone();
+                self.write_action(out, &dataset, file.key, line.offset);
+                let source_start = out.len();
+                out.extend_from_slice(b"{\"message\":");
+                out.extend_from_slice(json_string(&String::from_utf8_lossy(bytes)).as_bytes());
+                out.extend_from_slice(b",\"tags\":[");
+                for (i, tag) in tags.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(json_string(tag).as_bytes());
+                }
+                out.push(b']');
+                if line.truncated {
+                    out.extend_from_slice(b",\"log.flags\":[\"truncated\"]");
+                }
+                if let Some(reason) = reason {
+                    out.extend_from_slice(b",\"didban.parse_error\":");
+                    out.extend_from_slice(json_string(&reason).as_bytes());
+                }
+                self.write_fields(
+                    out,
+                    Present::default(),
+                    true,
+                    &dataset,
+                    file,
+                    line.offset,
+                    ingested,
+                );
+                out.extend_from_slice(b"}\n");
+                Encoded::Document { source_start }
+            }
+        }
+    }
+
+    fn dataset_for(&mut self, service_name: Option<&str>, fallback: &str) -> String {
+        let Some(name) = service_name else {
+            return fallback.to_string();
+        };
+        if let Some(d) = self.datasets.get(name) {
+            return d.clone();
+        }
+        let d = route::dataset(name).unwrap_or_else(|| fallback.to_string());
+        if self.datasets.len() < 1024 {
+            self.datasets.insert(name.to_string(), d.clone());
+        }
+        d
+    }
+
+    fn write_action(&self, out: &mut Vec<u8>, dataset: &str, key: FileKey, offset: u64) {
+        out.extend_from_slice(b"{\"create\":{\"_index\":\"logs-");
+        out.extend_from_slice(dataset.as_bytes());
+        out.push(b'-');
+        out.extend_from_slice(self.namespace.as_bytes());
+        out.extend_from_slice(b"\",\"_id\":\"");
+        write_id(out, key, offset);
+        out.extend_from_slice(b"\"}}\n");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_fields(
+        &self,
+        out: &mut Vec<u8>,
+        present: Present,
+        mut comma: bool,
+        dataset: &str,
+        file: &SourceFile,
+        offset: u64,
+        ingested: &str,
+    ) {
+        let mut offset_buf = itoa::Buffer::new();
+        let dataset_json = json_string(dataset);
+        let namespace_json = json_string(&self.namespace);
+        let ingested_json = json_string(ingested);
+        let values: [&str; 12] = [
+            &ingested_json,
+            &self.host_json,
+            "\"didban-shipper\"",
+            &self.agent_name_json,
+            &self.agent_version_json,
+            &file.path_json,
+            offset_buf.format(offset),
+            &ingested_json,
+            "\"logs\"",
+            &dataset_json,
+            &namespace_json,
+            &dataset_json,
+        ];
+        for (i, (key, value)) in ENRICHED_KEYS.iter().zip(values).enumerate() {
+            if present.has_index(i) {
+                continue;
+            }
+            if comma {
+                out.push(b',');
+            }
+            comma = true;
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+}
+
+/// The line without a trailing `\r` (CRLF files).
+fn trim_line(bytes: &[u8]) -> &[u8] {
+    match bytes.last() {
+        Some(b'\r') => &bytes[..bytes.len() - 1],
+        _ => bytes,
+    }
+}
+
+/// `s` as a JSON string literal, quotes included.
+pub fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::fingerprint::TailMark;
+    use serde_json::Value;
+
+    fn line(bytes: &[u8]) -> Line<'_> {
+        Line {
+            offset: 100,
+            end: 100 + bytes.len() as u64 + 1,
+            bytes,
+            truncated: false,
+            unterminated: false,
+            tail: TailMark::default(),
+        }
+    }
+
+    fn encode(l: &Line<'_>) -> (Value, Value) {
+        let mut e = Enricher::new("host-1", "shipper", "default");
+        let file = SourceFile::new(0xfeed, Path::new("/var/log/didban/payment.log"));
+        let mut out = Vec::new();
+        let Encoded::Document { source_start } =
+            e.encode(l, &file, "2026-11-26T10:00:00.000Z", &mut out)
+        else {
+            panic!("no document");
+        };
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(
+            out.iter().filter(|b| **b == b'\n').count(),
+            2,
+            "exactly two NDJSON lines"
+        );
+        let action: Value =
+            serde_json::from_slice(&out[..source_start - 1]).expect("action is JSON");
+        let source: Value =
+            serde_json::from_slice(&out[source_start..out.len() - 1]).expect("source is JSON");
+        (action, source)
+    }
+
+    #[test]
+    fn a_json_line_keeps_its_fields_and_gains_the_shipper_s() {
+        let raw = br#"{"@timestamp":"2026-11-26T13:30:00.000+03:30","service.name":"loan-resource","message":"hi","host.name":"svc-host","nested":{"a":[1,2]}}"#;
+        let (action, source) = encode(&line(raw));
+        assert_eq!(action["create"]["_index"], "logs-loan_resource-default");
+        assert_eq!(action["create"]["_id"], "000000000000feed64");
+        assert_eq!(source["@timestamp"], "2026-11-26T13:30:00.000+03:30");
+        assert_eq!(source["host.name"], "svc-host", "the line's own value wins");
+        assert_eq!(source["nested"]["a"][1], 2);
+        assert_eq!(source["log.offset"], 100);
+        assert_eq!(source["log.file.path"], "/var/log/didban/payment.log");
+        assert_eq!(source["data_stream.dataset"], "loan_resource");
+        assert_eq!(source["event.dataset"], "loan_resource");
+        assert_eq!(source["data_stream.namespace"], "default");
+        assert_eq!(source["agent.type"], "didban-shipper");
+        assert_eq!(source["event.ingested"], "2026-11-26T10:00:00.000Z");
+        assert!(source.get("tags").is_none());
+    }
+
+    #[test]
+    fn no_key_is_written_twice() {
+        let raw = br#"{"@timestamp":"t","host.name":"h","event.dataset":"x","log.offset":1}"#;
+        let mut e = Enricher::new("h2", "shipper", "default");
+        let file = SourceFile::new(1, Path::new("/a.log"));
+        let mut out = Vec::new();
+        e.encode(&line(raw), &file, "now", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for key in [
+            "\"@timestamp\"",
+            "\"host.name\"",
+            "\"event.dataset\"",
+            "\"log.offset\"",
+        ] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
+    }
+
+    #[test]
+    fn a_line_without_timestamp_or_service_gets_both_from_the_shipper() {
+        let (action, source) = encode(&line(br#"{"msg":"x"}"#));
+        assert_eq!(action["create"]["_index"], "logs-payment-default");
+        assert_eq!(source["@timestamp"], "2026-11-26T10:00:00.000Z");
+        let (_, empty) = encode(&line(b"{}"));
+        assert_eq!(empty["log.offset"], 100);
+    }
+
+    #[test]
+    fn a_line_that_is_not_json_is_shipped_as_a_tagged_message() {
+        let (action, source) = encode(&line(b"plain text with \"quotes\"\r"));
+        assert_eq!(action["create"]["_index"], "logs-payment-default");
+        assert_eq!(source["message"], "plain text with \"quotes\"");
+        assert_eq!(source["tags"], serde_json::json!([TAG_NOT_JSON]));
+        assert!(source["didban.parse_error"].is_string());
+        let (_, truncated_json) = encode(&line(br#"{"a":"#));
+        assert_eq!(truncated_json["message"], r#"{"a":"#);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let (_, source) = encode(&line(b"caf\xe9 \x00\x01 bin"));
+        assert_eq!(source["message"], "caf\u{fffd} \u{0}\u{1} bin");
+        assert_eq!(
+            source["tags"],
+            serde_json::json!([TAG_NOT_JSON, TAG_INVALID_UTF8])
+        );
+    }
+
+    #[test]
+    fn cut_lines_are_flagged() {
+        let mut l = line(br#"{"service.name":"payment","message":"aaaa"#);
+        l.truncated = true;
+        let (_, source) = encode(&l);
+        assert_eq!(source["tags"], serde_json::json!([TAG_TRUNCATED]));
+        assert_eq!(source["log.flags"], serde_json::json!(["truncated"]));
+        let mut u = line(b"last words");
+        u.unterminated = true;
+        let (_, source) = encode(&u);
+        assert_eq!(source["tags"], serde_json::json!([TAG_UNTERMINATED]));
+    }
+
+    #[test]
+    fn empty_lines_make_no_document() {
+        let mut e = Enricher::new("h", "shipper", "default");
+        let file = SourceFile::new(1, Path::new("/a.log"));
+        let mut out = Vec::new();
+        assert_eq!(e.encode(&line(b""), &file, "now", &mut out), Encoded::Empty);
+        assert_eq!(
+            e.encode(&line(b"  \r"), &file, "now", &mut out),
+            Encoded::Empty
+        );
+        assert!(out.is_empty());
+    }
+}
