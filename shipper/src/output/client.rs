@@ -1,0 +1,366 @@
+//! The HTTP client that talks to Elasticsearch.
+//!
+//! reqwest with rustls: keep-alive connections, the CA of the cluster when one is given, the
+//! credentials in a header marked sensitive (so no debug output of reqwest or hyper prints
+//! them), gzip responses accepted and decoded. Each call picks a node from the [`NodePool`],
+//! reads the whole response body, and turns failures into a [`TransportError`] that says which
+//! node and what went wrong, which the retry rules and the log lines use as is.
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::Method;
+
+use super::config::{Auth, OutputConfig};
+use super::nodes::{NodePool, NodeRef};
+use super::retry::{Backoff, RetryReason};
+
+/// A request body and how it is encoded.
+#[derive(Debug, Clone)]
+pub struct RequestBody {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    /// The bytes are gzip-compressed (`Content-Encoding: gzip`).
+    pub gzip: bool,
+}
+
+/// A complete HTTP answer from one node.
+#[derive(Debug)]
+pub struct Reply {
+    pub node: NodeRef,
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A request that got no complete HTTP answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    #[error("cannot connect to {node}: {message}")]
+    Connect { node: String, message: String },
+    /// TLS failed: unknown CA, wrong host name, or a node that does not speak TLS. Retrying
+    /// does not fix it, so startup stops on it.
+    #[error("TLS handshake with {node} failed: {message}")]
+    Tls { node: String, message: String },
+    #[error("{node} did not answer within {timeout:?}")]
+    Timeout { node: String, timeout: Duration },
+    #[error("request to {node} failed: {message}")]
+    Other { node: String, message: String },
+    #[error("no Elasticsearch node is configured")]
+    NoNodes,
+}
+
+impl TransportError {
+    /// The whole-request retry reason for this failure.
+    pub fn retry_reason(&self) -> RetryReason {
+        match self {
+            TransportError::Connect { .. }
+            | TransportError::Tls { .. }
+            | TransportError::NoNodes => RetryReason::Connect,
+            TransportError::Timeout { .. } => RetryReason::Timeout,
+            TransportError::Other { .. } => RetryReason::Transport,
+        }
+    }
+}
+
+/// Building the client failed: a configuration problem, reported at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read the CA certificate {path}: {source}")]
+    ReadCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA certificate {path} is not a valid PEM certificate: {source}")]
+    ParseCa {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("the credentials cannot be sent in an HTTP header (they contain control characters)")]
+    InvalidCredentials,
+    #[error("cannot build the HTTP client: {0}")]
+    Build(reqwest::Error),
+}
+
+/// The Elasticsearch HTTP client shared by startup checks, template installation and bulk.
+#[derive(Debug)]
+pub struct EsClient {
+    http: reqwest::Client,
+    nodes: NodePool,
+    timeout: Duration,
+}
+
+impl EsClient {
+    pub fn new(config: &OutputConfig) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(value) = authorization(&config.auth)? {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(concat!("didban-shipper/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_keepalive(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // Elasticsearch never redirects; following one could send credentials elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                ClientError::ParseCa {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(ClientError::Build)?;
+        Ok(EsClient {
+            http,
+            nodes: NodePool::new(
+                &config.nodes,
+                Backoff::new(
+                    config.retry_initial.max(Duration::from_secs(1)),
+                    config.retry_max,
+                ),
+            ),
+            timeout: config.request_timeout,
+        })
+    }
+
+    pub fn nodes(&self) -> &NodePool {
+        &self.nodes
+    }
+
+    /// Sends one request to the next node and reads the whole answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<RequestBody>,
+    ) -> Result<Reply, TransportError> {
+        let node = self.nodes.pick().ok_or(TransportError::NoNodes)?;
+        self.send_to(&node, method, path, body).await
+    }
+
+    /// Sends one request to a given node and reads the whole answer.
+    pub async fn send_to(
+        &self,
+        node: &NodeRef,
+        method: Method,
+        path: &str,
+        body: Option<RequestBody>,
+    ) -> Result<Reply, TransportError> {
+        let url = endpoint(&node.url, path);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.header(header::CONTENT_TYPE, body.content_type);
+            if body.gzip {
+                request = request.header(header::CONTENT_ENCODING, "gzip");
+            }
+            request = request.body(body.bytes);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(err) => return Err(self.failed(node, &err)),
+        };
+        // Any HTTP answer, even an error status, proves the node is reachable.
+        self.nodes.mark_alive(node.index);
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        // The whole body, however large: a truncated bulk response would misattribute results.
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| self.failed(node, &err))?;
+        Ok(Reply {
+            node: node.clone(),
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn failed(&self, node: &NodeRef, err: &reqwest::Error) -> TransportError {
+        let shown = node.shown.clone();
+        let message = error_chain(err);
+        if err.is_timeout() {
+            return TransportError::Timeout {
+                node: shown,
+                timeout: self.timeout,
+            };
+        }
+        if err.is_connect() {
+            self.nodes.mark_dead(node.index);
+            if is_tls_failure(err) {
+                return TransportError::Tls {
+                    node: shown,
+                    message,
+                };
+            }
+            return TransportError::Connect {
+                node: shown,
+                message,
+            };
+        }
+        TransportError::Other {
+            node: shown,
+            message,
+        }
+    }
+}
+
+/// The `Authorization` header for the configured credentials, marked sensitive.
+fn authorization(auth: &Auth) -> Result<Option<HeaderValue>, ClientError> {
+    use base64::Engine as _;
+    let text = match auth {
+        Auth::None => return Ok(None),
+        Auth::Basic { username, password } => {
+            let raw = format!("{username}:{password}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        }
+        Auth::ApiKey(key) => format!("ApiKey {}", key.trim()),
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| ClientError::InvalidCredentials)?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+/// `path` appended to a node URL, keeping a path prefix the node URL may have (a proxy).
+fn endpoint(node: &url::Url, path: &str) -> String {
+    format!(
+        "{}/{}",
+        node.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// The messages of an error and its sources, joined: reqwest's own message alone ("error
+/// sending request") does not say what happened.
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// rustls failures reach us as `io::Error`s of kind `InvalidData` (tokio-rustls wraps every
+/// TLS error that way); a refused or reset TCP connection has another kind.
+fn is_tls_failure(err: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_a_path_prefix() {
+        let u = url::Url::parse("https://proxy.example/es/").unwrap();
+        assert_eq!(endpoint(&u, "/_bulk"), "https://proxy.example/es/_bulk");
+        let u = url::Url::parse("http://127.0.0.1:9200").unwrap();
+        assert_eq!(endpoint(&u, "/"), "http://127.0.0.1:9200/");
+        assert_eq!(
+            endpoint(&u, "/_index_template/x"),
+            "http://127.0.0.1:9200/_index_template/x"
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_base64_encoded_and_sensitive() {
+        let v = authorization(&Auth::Basic {
+            username: "elastic".into(),
+            password: "changeme".into(),
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(v.to_str().unwrap(), "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==");
+        assert!(v.is_sensitive());
+    }
+
+    #[test]
+    fn api_keys_are_sent_as_given() {
+        let v = authorization(&Auth::ApiKey("abc123==".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.to_str().unwrap(), "ApiKey abc123==");
+        assert!(v.is_sensitive());
+        assert!(authorization(&Auth::None).unwrap().is_none());
+    }
+
+    #[test]
+    fn credentials_with_control_characters_are_refused() {
+        assert!(matches!(
+            authorization(&Auth::ApiKey("a\nb".into())),
+            Err(ClientError::InvalidCredentials)
+        ));
+    }
+
+    #[test]
+    fn tls_failures_are_recognised_in_the_error_chain() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl StdError for Outer {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let tls = Outer(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(is_tls_failure(&tls));
+        assert_eq!(
+            error_chain(&tls),
+            "client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_tls_failure(&refused));
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_a_clear_error() {
+        let mut c = OutputConfig::new(
+            vec![url::Url::parse("https://127.0.0.1:9200").unwrap()],
+            PathBuf::from("/tmp"),
+        );
+        c.ca_cert = Some(PathBuf::from("/nonexistent/ca.pem"));
+        let err = EsClient::new(&c).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+}

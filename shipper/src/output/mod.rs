@@ -1,0 +1,49 @@
+//! Elasticsearch output: `_bulk` delivery with per-document verdicts, retries, dead letters.
+//!
+//! The output takes [`Batch`](crate::batch::Batch)es (NDJSON bodies of `create` actions with
+//! deterministic `_id`s) and acknowledges each document once it is safe: created (201),
+//! already there (409 on `create`), kept in the failure store, or written to the dead-letter
+//! file. Everything else is retried with capped, jittered backoff, so no document is dropped
+//! and none blocks the others.
+//!
+//! ```no_run
+//! # async fn example(
+//! #     batches: tokio::sync::mpsc::Receiver<shipper::batch::Batch>,
+//! #     acks: std::sync::Arc<dyn shipper::batch::Acknowledge>,
+//! # ) -> anyhow::Result<()> {
+//! use shipper::output::{ElasticsearchOutput, OutputConfig};
+//! let config = OutputConfig::new(
+//!     vec!["http://127.0.0.1:9200".parse()?],
+//!     "/var/lib/shipper/dead-letters".into(),
+//! );
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let output = ElasticsearchOutput::new(config)?;
+//! let stats = output.stats(); // for the summary line
+//! output.prepare(&shutdown).await?; // wait for Elasticsearch, install the templates
+//! output.run(batches, acks, shutdown).await?;
+//! # drop(stats);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules, in the order a batch meets them: [`request_builder`] (body, gzip), [`client`]
+//! (HTTP, nodes in [`nodes`]), [`response`] (parsing), [`retry`] (every verdict),
+//! [`service`] (one attempt), [`sink`] (the delivery loop), [`dead_letter`]; at start
+//! [`health`] and [`templates`]; throughout [`telemetry`].
+
+pub mod client;
+pub mod config;
+pub mod dead_letter;
+pub mod health;
+pub mod nodes;
+pub mod request_builder;
+pub mod response;
+pub mod retry;
+pub mod service;
+pub mod sink;
+pub mod telemetry;
+pub mod templates;
+
+pub use config::{Auth, ConfigError, OutputConfig};
+pub use health::{wait_until_ready, ClusterInfo, StartupError};
+pub use sink::ElasticsearchOutput;
+pub use telemetry::{describe_metrics, OutputStats, OutputStatsSnapshot};

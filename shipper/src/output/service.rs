@@ -1,0 +1,333 @@
+//! One `_bulk` request and what follows from its answer.
+//!
+//! [`BulkService::send`] sends a batch once, applies the verdicts of [`super::retry`] to the
+//! answer, acknowledges every document that is safe (created, duplicate, failure store,
+//! dead-lettered), and returns what is left to do: nothing, the whole batch again, some items
+//! again, or two halves. It never sleeps: the caller owns the retry loop and its backoff.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use reqwest::Method;
+
+use super::client::{EsClient, Reply};
+use super::dead_letter::{self, DeadLetter, DeadLetterWriter};
+use super::request_builder;
+use super::response::{error_summary, parse_bulk, BulkItemResult};
+use super::retry::{
+    classify_item, classify_status, ItemRetryReason, ItemVerdict, RequestVerdict, RetryReason,
+};
+use super::telemetry::{InFlightGuard, Telemetry};
+use crate::batch::{Acknowledge, Batch, BatchItem, Origin};
+
+/// What is left to do after one attempt.
+#[derive(Debug)]
+pub enum Next {
+    /// Every document is safe.
+    Done,
+    /// Send the whole batch again, after a backoff.
+    RetryAll(RetryReason),
+    /// Send these items again, after a backoff.
+    RetryItems(Batch),
+    /// Send each half (413), without waiting.
+    Split(Batch, Batch),
+}
+
+/// Everything one delivery needs, shared by the concurrent deliveries.
+pub struct BulkService {
+    pub client: EsClient,
+    pub gzip: bool,
+    pub telemetry: Telemetry,
+    pub dead_letters: Arc<Mutex<DeadLetterWriter>>,
+    pub acks: Arc<dyn Acknowledge>,
+}
+
+impl BulkService {
+    /// Sends `batch` once and handles the answer. `batch` is left intact for a retry.
+    pub async fn send(&self, batch: &mut Batch) -> Next {
+        let request = match request_builder::build(batch, self.gzip) {
+            Ok(r) => r,
+            // Compressing into memory cannot really fail; if it ever does, send it plain.
+            Err(_) => match request_builder::build(batch, false) {
+                Ok(r) => r,
+                Err(_) => return Next::RetryAll(RetryReason::Transport),
+            },
+        };
+        let sent_bytes = request.body.bytes.len() as u64;
+        let started = Instant::now();
+        let result = {
+            let _in_flight = InFlightGuard::new(&self.telemetry);
+            self.client
+                .send(Method::POST, "/_bulk", Some(request.body.clone()))
+                .await
+        };
+        request_builder::give_back(batch, request);
+        let elapsed = started.elapsed();
+        self.telemetry.bytes_sent(sent_bytes);
+
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(err) => {
+                self.telemetry.elasticsearch_up(false);
+                self.telemetry.bulk_request("transport_error", elapsed);
+                let reason = err.retry_reason();
+                tracing::warn!(
+                    documents = batch.len(),
+                    "bulk request failed, will retry: {err}"
+                );
+                self.telemetry
+                    .request_retry(reason.label(), err.to_string());
+                return Next::RetryAll(reason);
+            }
+        };
+        self.telemetry.elasticsearch_up(reply.status < 500);
+
+        match classify_status(reply.status) {
+            RequestVerdict::Split => {
+                self.telemetry.bulk_request("too_large", elapsed);
+                self.too_large(batch, &reply).await
+            }
+            RequestVerdict::Retry(reason) => {
+                self.telemetry.bulk_request("retry", elapsed);
+                let message = format!(
+                    "{} answered HTTP {} to _bulk: {}",
+                    reply.node.shown,
+                    reply.status,
+                    error_summary(&reply.body)
+                );
+                match reason {
+                    // Not about the documents, and not fixed by waiting alone: an operator
+                    // must act, so say it loudly.
+                    RetryReason::Unauthorized | RetryReason::ClientError => tracing::error!(
+                        documents = batch.len(),
+                        "{message}; the batch is kept and retried until this is fixed"
+                    ),
+                    _ => tracing::warn!(documents = batch.len(), "{message}; will retry"),
+                }
+                self.telemetry.request_retry(reason.label(), message);
+                Next::RetryAll(reason)
+            }
+            RequestVerdict::ReadItems => match parse_bulk(&reply.body, batch.len()) {
+                Ok(results) => {
+                    self.telemetry.bulk_succeeded_now();
+                    let next = self.items(batch, &results).await;
+                    let outcome = if matches!(next, Next::Done) {
+                        "ok"
+                    } else {
+                        "item_errors"
+                    };
+                    self.telemetry.bulk_request(outcome, elapsed);
+                    next
+                }
+                Err(err) => {
+                    self.telemetry.bulk_request("retry", elapsed);
+                    let message = format!("{}: {err}", reply.node.shown);
+                    tracing::warn!(documents = batch.len(), "{message}; will retry the batch");
+                    self.telemetry
+                        .request_retry(RetryReason::BadResponse.label(), message);
+                    Next::RetryAll(RetryReason::BadResponse)
+                }
+            },
+        }
+    }
+
+    /// 413: split in two, or dead-letter a document that is too large on its own.
+    async fn too_large(&self, batch: &Batch, reply: &Reply) -> Next {
+        if batch.len() > 1 {
+            self.telemetry.split();
+            tracing::info!(
+                documents = batch.len(),
+                bytes = batch.body.len(),
+                "{} answered 413 (request too large): splitting the batch in two",
+                reply.node.shown
+            );
+            let (left, right) = batch.items.split_at(batch.len() / 2);
+            return Next::Split(batch.subset(left), batch.subset(right));
+        }
+        let Some(item) = batch.items.first() else {
+            return Next::Done;
+        };
+        let reason = format!(
+            "the document alone ({} bytes with its action line) is larger than Elasticsearch \
+             accepts (http.max_content_length): {}",
+            item.end - item.action_start,
+            error_summary(&reply.body)
+        );
+        let letters = [(item, 413, "request_entity_too_large".to_string(), reason)];
+        if self.dead_letter(&batch.body, &letters).await {
+            self.acks.acknowledge(&[item.origin]);
+            Next::Done
+        } else {
+            Next::RetryAll(RetryReason::ClientError)
+        }
+    }
+
+    /// Applies the item verdicts, acknowledges what is safe, returns what to retry.
+    async fn items(&self, batch: &Batch, results: &[BulkItemResult]) -> Next {
+        let mut safe: Vec<Origin> = Vec::with_capacity(batch.len());
+        let mut retry: Vec<&BatchItem> = Vec::new();
+        let mut retry_reasons = RetryCounts::default();
+        let mut letters: Vec<(&BatchItem, u16, String, String)> = Vec::new();
+        let (mut created, mut duplicates, mut failure_store) = (0u64, 0u64, 0u64);
+
+        for (item, result) in batch.items.iter().zip(results) {
+            let error_type = result.error.as_ref().map(|e| e.kind.as_str());
+            match classify_item(result.status, error_type, result.failure_store.as_deref()) {
+                ItemVerdict::Created => {
+                    created += 1;
+                    safe.push(item.origin);
+                }
+                ItemVerdict::Duplicate => {
+                    duplicates += 1;
+                    safe.push(item.origin);
+                }
+                ItemVerdict::FailureStore => {
+                    failure_store += 1;
+                    tracing::debug!(
+                        index = result.index.as_deref().unwrap_or_default(),
+                        id = result.id.as_deref().unwrap_or_default(),
+                        "document stored in the failure store"
+                    );
+                    safe.push(item.origin);
+                }
+                ItemVerdict::Retry(reason) => {
+                    retry_reasons.add(reason);
+                    retry.push(item);
+                }
+                ItemVerdict::DeadLetter => {
+                    let (kind, reason) = match &result.error {
+                        Some(e) => (e.kind.clone(), e.full_reason()),
+                        None => ("unknown".to_string(), format!("status {}", result.status)),
+                    };
+                    letters.push((item, result.status, kind, reason));
+                }
+            }
+        }
+
+        self.telemetry.indexed(created);
+        self.telemetry.duplicates(duplicates);
+        self.telemetry.failure_store(failure_store);
+        if failure_store > 0 {
+            tracing::info!(
+                documents = failure_store,
+                "documents rejected by their data stream's mappings or pipeline were kept in \
+                 its failure store (query <data stream>::failures)"
+            );
+        }
+        if !letters.is_empty() {
+            if self.dead_letter(&batch.body, &letters).await {
+                safe.extend(letters.iter().map(|(item, ..)| item.origin));
+            } else {
+                retry.extend(letters.iter().map(|(item, ..)| *item));
+            }
+        }
+        if !safe.is_empty() {
+            self.acks.acknowledge(&safe);
+        }
+        if retry.is_empty() {
+            return Next::Done;
+        }
+        retry_reasons.record(&self.telemetry);
+        tracing::debug!(
+            documents = retry.len(),
+            "retrying items Elasticsearch could not take now"
+        );
+        Next::RetryItems(batch.subset(retry))
+    }
+
+    /// Writes dead letters durably; `false` (logged, metered) when the file cannot be written,
+    /// in which case the documents must not be acknowledged.
+    async fn dead_letter(
+        &self,
+        body: &[u8],
+        letters: &[(&BatchItem, u16, String, String)],
+    ) -> bool {
+        let mut records = Vec::new();
+        for (item, status, kind, reason) in letters {
+            let (index, id) = dead_letter::action_target(item.action(body));
+            dead_letter::encode(
+                &DeadLetter {
+                    index: &index,
+                    id: &id,
+                    status: *status,
+                    error_type: kind,
+                    reason,
+                    source: item.source(body),
+                },
+                &mut records,
+            );
+        }
+        let writer = Arc::clone(&self.dead_letters);
+        // File writes and fsync block: keep them off the async worker threads.
+        let written = tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .map_err(|_| std::io::Error::other("dead-letter writer poisoned"))?;
+            let dir = w.dir().to_path_buf();
+            w.append(&records).map(|a| (a, dir))
+        })
+        .await;
+        let (first_item, _, first_kind, first_reason) = &letters[0];
+        let (_, first_id) = dead_letter::action_target(first_item.action(body));
+        match written {
+            Ok(Ok((appended, dir))) => {
+                self.telemetry.dead_lettered(letters.len() as u64);
+                tracing::warn!(
+                    documents = letters.len(),
+                    dir = %dir.display(),
+                    "{} document(s) rejected by Elasticsearch written to the dead-letter file; \
+                     first: _id {first_id}: {first_kind}: {first_reason}",
+                    letters.len()
+                );
+                if appended.evicted_records > 0 {
+                    self.telemetry
+                        .dead_letters_evicted(appended.evicted_records);
+                    tracing::warn!(
+                        records = appended.evicted_records,
+                        "dead-letter files reached their size bound: deleted {} old record(s) in {:?}",
+                        appended.evicted_records,
+                        appended.evicted_files
+                    );
+                }
+                true
+            }
+            Ok(Err(err)) => {
+                let message = format!("cannot write the dead-letter file: {err}");
+                tracing::error!("{message}; the documents are kept and retried");
+                self.telemetry.dead_letter_write_failed(message);
+                false
+            }
+            Err(err) => {
+                let message = format!("dead-letter write did not complete: {err}");
+                tracing::error!("{message}; the documents are kept and retried");
+                self.telemetry.dead_letter_write_failed(message);
+                false
+            }
+        }
+    }
+}
+
+/// Retried items per reason, recorded once per response.
+#[derive(Default)]
+struct RetryCounts([u64; 4]);
+
+impl RetryCounts {
+    const REASONS: [ItemRetryReason; 4] = [
+        ItemRetryReason::Rejected,
+        ItemRetryReason::CircuitBreaker,
+        ItemRetryReason::ServerError,
+        ItemRetryReason::Forbidden,
+    ];
+
+    fn add(&mut self, reason: ItemRetryReason) {
+        if let Some(i) = Self::REASONS.iter().position(|r| *r == reason) {
+            self.0[i] += 1;
+        }
+    }
+
+    fn record(&self, telemetry: &Telemetry) {
+        for (reason, n) in Self::REASONS.iter().zip(self.0) {
+            telemetry.item_retries(reason.label(), n);
+        }
+    }
+}
