@@ -1,0 +1,289 @@
+//! The Elasticsearch resources the shipper installs: they parse, they are laid out as the
+//! shipper expects, and they map every field the services and the shipper write.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use service_kit::schema;
+use stack_tests::files::{files_under, read_json, read_ndjson};
+use stack_tests::mapping::{accepts, flatten};
+
+const ILM_POLICY: &str = "elastic-templates/elasticsearch/ilm_policy/didban-logs.json";
+const SETTINGS: &str =
+    "elastic-templates/elasticsearch/component_template/didban-logs@settings.json";
+const MAPPINGS: &str =
+    "elastic-templates/elasticsearch/component_template/didban-logs@mappings.json";
+const INDEX_TEMPLATE: &str = "elastic-templates/elasticsearch/index_template/didban-logs.json";
+
+/// The services whose data streams the template must cover (binary and `service.name`).
+const SERVICES: &[&str] = &["loan-resource", "payment", "reservation"];
+
+/// Component templates Elasticsearch 9.2 ships (x-pack core `template-resources`).
+const BUILT_IN_COMPONENT_TEMPLATES: &[&str] = &["logs@mappings", "logs@settings", "ecs@mappings"];
+
+fn mapped_fields() -> BTreeMap<String, String> {
+    let template = read_json(MAPPINGS).expect("mappings component template");
+    flatten(&template["template"]["mappings"])
+}
+
+/// A representative value of every field in `service_kit::schema::ALL_FIELDS`, as the
+/// services write it. The test below fails when the schema gains a field that is missing
+/// here, so the template cannot silently fall behind the services.
+fn service_field_samples() -> BTreeMap<&'static str, Value> {
+    BTreeMap::from([
+        (schema::TIMESTAMP, json!("2025-11-26T10:15:00.123456+03:30")),
+        (schema::LOG_LEVEL, json!("ERROR")),
+        (schema::MESSAGE, json!("request failed")),
+        (schema::ECS_VERSION_FIELD, json!(schema::ECS_VERSION)),
+        (schema::SERVICE_NAME, json!("payment")),
+        (schema::SERVICE_VERSION, json!("0.1.0")),
+        (schema::SERVICE_ENVIRONMENT, json!("production")),
+        (schema::HOST_NAME, json!("3f2a9c1b7d4e")),
+        (schema::TRANSACTION_ID, json!("01936a1e-6f3c-7c6b-9a51-3c1f0e5d2b77")),
+        (schema::ERROR_TYPE, json!("Panic")),
+        (schema::ERROR_MESSAGE, json!("index out of bounds: the len is 3 but the index is 7")),
+        (schema::ERROR_STACK_TRACE, json!("   0: payment::handlers::app_error\n             at services/payment/src/handlers.rs:42:5")),
+        (schema::HTTP_REQUEST_METHOD, json!("GET")),
+        (schema::URL_PATH, json!("/app-error")),
+        (schema::HTTP_RESPONSE_STATUS_CODE, json!(500)),
+        (schema::EVENT_DURATION, json!(1_234_567_u64)),
+        (schema::EVENT_OUTCOME, json!("failure")),
+        (schema::LOG_CATEGORY, json!("ApplicationError")),
+        (schema::LOG_DROPPED, json!(3)),
+        (schema::SERVER_ADDRESS, json!("0.0.0.0")),
+        (schema::SERVER_PORT, json!(8002)),
+    ])
+}
+
+/// Fields the shipper adds to every document (issue "The shipper", *Decode and enrich*
+/// and *Route*), with representative values.
+fn shipper_field_samples() -> BTreeMap<&'static str, Value> {
+    BTreeMap::from([
+        ("host.name", json!("3f2a9c1b7d4e")),
+        ("agent.name", json!("didban-shipper")),
+        ("agent.type", json!("didban-shipper")),
+        ("agent.version", json!("0.1.0")),
+        ("log.file.path", json!("/var/log/didban/payment.log")),
+        ("log.offset", json!(18_446_744_073_u64)),
+        ("event.ingested", json!("2025-11-26T06:45:00.200Z")),
+        ("event.dataset", json!("payment")),
+        ("data_stream.type", json!("logs")),
+        ("data_stream.dataset", json!("payment")),
+        ("data_stream.namespace", json!("default")),
+        ("tags", json!(["invalid_json"])),
+        ("message", json!("not JSON at all")),
+    ])
+}
+
+#[test]
+fn every_json_and_ndjson_file_under_elastic_templates_parses() {
+    let json_files = files_under("elastic-templates", &[".json"]).expect("list json");
+    assert!(json_files.len() >= 4, "{json_files:?}");
+    for file in json_files {
+        read_json(&file).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ndjson_files = files_under("elastic-templates", &[".ndjson"]).expect("list ndjson");
+    assert!(!ndjson_files.is_empty());
+    for file in ndjson_files {
+        let objects = read_ndjson(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!objects.is_empty(), "{file} is empty");
+    }
+}
+
+#[test]
+fn elasticsearch_resources_are_laid_out_by_kind_with_the_resource_name_as_file_name() {
+    let files = files_under("elastic-templates/elasticsearch", &[".json"]).expect("list");
+    let expected = [ILM_POLICY, MAPPINGS, SETTINGS, INDEX_TEMPLATE];
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        files, expected,
+        "the shipper installs exactly these, by directory"
+    );
+}
+
+#[test]
+fn every_field_the_services_write_has_a_sample_here() {
+    let samples = service_field_samples();
+    let mut from_schema: Vec<&str> = schema::ALL_FIELDS.to_vec();
+    from_schema.sort_unstable();
+    let listed: Vec<&str> = samples.keys().copied().collect();
+    assert_eq!(
+        listed, from_schema,
+        "service_kit::schema::ALL_FIELDS changed: add the new field with a sample value"
+    );
+}
+
+#[test]
+fn template_maps_every_service_field_with_a_type_that_accepts_its_values() {
+    let mapped = mapped_fields();
+    for (field, sample) in service_field_samples() {
+        let kind = mapped
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} is not mapped in {MAPPINGS}"));
+        assert!(
+            accepts(kind, &sample),
+            "{field}: type {kind} does not accept {sample}"
+        );
+    }
+}
+
+#[test]
+fn template_maps_every_field_the_shipper_adds() {
+    let mapped = mapped_fields();
+    for (field, sample) in shipper_field_samples() {
+        let kind = mapped
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} is not mapped in {MAPPINGS}"));
+        assert!(
+            accepts(kind, &sample),
+            "{field}: type {kind} does not accept {sample}"
+        );
+    }
+}
+
+#[test]
+fn a_line_written_by_the_service_logger_indexes_without_mapping_errors() {
+    let identity = service_kit::line::ServiceIdentity {
+        name: "payment".into(),
+        version: "0.1.0".into(),
+        environment: "production".into(),
+        host: "3f2a9c1b7d4e".into(),
+    };
+    let formatter = service_kit::line::LineFormatter::new(&identity, chrono_tz::Asia::Tehran);
+    let line = formatter.dropped_lines_report(2);
+    let document: serde_json::Map<String, Value> =
+        serde_json::from_slice(&line).expect("the logger writes JSON");
+    let mapped = mapped_fields();
+    assert!(document.len() >= 8, "{document:?}");
+    for (field, value) in &document {
+        let kind = mapped
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} (from a real log line) is not mapped"));
+        assert!(
+            accepts(kind, value),
+            "{field}: type {kind} does not accept {value}"
+        );
+    }
+}
+
+#[test]
+fn category_and_stack_trace_have_the_types_the_dashboards_need() {
+    let mapped = mapped_fields();
+    // Terms aggregations and exact filters on the category and the transaction id.
+    assert_eq!(mapped["log.category"], "keyword");
+    assert_eq!(mapped["transaction.id"], "keyword");
+    // Percentiles of the duration, ranges on the status code.
+    assert_eq!(mapped["event.duration"], "long");
+    assert_eq!(mapped["http.response.status_code"], "long");
+    // Infix search in stack traces (ECS maps it as wildcard).
+    assert_eq!(mapped["error.stack_trace"], "wildcard");
+}
+
+#[test]
+fn index_template_outranks_the_built_in_logs_template_and_covers_every_service() {
+    let template = read_json(INDEX_TEMPLATE).expect("index template");
+    let priority = template["priority"].as_u64().expect("priority");
+    assert!(
+        priority > 200,
+        "priority {priority} must exceed 200 (built-in logs: 100, integrations: 200)"
+    );
+    assert!(
+        template["data_stream"].is_object(),
+        "must create data streams"
+    );
+    let patterns: Vec<&str> = template["index_patterns"]
+        .as_array()
+        .expect("index_patterns")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for service in SERVICES {
+        let dataset = service.replace('-', "_");
+        assert!(!dataset.contains('-') && dataset.len() <= 100);
+        let pattern = format!("logs-{dataset}-*");
+        assert!(
+            patterns.contains(&pattern.as_str()),
+            "{pattern} missing from {patterns:?}"
+        );
+    }
+    assert!(template["_meta"]["description"].is_string());
+}
+
+#[test]
+fn index_template_composes_built_in_blocks_first_and_ours_last() {
+    let template = read_json(INDEX_TEMPLATE).expect("index template");
+    let composed: Vec<&str> = template["composed_of"]
+        .as_array()
+        .expect("composed_of")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let position = |name: &str| {
+        composed
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("{name} missing from composed_of {composed:?}"))
+    };
+    // Later component templates override earlier ones: ours must come after the generic ones.
+    let order = [
+        "logs@mappings",
+        "logs@settings",
+        "ecs@mappings",
+        "didban-logs@settings",
+        "didban-logs@mappings",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            position(pair[0]) < position(pair[1]),
+            "{} must precede {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let optional: Vec<&str> = template["ignore_missing_component_templates"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for name in &optional {
+        assert!(
+            name.ends_with("@custom"),
+            "only operator hooks may be optional, not {name}"
+        );
+    }
+    for name in composed {
+        let ours = read_json(&format!(
+            "elastic-templates/elasticsearch/component_template/{name}.json"
+        ))
+        .is_ok();
+        assert!(
+            ours || BUILT_IN_COMPONENT_TEMPLATES.contains(&name) || optional.contains(&name),
+            "{name} is neither ours, built in, nor optional"
+        );
+    }
+}
+
+#[test]
+fn settings_use_the_retention_policy_we_ship() {
+    let settings = read_json(SETTINGS).expect("settings");
+    let policy_name = settings["template"]["settings"]["index"]["lifecycle"]["name"]
+        .as_str()
+        .expect("index.lifecycle.name");
+    let policy = read_json(&format!(
+        "elastic-templates/elasticsearch/ilm_policy/{policy_name}.json"
+    ))
+    .expect("the policy named in the settings exists");
+    let phases = &policy["policy"]["phases"];
+    assert!(
+        phases["hot"]["actions"]["rollover"].is_object(),
+        "hot phase rolls over"
+    );
+    let delete_after = phases["delete"]["min_age"]
+        .as_str()
+        .expect("delete phase min_age");
+    assert!(
+        delete_after.ends_with('d'),
+        "retention in days: {delete_after}"
+    );
+    assert!(phases["delete"]["actions"]["delete"].is_object());
+}
