@@ -1,0 +1,98 @@
+//! Wires the stages together and runs them until a signal says stop.
+//!
+//! Order matters: the output first waits for Elasticsearch and installs the templates, and
+//! only then does reading start, so no document reaches a data stream before its template.
+//! At shutdown reading stops first, the output finishes (or abandons, at its deadline) the
+//! requests in flight, and the checkpoints are saved last, with every acknowledgement in.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::input::acknowledgements::AckTable;
+use crate::input::checkpoint::Checkpointer;
+use crate::input::file_server::{save_checkpoints, FileServer, InputStats};
+use crate::input::read_budget::ReadBudget;
+use crate::output::{ElasticsearchOutput, StartupError};
+
+/// Runs the shipper until `shutdown` is cancelled. `prometheus` renders `/metrics`.
+pub async fn run(
+    settings: Settings,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    crate::output::describe_metrics();
+    crate::observe::describe_input_metrics();
+    let ready = Arc::new(AtomicBool::new(false));
+    let server_stop = CancellationToken::new();
+    let server = crate::observe::http::serve(
+        settings.metrics_addr,
+        prometheus,
+        Arc::clone(&ready),
+        server_stop.clone(),
+    )
+    .await?;
+    tracing::info!(addr = %settings.metrics_addr, "serving /metrics, /health and /ready");
+
+    let checkpointer = Arc::new(
+        Checkpointer::new(&settings.data_dir.join("checkpoints")).context("SHIPPER_DATA_DIR")?,
+    );
+    let output = ElasticsearchOutput::new(settings.output.clone())?;
+    let output_stats = output.stats();
+    match output.prepare(&shutdown).await {
+        Ok(_) => {}
+        Err(StartupError::Cancelled) => {
+            tracing::info!("stopped before Elasticsearch was ready");
+            server_stop.cancel();
+            let _ = server.await;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ready.store(true, Ordering::Relaxed);
+
+    let budget = Arc::new(ReadBudget::new(settings.memory_budget));
+    let table = Arc::new(AckTable::new(budget));
+    let input_stats = Arc::new(InputStats::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
+    let server_cfg = settings.input.clone();
+    let file_server = FileServer::new(
+        server_cfg,
+        Arc::clone(&table),
+        Arc::clone(&checkpointer),
+        tx,
+        shutdown.clone(),
+        Arc::clone(&input_stats),
+    )?;
+    let reader = std::thread::Builder::new()
+        .name("file-server".into())
+        .spawn(move || file_server.run())
+        .context("cannot start the reading thread")?;
+    let summary = tokio::spawn(crate::observe::summary::run(
+        settings.summary_interval,
+        Arc::clone(&input_stats),
+        output_stats,
+        shutdown.clone(),
+    ));
+
+    let delivered = output.run(rx, table.clone(), shutdown.clone()).await;
+    // If the output ended on its own (a panic in a delivery), stop reading too.
+    shutdown.cancel();
+    let joined = tokio::task::spawn_blocking(move || reader.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::error!("the reading thread ended abnormally");
+    }
+    save_checkpoints(&table, &checkpointer, settings.input.forget_after)
+        .context("saving checkpoints at shutdown")?;
+    tracing::info!(
+        unacknowledged_lines = table.total_unacknowledged(),
+        "checkpoints saved; lines not acknowledged will be sent again at the next start"
+    );
+    let _ = summary.await;
+    server_stop.cancel();
+    let _ = server.await;
+    delivered
+}
