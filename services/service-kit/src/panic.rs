@@ -54,6 +54,35 @@ pub fn install_hook() {
     });
 }
 
+/// Drops the frames of the hook and the panic machinery, so the trace starts at the line
+/// that panicked. Falls back to the whole trace if the machinery is not recognised.
+fn from_panic_site(trace: &str) -> String {
+    const MACHINERY: [&str; 4] = [
+        "core::panicking::",
+        "std::panicking::",
+        "rust_begin_unwind",
+        "std::sys::backtrace::",
+    ];
+    let lines: Vec<&str> = trace.lines().collect();
+    let is_frame_start = |line: &str| {
+        let t = line.trim_start();
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let frame_starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| is_frame_start(lines[i]))
+        .collect();
+    let is_machinery = |i: usize| MACHINERY.iter().any(|m| lines[i].contains(m));
+    // The hook's own frames come first, then the panic machinery, then the panic site.
+    let Some(first) = frame_starts.iter().position(|&i| is_machinery(i)) else {
+        return trace.to_owned();
+    };
+    match frame_starts[first..].iter().find(|&&i| !is_machinery(i)) {
+        Some(&site) => lines[site..].join("\n"),
+        None => trace.to_owned(),
+    }
+}
+
 /// The `CatchPanicLayer` handler: a 500 response carrying an ApplicationError report.
 pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
     let what = payload
@@ -65,7 +94,7 @@ pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
     let (message, stack_trace) = match record {
         Some(r) => (
             format!("panicked at {}: {what}", r.location),
-            r.backtrace.to_string(),
+            from_panic_site(&r.backtrace.to_string()),
         ),
         // Hook not installed: still an ApplicationError, with what we know.
         None => (
@@ -90,4 +119,32 @@ pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
     let mut response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
     response.extensions_mut().insert(report);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_starts_at_the_frame_after_the_panic_machinery() {
+        let trace = "   0: service_kit::panic::install_hook::{{closure}}\n             at src/panic.rs:1:1\n   1: std::panicking::begin_panic_handler\n             at x.rs:2:2\n   2: core::panicking::panic_const::panic_const_div_by_zero\n             at y.rs:3:3\n   3: loan_resource::ledger::installment\n             at src/ledger.rs:153:17\n   4: main\n";
+        assert_eq!(
+            from_panic_site(trace),
+            "   3: loan_resource::ledger::installment\n             at src/ledger.rs:153:17\n   4: main"
+        );
+    }
+
+    #[test]
+    fn unrecognised_traces_are_kept_whole() {
+        assert_eq!(from_panic_site("   0: main\n"), "   0: main\n");
+    }
+
+    #[test]
+    fn catch_unwind_frames_below_the_site_do_not_move_the_cut() {
+        let trace = "   0: hook\n   1: std::panicking::begin_panic_handler\n   2: core::panicking::panic_fmt\n   3: app::handler\n   4: std::panicking::catch_unwind\n   5: main";
+        assert_eq!(
+            from_panic_site(trace),
+            "   3: app::handler\n   4: std::panicking::catch_unwind\n   5: main"
+        );
+    }
 }

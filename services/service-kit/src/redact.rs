@@ -76,36 +76,53 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
             i += 1;
             continue;
         }
-        let start = i;
-        let mut digits = Vec::with_capacity(MAX_PAN_DIGITS);
+        // A run of digit groups joined by single spaces or dashes: `4111 1111 1111 1111 404`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut end = i;
-        while end < bytes.len() {
-            let b = bytes[end];
-            if b.is_ascii_digit() {
-                digits.push(b);
+        loop {
+            let start = end;
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
                 end += 1;
-            } else if (b == b' ' || b == b'-')
-                && end + 1 < bytes.len()
-                && bytes[end + 1].is_ascii_digit()
-                && end > start
-                && bytes[end - 1].is_ascii_digit()
-            {
-                end += 1;
-            } else {
+            }
+            groups.push((start, end));
+            let joined = end + 1 < bytes.len()
+                && matches!(bytes[end], b' ' | b'-')
+                && bytes[end + 1].is_ascii_digit();
+            if !joined {
                 break;
             }
+            end += 1;
         }
-        // A digit run glued to letters (`abc4111...`) is still masked: over-masking is safe.
-        if (MIN_PAN_DIGITS..=MAX_PAN_DIGITS).contains(&digits.len()) && luhn_valid(&digits) {
-            let buf = out.get_or_insert_with(|| bytes.to_vec());
-            let mut remaining = digits.len();
-            for b in &mut buf[start..end] {
-                if b.is_ascii_digit() {
-                    if remaining > VISIBLE_DIGITS {
-                        *b = b'*';
-                    }
-                    remaining -= 1;
+        // Any consecutive groups holding 13 to 19 digits that pass Luhn are a card number;
+        // the run may carry other numbers before or after it (`/accounts/<pan> 404`).
+        let mut g = 0;
+        while g < groups.len() {
+            let mut digits: Vec<u8> = Vec::with_capacity(MAX_PAN_DIGITS);
+            let mut matched = None;
+            for (h, &(start, stop)) in groups.iter().enumerate().skip(g) {
+                digits.extend_from_slice(&bytes[start..stop]);
+                if digits.len() > MAX_PAN_DIGITS {
+                    break;
                 }
+                if digits.len() >= MIN_PAN_DIGITS && luhn_valid(&digits) {
+                    matched = Some((h, digits.len()));
+                }
+            }
+            match matched {
+                Some((last, count)) => {
+                    let buf = out.get_or_insert_with(|| bytes.to_vec());
+                    let mut remaining = count;
+                    for b in &mut buf[groups[g].0..groups[last].1] {
+                        if b.is_ascii_digit() {
+                            if remaining > VISIBLE_DIGITS {
+                                *b = b'*';
+                            }
+                            remaining -= 1;
+                        }
+                    }
+                    g = last + 1;
+                }
+                None => g += 1,
             }
         }
         i = end;
@@ -183,6 +200,18 @@ mod tests {
             mask_pans("GET / 200 in 12345 ns"),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn pan_followed_or_preceded_by_other_numbers_is_still_masked() {
+        assert_eq!(
+            mask_pans("GET /accounts/4111111111111111 404"),
+            "GET /accounts/************1111 404"
+        );
+        assert_eq!(
+            mask_pans("status 200 4111 1111 1111 1111 ok"),
+            "status 200 **** **** **** 1111 ok"
+        );
     }
 
     #[test]

@@ -206,3 +206,113 @@ pub fn assert_common_fields(line: &Value, service: &str) {
 pub fn test_transaction_id(label: &str) -> String {
     format!("test-{label}-{}", uuid::Uuid::now_v7().simple())
 }
+
+/// What one of the four standard endpoints must produce.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation {
+    /// The endpoint.
+    pub path: &'static str,
+    /// Status of the response.
+    pub status: u16,
+    /// `log.category` of the access line.
+    pub category: schema::Category,
+    /// `log.level` of the access line.
+    pub level: &'static str,
+}
+
+/// The four endpoints every service answers; `business_status` is 422 or 409 depending on
+/// the service's rule.
+pub fn standard_endpoints(business_status: u16) -> [Expectation; 4] {
+    use schema::Category::*;
+    [
+        Expectation {
+            path: "/",
+            status: 200,
+            category: ApplicationInfo,
+            level: "INFO",
+        },
+        Expectation {
+            path: "/app-error",
+            status: 500,
+            category: ApplicationError,
+            level: "ERROR",
+        },
+        Expectation {
+            path: "/business-error",
+            status: business_status,
+            category: BusinessError,
+            level: "WARN",
+        },
+        Expectation {
+            path: "/system-error",
+            status: 503,
+            category: SystemError,
+            level: "ERROR",
+        },
+    ]
+}
+
+/// Calls `GET expectation.path` with a fresh transaction id and checks the response and
+/// its access line: status, echoed id, category, level, Tehran offset, stack trace present
+/// exactly for ApplicationError and SystemError. Returns the access line.
+pub async fn check_endpoint(
+    service: &RunningService,
+    service_name: &str,
+    expectation: Expectation,
+) -> Value {
+    let tx = test_transaction_id("endpoint");
+    let response = reqwest::Client::new()
+        .get(service.url(expectation.path))
+        .header(schema::TRANSACTION_ID_HEADER, &tx)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {} failed: {e}", expectation.path));
+    assert_eq!(
+        response.status().as_u16(),
+        expectation.status,
+        "{}",
+        expectation.path
+    );
+    let echoed = response
+        .headers()
+        .get(schema::TRANSACTION_ID_HEADER)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(
+        echoed.as_deref(),
+        Some(tx.as_str()),
+        "transaction id header echoed"
+    );
+    let line = service.access_line(&tx, expectation.path);
+    assert_common_fields(&line, service_name);
+    assert_eq!(
+        line[schema::LOG_CATEGORY],
+        expectation.category.as_str(),
+        "{line}"
+    );
+    assert_eq!(line[schema::LOG_LEVEL], expectation.level, "{line}");
+    assert_eq!(line[schema::HTTP_REQUEST_METHOD], "GET");
+    assert_eq!(line[schema::HTTP_RESPONSE_STATUS_CODE], expectation.status);
+    assert!(
+        line[schema::EVENT_DURATION].as_u64().is_some_and(|d| d > 0),
+        "{line}"
+    );
+    let outcome = if expectation.status < 400 {
+        "success"
+    } else {
+        "failure"
+    };
+    assert_eq!(line[schema::EVENT_OUTCOME], outcome);
+    let trace = line[schema::ERROR_STACK_TRACE].as_str();
+    if expectation.category.captures_stack_trace() {
+        let trace = trace.unwrap_or_else(|| panic!("no stack trace: {line}"));
+        assert!(
+            trace.contains(".rs:"),
+            "stack trace names files and lines: {trace}"
+        );
+        assert!(line[schema::ERROR_TYPE].is_string() && line[schema::ERROR_MESSAGE].is_string());
+    } else {
+        assert!(trace.is_none(), "unexpected stack trace: {line}");
+    }
+    line
+}
