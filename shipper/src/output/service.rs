@@ -228,6 +228,16 @@ impl BulkService {
             return Next::Done;
         }
         retry_reasons.record(&self.telemetry);
+        let forbidden = retry_reasons.count(ItemRetryReason::Forbidden);
+        if forbidden > 0 {
+            // Privileges or a write block: an operator must act; the documents wait.
+            let message = format!(
+                "Elasticsearch refused {forbidden} document(s) with 401/403 (missing privileges or \
+                 a write block on the index); they are kept and retried until this is fixed"
+            );
+            tracing::error!("{message}");
+            self.telemetry.error(message);
+        }
         tracing::debug!(
             documents = retry.len(),
             "retrying items Elasticsearch could not take now"
@@ -323,6 +333,14 @@ impl RetryCounts {
         if let Some(i) = Self::REASONS.iter().position(|r| *r == reason) {
             self.0[i] += 1;
         }
+    }
+
+    fn count(&self, reason: ItemRetryReason) -> u64 {
+        Self::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map(|i| self.0[i])
+            .unwrap_or(0)
     }
 
     fn record(&self, telemetry: &Telemetry) {
