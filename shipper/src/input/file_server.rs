@@ -89,8 +89,8 @@ struct Watcher {
     path: PathBuf,
     source: SourceFile,
     reader: LineReader,
-    /// File size up to which the head was last verified.
-    checked_size: u64,
+    /// Size and modification time when the head was last verified.
+    checked: (u64, i64, i64),
     size: u64,
     last_data: Instant,
     /// Renamed out of the globs or deleted.
@@ -246,6 +246,32 @@ impl FileServer {
         self.sink.publish_round();
         self.sink.save_now(&self.watchers);
         tracing::info!("reading stopped");
+    }
+
+    /// One deterministic pass, for tests and tools: evaluate the globs, read everything that
+    /// can be read now, send the batch in progress and save the checkpoints. Returns false
+    /// when reading stopped (shutdown, or the output is gone).
+    pub fn step(&mut self) -> bool {
+        for _ in 0..4 {
+            self.scan();
+            self.sink.ingested = now_rfc3339();
+            loop {
+                match self.read_round() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(_) => return false,
+                }
+            }
+            if !self.scan_needed {
+                break;
+            }
+        }
+        if self.sink.flush().is_err() {
+            return false;
+        }
+        self.sink.publish_round();
+        self.sink.save_now(&self.watchers);
+        true
     }
 
     /// Gives each open file one turn; true if anything was read.
@@ -421,7 +447,7 @@ impl FileServer {
             path: path.to_path_buf(),
             source: SourceFile::new(key, path),
             reader: LineReader::new(file, offset, self.cfg.max_line_bytes),
-            checked_size: size,
+            checked: (0, 0, 0),
             size,
             last_data: Instant::now(),
             gone: false,
@@ -448,14 +474,16 @@ fn poll(w: &mut Watcher, sink: &mut Sink, cfg: &FileServerConfig) -> Result<Verd
     if size < w.reader.read_offset() {
         return Ok(Verdict::Truncated);
     }
-    if size > w.checked_size {
-        // Truncated and written again past our offset between two looks: the head changed.
+    let stamp = (size, meta.mtime(), meta.mtime_nsec());
+    if stamp != w.checked {
+        // Truncated and written again between two looks, the file may be as long as before or
+        // longer: only its head tells. Checked whenever the file changed, not on every turn.
         if let Ok(Some(fp)) = fingerprint(w.reader.file(), false) {
             if fp != w.fingerprint {
                 return Ok(Verdict::Truncated);
             }
         }
-        w.checked_size = size;
+        w.checked = stamp;
     }
     let mut budget_for_turn = cfg.bytes_per_turn as u64;
     loop {

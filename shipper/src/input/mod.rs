@@ -11,3 +11,6 @@ pub mod fingerprint;
 pub mod line_reader;
 pub mod paths;
 pub mod read_budget;
+
+#[cfg(test)]
+mod model_tests;

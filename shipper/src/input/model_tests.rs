@@ -1,0 +1,343 @@
+//! Model tests of the tailer: random sequences of writes, rename rotations, copytruncates,
+//! deletions, acknowledgements, lost responses and restarts, run against the real reader on
+//! real files, and checked against the simplest model there is: every line written ends up in
+//! the index exactly once, under one id.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::acknowledgements::AckTable;
+use super::checkpoint::Checkpointer;
+use super::file_server::{FileServer, FileServerConfig, InputStats};
+use super::read_budget::ReadBudget;
+use crate::batch::{Acknowledge, Batch, BatchLimits};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(usize),
+    RotateRename,
+    CopyTruncate,
+    Step,
+    AckAll,
+    /// Elasticsearch stored the held batches but the responses were lost.
+    IndexWithoutAck,
+    Restart,
+    DeleteShippedRotated,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1usize..25).prop_map(Op::Write),
+        1 => Just(Op::RotateRename),
+        1 => Just(Op::CopyTruncate),
+        3 => Just(Op::Step),
+        2 => Just(Op::AckAll),
+        1 => Just(Op::IndexWithoutAck),
+        1 => Just(Op::Restart),
+        1 => Just(Op::DeleteShippedRotated),
+    ]
+}
+
+/// A stand-in for Elasticsearch: `create` by id, first write wins (later ones are 409s).
+#[derive(Default)]
+struct Index {
+    docs: HashMap<String, String>,
+    conflicts: Vec<String>,
+}
+
+impl Index {
+    fn store(&mut self, batch: &Batch) {
+        for item in &batch.items {
+            let action: serde_json::Value =
+                serde_json::from_slice(item.action(&batch.body)).expect("action JSON");
+            let source: serde_json::Value =
+                serde_json::from_slice(item.source(&batch.body)).expect("source JSON");
+            let id = action["create"]["_id"].as_str().expect("id").to_string();
+            let msg = source["message"].as_str().expect("message").to_string();
+            match self.docs.get(&id) {
+                Some(existing) if *existing != msg => self
+                    .conflicts
+                    .push(format!("id {id} holds {existing:?} and {msg:?}")),
+                Some(_) => {}
+                None => {
+                    self.docs.insert(id, msg);
+                }
+            }
+        }
+    }
+}
+
+struct Harness {
+    dir: PathBuf,
+    data: PathBuf,
+    server: Option<FileServer>,
+    table: Arc<AckTable>,
+    rx: tokio::sync::mpsc::Receiver<Batch>,
+    held: Vec<Batch>,
+    index: Index,
+    written: Vec<String>,
+    next_line: usize,
+    next_rotation: usize,
+}
+
+impl Harness {
+    fn new(root: &Path) -> Harness {
+        let dir = root.join("logs");
+        let data = root.join("data");
+        fs::create_dir_all(&dir).unwrap();
+        let (server, table, rx) = start(&dir, &data);
+        Harness {
+            dir,
+            data,
+            server: Some(server),
+            table,
+            rx,
+            held: Vec::new(),
+            index: Index::default(),
+            written: Vec::new(),
+            next_line: 0,
+            next_rotation: 0,
+        }
+    }
+
+    fn active(&self) -> PathBuf {
+        self.dir.join("app.log")
+    }
+
+    fn rotated(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "app.log"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Write(n) => {
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.active())
+                    .unwrap();
+                let mut buf = String::new();
+                for _ in 0..*n {
+                    let line = format!("line-{:06}", self.next_line);
+                    self.next_line += 1;
+                    buf.push_str(&format!(
+                        "{{\"service.name\":\"app\",\"message\":\"{line}\"}}\n"
+                    ));
+                    self.written.push(line);
+                }
+                f.write_all(buf.as_bytes()).unwrap();
+            }
+            Op::RotateRename => {
+                if self.active().exists() {
+                    let to = self.dir.join(format!("app.log.{:04}", self.next_rotation));
+                    self.next_rotation += 1;
+                    fs::rename(self.active(), to).unwrap();
+                }
+            }
+            Op::CopyTruncate => {
+                if self.active().exists() {
+                    let to = self.dir.join(format!("app.log.{:04}", self.next_rotation));
+                    self.next_rotation += 1;
+                    fs::copy(self.active(), &to).unwrap();
+                    OpenOptions::new()
+                        .write(true)
+                        .open(self.active())
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                }
+            }
+            Op::Step => self.step(),
+            Op::AckAll => self.ack_all(),
+            Op::IndexWithoutAck => {
+                self.collect();
+                for b in self.held.drain(..) {
+                    self.index.store(&b);
+                }
+            }
+            Op::Restart => self.restart(),
+            Op::DeleteShippedRotated => {
+                self.settle();
+                if let Some(oldest) = self.rotated().first() {
+                    fs::remove_file(oldest).unwrap();
+                }
+                self.step();
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        if let Some(s) = self.server.as_mut() {
+            assert!(s.step(), "reading stopped");
+        }
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        while let Ok(b) = self.rx.try_recv() {
+            self.held.push(b);
+        }
+    }
+
+    fn ack_all(&mut self) {
+        self.collect();
+        for b in std::mem::take(&mut self.held) {
+            self.index.store(&b);
+            let origins: Vec<_> = b.items.iter().map(|i| i.origin).collect();
+            self.table.acknowledge(&origins);
+        }
+    }
+
+    /// Reads and acknowledges until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..6 {
+            self.step();
+            self.ack_all();
+        }
+    }
+
+    /// The process dies: batches in flight are lost (not acknowledged), the checkpoint on disk
+    /// is the last one saved.
+    fn restart(&mut self) {
+        self.collect();
+        self.held.clear();
+        self.server = None;
+        let (server, table, rx) = start(&self.dir, &self.data);
+        self.server = Some(server);
+        self.table = table;
+        self.rx = rx;
+    }
+}
+
+fn start(
+    dir: &Path,
+    data: &Path,
+) -> (
+    FileServer,
+    Arc<AckTable>,
+    tokio::sync::mpsc::Receiver<Batch>,
+) {
+    let table = Arc::new(AckTable::new(Arc::new(ReadBudget::new(1 << 30))));
+    let checkpointer = Arc::new(Checkpointer::new(data).unwrap());
+    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+    let cfg = FileServerConfig {
+        include: vec![format!("{}/app.log*", dir.display())],
+        exclude: vec![],
+        max_line_bytes: 1024,
+        poll_interval: Duration::from_millis(10),
+        scan_interval: Duration::from_millis(10),
+        rotate_wait: Duration::ZERO,
+        checkpoint_interval: Duration::ZERO,
+        forget_after: Duration::from_secs(3600),
+        bytes_per_turn: 4096,
+        host_name: "test".into(),
+        agent_name: "shipper".into(),
+        namespace: "default".into(),
+        batch: BatchLimits {
+            max_docs: 7,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_secs(3600),
+        },
+    };
+    let server = FileServer::new(
+        cfg,
+        Arc::clone(&table),
+        checkpointer,
+        tx,
+        CancellationToken::new(),
+        Arc::new(InputStats::default()),
+    )
+    .unwrap();
+    (server, table, rx)
+}
+
+fn check(ops: &[Op]) -> Result<(), TestCaseError> {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path());
+    for op in ops {
+        h.apply(op);
+    }
+    h.settle();
+    h.restart();
+    h.settle();
+    prop_assert!(
+        h.index.conflicts.is_empty(),
+        "id conflicts: {:?}",
+        h.index.conflicts
+    );
+    let mut per_line: HashMap<&str, usize> = HashMap::new();
+    for msg in h.index.docs.values() {
+        *per_line.entry(msg.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&String> = h
+        .written
+        .iter()
+        .filter(|l| !per_line.contains_key(l.as_str()))
+        .collect();
+    prop_assert!(
+        missing.is_empty(),
+        "lost {} lines, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let twice: Vec<(&&str, &usize)> = per_line.iter().filter(|(_, n)| **n > 1).collect();
+    prop_assert!(
+        twice.is_empty(),
+        "indexed twice under different ids: {:?}",
+        twice.first()
+    );
+    prop_assert_eq!(h.index.docs.len(), h.written.len());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_line_is_indexed_exactly_once(ops in proptest::collection::vec(op(), 1..40)) {
+        check(&ops)?;
+    }
+}
+
+#[test]
+fn copytruncate_then_restart_before_reading_the_copy() {
+    check(&[
+        Op::Write(5),
+        Op::Step,
+        Op::Write(3),
+        Op::CopyTruncate,
+        Op::Restart,
+        Op::Write(2),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn rename_rotation_while_responses_are_lost() {
+    check(&[
+        Op::Write(10),
+        Op::Step,
+        Op::IndexWithoutAck,
+        Op::RotateRename,
+        Op::Write(4),
+        Op::Restart,
+        Op::Step,
+        Op::DeleteShippedRotated,
+        Op::Write(3),
+    ])
+    .unwrap();
+}
