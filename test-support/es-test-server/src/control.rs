@@ -1,0 +1,119 @@
+//! `/_test/...`: control and observation over HTTP, for process-level tests
+//! and the compose smoke test. Not part of Elasticsearch's API; never
+//! authenticated, never faulted, never recorded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::error::{json_response, EsError};
+use crate::faults::FaultState;
+use crate::server::Shared;
+
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/documents", get(documents))
+        .route("/requests", get(requests))
+        .route("/stats", get(stats))
+        .route("/observations", axum::routing::delete(reset_observations))
+        .route("/faults", get(get_faults).put(put_faults).delete(clear_faults))
+        .route("/refuse_connections", post(refuse_connections))
+        .route("/state", get(state))
+}
+
+/// `GET /_test/documents?index=<expr>` (default `*`, hidden included via `.*`).
+async fn documents(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let expr = q.get("index").map(String::as_str).unwrap_or("*");
+    let docs = shared.lock_cluster().documents(expr);
+    let list: Vec<Value> = docs
+        .iter()
+        .map(|d| json!({"_index": d.index, "data_stream": d.data_stream, "_id": d.id, "_version": d.version, "_source": *d.source}))
+        .collect();
+    json_response(StatusCode::OK, &json!({"count": list.len(), "documents": list}))
+}
+
+async fn requests(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &json!({"requests": shared.observer.requests()}))
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let bh = shared.blackhole.as_ref();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "bulk": shared.observer.stats(),
+            "dropped_connections": shared.observer.dropped_connections(),
+            "blackhole": bh.map(|b| json!({"counts": b.counts(), "distinct_ids": b.distinct_ids()}))
+        }),
+    )
+}
+
+async fn reset_observations(State(shared): State<Arc<Shared>>) -> Response {
+    shared.observer.reset();
+    json_response(StatusCode::OK, &json!({"acknowledged": true}))
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &serde_json::to_value(shared.faults.snapshot()).unwrap_or(Value::Null))
+}
+
+/// `PUT /_test/faults` replaces the whole fault state with the body.
+async fn put_faults(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let bytes = match axum::body::to_bytes(req.into_body(), 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return EsError::illegal_argument(format!("cannot read body: {e}")).into_response(),
+    };
+    match serde_json::from_slice::<FaultState>(&bytes) {
+        Ok(state) => {
+            shared.faults.set(state);
+            json_response(StatusCode::OK, &json!({"acknowledged": true}))
+        }
+        Err(e) => EsError::parse(format!("invalid fault state: {e}")).into_response(),
+    }
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    shared.faults.clear();
+    json_response(StatusCode::OK, &json!({"acknowledged": true}))
+}
+
+/// `POST /_test/refuse_connections?for_ms=N`: closes the listener and all
+/// connections (clients see "connection refused"), and listens again on the
+/// same port after N milliseconds (1..=600000). The answer is sent first.
+async fn refuse_connections(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(ms) = q.get("for_ms").and_then(|s| s.parse::<u64>().ok()).filter(|ms| (1..=600_000).contains(ms)) else {
+        return EsError::illegal_argument("for_ms must be a number of milliseconds in 1..=600000").into_response();
+    };
+    let s = shared.clone();
+    tokio::spawn(async move {
+        // Give this response time to leave before the connections are cut.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.stop_listening();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if let Err(e) = s.resume_listening().await {
+            tracing::error!(error = %e, "could not listen again");
+        }
+    });
+    json_response(StatusCode::OK, &json!({"acknowledged": true, "refusing_for_ms": ms}))
+}
+
+async fn state(State(shared): State<Arc<Shared>>) -> Response {
+    let c = shared.lock_cluster();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "data_streams": c.data_streams.values().map(|d| json!({"name": d.name, "backing_indices": d.backing, "failure_indices": d.failure_indices, "failure_store_enabled": d.failure_store_enabled, "template": d.template})).collect::<Vec<_>>(),
+            "indices": c.indices.iter().map(|(n, i)| json!({"name": n, "docs": i.doc_count(), "data_stream": i.data_stream})).collect::<Vec<_>>(),
+            "index_templates": c.index_templates.keys().collect::<Vec<_>>(),
+            "component_templates": c.component_templates.keys().collect::<Vec<_>>(),
+            "ilm_policies": c.ilm_policies.keys().collect::<Vec<_>>(),
+        }),
+    )
+}
