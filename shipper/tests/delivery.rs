@@ -1,0 +1,262 @@
+//! End-to-end delivery: a real shipper process reads real files into the
+//! Elasticsearch-compatible test server, through rotations, crashes and outages, and every
+//! line is indexed exactly once.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn every_line_is_shipped_exactly_once_into_its_data_stream() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    write_lines(&setup.logs().join("payment.log"), "payment", 0, 3000);
+    write_lines(
+        &setup.logs().join("loan-resource.log"),
+        "loan-resource",
+        3000,
+        2000,
+    );
+    let shipper = setup.start();
+    wait_until("5000 documents", WAIT, || es.count("logs-*") >= 5000);
+    assert_exactly_once(&es, "logs-*", 5000);
+    assert_eq!(es.count("logs-payment-default"), 3000);
+    assert_eq!(es.count("logs-loan_resource-default"), 2000);
+
+    let doc = &es.documents("logs-payment-default")[0];
+    assert_eq!(doc.source["host.name"], "test-host");
+    assert_eq!(doc.source["data_stream.dataset"], "payment");
+    assert_eq!(doc.source["event.dataset"], "payment");
+    assert_eq!(doc.source["agent.type"], "didban-shipper");
+    assert!(doc.source["log.file.path"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("payment.log"));
+    assert!(doc.source["log.offset"].is_u64());
+    assert!(doc.source["event.ingested"].is_string());
+    assert_eq!(
+        doc.source["log.category"], "ApplicationInfo",
+        "the line's own fields are kept"
+    );
+
+    // The templates were installed before the first document.
+    let requests = es.requests();
+    let first_bulk = requests
+        .iter()
+        .position(|r| r.path.ends_with("_bulk"))
+        .expect("a bulk request");
+    let template = requests
+        .iter()
+        .position(|r| r.path.starts_with("/_index_template/"))
+        .expect("an index template request");
+    assert!(
+        template < first_bulk,
+        "index template installed before the first _bulk"
+    );
+
+    wait_until("metrics to count them", WAIT, || {
+        shipper
+            .metric("shipper_documents_indexed_total")
+            .unwrap_or(0.0)
+            >= 5000.0
+    });
+    assert_eq!(shipper.get("/ready").map(|r| r.0), Some(200));
+    assert_eq!(shipper.get("/health").map(|r| r.0), Some(200));
+}
+
+#[test]
+fn rename_rotation_and_copytruncate_under_write_load_lose_and_duplicate_nothing() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let _shipper = setup.start();
+    let log = setup.logs().join("payment.log");
+    let mut n = 0;
+    for round in 0..12 {
+        for _ in 0..10 {
+            write_lines(&log, "payment", n, 100);
+            n += 100;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rotated = setup.logs().join(format!("payment.log.{round}"));
+        if round % 2 == 0 {
+            fs::rename(&log, &rotated).expect("rename rotation");
+        } else {
+            fs::copy(&log, &rotated).expect("copy");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .and_then(|f| f.set_len(0))
+                .expect("truncate");
+        }
+    }
+    write_lines(&log, "payment", n, 500);
+    n += 500;
+    wait_until("all lines", WAIT, || es.count("logs-*") >= n);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", n);
+}
+
+#[test]
+fn a_deleted_and_recreated_file_is_read_again_from_its_start() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let _shipper = setup.start();
+    let log = setup.logs().join("reservation.log");
+    write_lines(&log, "reservation", 0, 300);
+    wait_until("first file", WAIT, || es.count("logs-*") >= 300);
+    fs::remove_file(&log).expect("delete");
+    std::thread::sleep(Duration::from_millis(400));
+    write_lines(&log, "reservation", 300, 200);
+    wait_until("recreated file", WAIT, || es.count("logs-*") >= 500);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&es, "logs-*", 500);
+}
+
+#[test]
+fn kill_9_mid_stream_again_and_again_indexes_every_line_once() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let mut shipper = setup.start();
+    let mut n = 0;
+    for round in 0..6 {
+        write_lines(&log, "payment", n, 2500);
+        n += 2500;
+        std::thread::sleep(Duration::from_millis(150 + 70 * round as u64));
+        shipper.kill9();
+        if round == 3 {
+            fs::rename(&log, setup.logs().join("payment.log.1")).expect("rotate while down");
+        }
+        shipper = setup.start();
+    }
+    wait_until("every line", WAIT, || es.count("logs-*") >= n);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", n);
+    let conflicts = es.bulk_stats().conflicts;
+    eprintln!("{conflicts} re-sent documents were answered 409 and counted as delivered");
+}
+
+#[test]
+fn an_elasticsearch_outage_loses_nothing() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let shipper = setup.start();
+    write_lines(&log, "payment", 0, 500);
+    wait_until("before the outage", WAIT, || es.count("logs-*") >= 500);
+    es.stop_listening();
+    write_lines(&log, "payment", 500, 3000);
+    wait_until("the shipper to notice", WAIT, || {
+        shipper.metric("shipper_elasticsearch_up") == Some(0.0)
+            || shipper
+                .metric("shipper_bulk_request_retries_total")
+                .unwrap_or(0.0)
+                > 0.0
+    });
+    es.resume_listening().expect("resume");
+    wait_until("after the outage", WAIT, || es.count("logs-*") >= 3500);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&es, "logs-*", 3500);
+}
+
+#[test]
+fn items_answered_429_are_retried_until_stored() {
+    let es = es();
+    es.faults().fail_next_items(300, 429);
+    let setup = Setup::new(&es.url());
+    let shipper = setup.start();
+    write_lines(&setup.logs().join("payment.log"), "payment", 0, 1000);
+    wait_until("all lines", WAIT, || es.count("logs-*") >= 1000);
+    assert_exactly_once(&es, "logs-*", 1000);
+    assert!(
+        es.bulk_stats()
+            .items_by_status
+            .get(&429)
+            .copied()
+            .unwrap_or(0)
+            >= 300
+    );
+    wait_until("retries in the metrics", WAIT, || {
+        shipper.metric("shipper_item_retries_total").unwrap_or(0.0) >= 300.0
+    });
+}
+
+#[test]
+fn a_rejected_document_goes_to_the_dead_letter_file_while_the_rest_flows() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let shipper = setup.start();
+    write_lines(&log, "payment", 0, 10);
+    wait_until("warm up", WAIT, || es.count("logs-*") >= 10);
+    es.faults().fail_next_items(1, 400);
+    write_lines(&log, "payment", 10, 500);
+    wait_until("the rest", WAIT, || es.count("logs-*") >= 509);
+    wait_until("the dead letter", WAIT, || {
+        shipper
+            .metric("shipper_documents_dead_lettered_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    let dlq_dir = setup.data().join("dead-letters");
+    let letters: String = fs::read_dir(&dlq_dir)
+        .expect("dead-letter dir")
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .collect();
+    let letter: serde_json::Value =
+        serde_json::from_str(letters.lines().next().expect("one dead letter"))
+            .expect("dead letter is JSON");
+    let text = letter.to_string();
+    assert!(text.contains("line-000000"), "the document is kept: {text}");
+    assert!(text.contains("400"), "the status is kept: {text}");
+    // The checkpoint moved past it: after a restart nothing is re-sent as new.
+    assert_eq!(es.count("logs-*"), 509);
+}
+
+#[test]
+fn a_413_splits_the_batch_until_it_fits() {
+    let es = es();
+    es.faults().set_max_content_length(Some(40 * 1024));
+    let setup = Setup::new(&es.url()).env("SHIPPER_BATCH_MAX_BYTES", "1MiB");
+    let _shipper = setup.start();
+    write_lines(&setup.logs().join("payment.log"), "payment", 0, 3000);
+    wait_until("all lines", WAIT, || es.count("logs-*") >= 3000);
+    assert_exactly_once(&es, "logs-*", 3000);
+    assert!(es.bulk_stats().rejected_requests > 0 || es.requests().iter().any(|r| r.status == 413));
+}
+
+#[test]
+fn sigterm_saves_the_checkpoints_and_exits_zero() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let mut shipper = setup.start();
+    write_lines(&log, "payment", 0, 1000);
+    wait_until("all lines", WAIT, || es.count("logs-*") >= 1000);
+    let status = shipper
+        .terminate(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        shipper.own_log()
+    );
+    let before = es.bulk_stats();
+    let again = setup.start();
+    write_lines(&log, "payment", 1000, 10);
+    wait_until("new lines", WAIT, || es.count("logs-*") >= 1010);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = es.bulk_stats();
+    assert_eq!(
+        after.conflicts, before.conflicts,
+        "nothing re-sent after a clean stop"
+    );
+    assert_exactly_once(&es, "logs-*", 1010);
+    drop(again);
+}
