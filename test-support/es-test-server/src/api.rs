@@ -24,8 +24,14 @@ pub const VERSION: &str = "9.2.1";
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/", get(root).head(root_head))
-        .route("/_bulk", post(crate::bulk::bulk_root).put(crate::bulk::bulk_root))
-        .route("/{index}/_bulk", post(crate::bulk::bulk_index).put(crate::bulk::bulk_index))
+        .route(
+            "/_bulk",
+            post(crate::bulk::bulk_root).put(crate::bulk::bulk_root),
+        )
+        .route(
+            "/{index}/_bulk",
+            post(crate::bulk::bulk_index).put(crate::bulk::bulk_index),
+        )
         .route("/_component_template", get(get_component_templates_all))
         .route(
             "/_component_template/{name}",
@@ -52,23 +58,49 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_data_stream", get(get_data_streams_all))
         .route(
             "/_data_stream/{name}",
-            get(get_data_streams).put(put_data_stream).delete(delete_data_stream),
+            get(get_data_streams)
+                .put(put_data_stream)
+                .delete(delete_data_stream),
         )
         .route("/_cluster/health", get(cluster_health))
-        .route("/_cluster/settings", get(get_cluster_settings).put(put_cluster_settings))
+        .route(
+            "/_cluster/settings",
+            get(get_cluster_settings).put(put_cluster_settings),
+        )
         .route("/_refresh", get(refresh_all).post(refresh_all))
         .route("/{index}/_refresh", get(refresh).post(refresh))
-        .route("/_count", get(crate::search::count_all).post(crate::search::count_all))
-        .route("/{index}/_count", get(crate::search::count).post(crate::search::count))
-        .route("/_search", get(crate::search::search_all).post(crate::search::search_all))
-        .route("/{index}/_search", get(crate::search::search).post(crate::search::search))
-        .route("/{index}", get(get_index).head(head_index).delete(delete_index))
+        .route(
+            "/_count",
+            get(crate::search::count_all).post(crate::search::count_all),
+        )
+        .route(
+            "/{index}/_count",
+            get(crate::search::count).post(crate::search::count),
+        )
+        .route(
+            "/_search",
+            get(crate::search::search_all).post(crate::search::search_all),
+        )
+        .route(
+            "/{index}/_search",
+            get(crate::search::search).post(crate::search::search),
+        )
+        .route(
+            "/{index}",
+            get(get_index).head(head_index).delete(delete_index),
+        )
         .nest("/_test", crate::control::router())
         .fallback(no_handler)
         .layer(from_fn(method_not_allowed))
-        .layer(from_fn_with_state(shared.clone(), crate::middleware::faults))
+        .layer(from_fn_with_state(
+            shared.clone(),
+            crate::middleware::faults,
+        ))
         .layer(from_fn_with_state(shared.clone(), crate::middleware::auth))
-        .layer(from_fn_with_state(shared.clone(), crate::middleware::record))
+        .layer(from_fn_with_state(
+            shared.clone(),
+            crate::middleware::record,
+        ))
         .layer(from_fn(crate::middleware::product_header));
     api.with_state(shared)
 }
@@ -77,7 +109,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn no_handler(req: Request) -> Response {
     simple_error(
         StatusCode::BAD_REQUEST,
-        format!("no handler found for uri [{}] and method [{}]", req.uri().path(), req.method()),
+        format!(
+            "no handler found for uri [{}] and method [{}]",
+            req.uri().path(),
+            req.method()
+        ),
     )
 }
 
@@ -95,11 +131,18 @@ async fn method_not_allowed(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(String::from)
         .unwrap_or_else(|| allowed_methods(&uri).join(","));
-    let mut methods: Vec<&str> = allow.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+    let mut methods: Vec<&str> = allow
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
     methods.sort_unstable();
     let mut out = simple_error(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{}]", methods.join(", ")),
+        format!(
+            "Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{}]",
+            methods.join(", ")
+        ),
     );
     if let Ok(v) = header::HeaderValue::from_str(&allow) {
         out.headers_mut().insert(header::ALLOW, v);
@@ -147,7 +190,10 @@ async fn root(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn root_head() -> Response {
     let mut r = StatusCode::OK.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -156,7 +202,11 @@ fn acknowledged() -> Response {
 }
 
 /// Reads a JSON request body (content type, size limit and gzip as for bulk).
-pub async fn json_body(shared: &Shared, req: Request, required: bool) -> Result<Option<Value>, Response> {
+pub async fn json_body(
+    shared: &Shared,
+    req: Request,
+    required: bool,
+) -> Result<Option<Value>, Response> {
     let (parts, body) = req.into_parts();
     let decoded = read_body(&parts.headers, body, shared.max_content_length())
         .await
@@ -173,9 +223,9 @@ pub async fn json_body(shared: &Shared, req: Request, required: bool) -> Result<
     if let Err(msg) = check_json_content_type(&parts.headers, false) {
         return Err(simple_error(StatusCode::NOT_ACCEPTABLE, msg));
     }
-    serde_json::from_slice(&decoded.bytes).map(Some).map_err(|e| {
-        EsError::parse(format!("[{}:{}] {e}", e.line(), e.column())).into_response()
-    })
+    serde_json::from_slice(&decoded.bytes)
+        .map(Some)
+        .map_err(|e| EsError::parse(format!("[{}:{}] {e}", e.line(), e.column())).into_response())
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> bool {
@@ -183,7 +233,11 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
 }
 
 fn head_status(found: bool) -> Response {
-    if found { StatusCode::OK.into_response() } else { StatusCode::NOT_FOUND.into_response() }
+    if found {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 // ----- component templates ------------------------------------------------
@@ -199,7 +253,10 @@ async fn put_component_template(
         Ok(None) => return EsError::parse("request body is required").into_response(),
         Err(r) => return r,
     };
-    match shared.lock_cluster().put_component_template(&name, &body, flag(&q, "create")) {
+    match shared
+        .lock_cluster()
+        .put_component_template(&name, &body, flag(&q, "create"))
+    {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
     }
@@ -216,7 +273,10 @@ fn component_templates_response(shared: &Shared, pattern: Option<&str>) -> Respo
     if list.is_empty() {
         if let Some(p) = pattern {
             if !p.contains('*') {
-                return EsError::resource_not_found(format!("component template matching [{p}] not found")).into_response();
+                return EsError::resource_not_found(format!(
+                    "component template matching [{p}] not found"
+                ))
+                .into_response();
             }
         }
     }
@@ -227,16 +287,29 @@ async fn get_component_templates_all(State(shared): State<Arc<Shared>>) -> Respo
     component_templates_response(&shared, None)
 }
 
-async fn get_component_templates(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn get_component_templates(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     component_templates_response(&shared, Some(&name))
 }
 
-async fn head_component_template(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn head_component_template(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     let c = shared.lock_cluster();
-    head_status(c.component_templates.keys().any(|k| name.split(',').any(|p| wildcard::matches(p, k))))
+    head_status(
+        c.component_templates
+            .keys()
+            .any(|k| name.split(',').any(|p| wildcard::matches(p, k))),
+    )
 }
 
-async fn delete_component_template(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn delete_component_template(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     match shared.lock_cluster().delete_component_template(&name) {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
@@ -256,7 +329,10 @@ async fn put_index_template(
         Ok(None) => return EsError::parse("request body is required").into_response(),
         Err(r) => return r,
     };
-    match shared.lock_cluster().put_index_template(&name, &body, flag(&q, "create")) {
+    match shared
+        .lock_cluster()
+        .put_index_template(&name, &body, flag(&q, "create"))
+    {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
     }
@@ -273,7 +349,10 @@ fn index_templates_response(shared: &Shared, pattern: Option<&str>) -> Response 
     if list.is_empty() {
         if let Some(p) = pattern {
             if !p.contains('*') {
-                return EsError::resource_not_found(format!("index template matching [{p}] not found")).into_response();
+                return EsError::resource_not_found(format!(
+                    "index template matching [{p}] not found"
+                ))
+                .into_response();
             }
         }
     }
@@ -284,16 +363,29 @@ async fn get_index_templates_all(State(shared): State<Arc<Shared>>) -> Response 
     index_templates_response(&shared, None)
 }
 
-async fn get_index_templates(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn get_index_templates(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     index_templates_response(&shared, Some(&name))
 }
 
-async fn head_index_template(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn head_index_template(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     let c = shared.lock_cluster();
-    head_status(c.index_templates.keys().any(|k| name.split(',').any(|p| wildcard::matches(p, k))))
+    head_status(
+        c.index_templates
+            .keys()
+            .any(|k| name.split(',').any(|p| wildcard::matches(p, k))),
+    )
 }
 
-async fn delete_index_template(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn delete_index_template(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     match shared.lock_cluster().delete_index_template(&name) {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
@@ -302,13 +394,20 @@ async fn delete_index_template(State(shared): State<Arc<Shared>>, Path(name): Pa
 
 // ----- ILM ------------------------------------------------------------------
 
-async fn put_ilm(State(shared): State<Arc<Shared>>, Path(name): Path<String>, req: Request) -> Response {
+async fn put_ilm(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
     let body = match json_body(&shared, req, true).await {
         Ok(Some(b)) => b,
         Ok(None) => return EsError::parse("request body is required").into_response(),
         Err(r) => return r,
     };
-    match shared.lock_cluster().put_ilm_policy(&name, &body, chrono::Utc::now()) {
+    match shared
+        .lock_cluster()
+        .put_ilm_policy(&name, &body, chrono::Utc::now())
+    {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
     }
@@ -327,7 +426,10 @@ fn ilm_response(shared: &Shared, name: Option<&str>) -> Response {
             .filter(|t| {
                 let comps = &cluster.component_templates;
                 let r = crate::cluster::templates::resolve(t, &|n: &str| comps.get(n));
-                r.settings.get("index.lifecycle.name").and_then(Value::as_str) == Some(p.name.as_str())
+                r.settings
+                    .get("index.lifecycle.name")
+                    .and_then(Value::as_str)
+                    == Some(p.name.as_str())
             })
             .map(|t| t.name.as_str())
             .collect();
@@ -349,7 +451,8 @@ fn ilm_response(shared: &Shared, name: Option<&str>) -> Response {
     }
     if out.is_empty() {
         if let Some(n) = name {
-            return EsError::resource_not_found(format!("Lifecycle policy not found: [{n}]")).into_response();
+            return EsError::resource_not_found(format!("Lifecycle policy not found: [{n}]"))
+                .into_response();
         }
     }
     json_response(StatusCode::OK, &Value::Object(out))
@@ -374,7 +477,13 @@ async fn delete_ilm(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
 
 fn data_streams_response(shared: &Shared, name: Option<&str>) -> Response {
     let cluster = shared.lock_cluster();
-    let uuids = |n: &str| cluster.indices.get(n).map(|i| i.uuid.clone()).unwrap_or_default();
+    let uuids = |n: &str| {
+        cluster
+            .indices
+            .get(n)
+            .map(|i| i.uuid.clone())
+            .unwrap_or_default()
+    };
     let mut list = Vec::new();
     for ds in cluster.data_streams.values() {
         if name.is_some_and(|n| !n.split(',').any(|n| wildcard::matches(n, &ds.name))) {
@@ -401,13 +510,19 @@ async fn get_data_streams(State(shared): State<Arc<Shared>>, Path(name): Path<St
 }
 
 async fn put_data_stream(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    match shared.lock_cluster().put_data_stream(&name, chrono::Utc::now()) {
+    match shared
+        .lock_cluster()
+        .put_data_stream(&name, chrono::Utc::now())
+    {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn delete_data_stream(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn delete_data_stream(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
     match shared.lock_cluster().delete_data_stream(&name) {
         Ok(()) => acknowledged(),
         Err(e) => e.into_response(),
@@ -471,21 +586,37 @@ async fn put_cluster_settings(State(shared): State<Arc<Shared>>, req: Request) -
     let mut new_patterns: Option<Vec<String>> = None;
     for (scope, settings) in obj {
         if scope != "persistent" && scope != "transient" {
-            return EsError::parse(format!("[cluster_update_settings_request] unknown field [{scope}]")).into_response();
+            return EsError::parse(format!(
+                "[cluster_update_settings_request] unknown field [{scope}]"
+            ))
+            .into_response();
         }
         let mut flat = serde_json::Map::new();
         flatten(settings, "", &mut flat);
         for (k, v) in flat {
             if k != FS_SETTING {
-                return EsError::illegal_argument(format!("persistent setting [{k}], not recognized by this test server"))
-                    .into_response();
+                return EsError::illegal_argument(format!(
+                    "persistent setting [{k}], not recognized by this test server"
+                ))
+                .into_response();
             }
             new_patterns = Some(match v {
                 Value::Null => Vec::new(),
-                Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Value::String(s) => s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 other => {
-                    return EsError::illegal_argument(format!("illegal value for [{FS_SETTING}]: {other}")).into_response()
+                    return EsError::illegal_argument(format!(
+                        "illegal value for [{FS_SETTING}]: {other}"
+                    ))
+                    .into_response()
                 }
             });
         }
@@ -512,7 +643,11 @@ fn flatten(v: &Value, prefix: &str, out: &mut serde_json::Map<String, Value>) {
     match v {
         Value::Object(m) => {
             for (k, val) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(val, &key, out);
             }
         }
@@ -533,19 +668,34 @@ async fn refresh_all(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &shards_body(n))
 }
 
-async fn refresh(State(shared): State<Arc<Shared>>, Path(index): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
-    match shared.lock_cluster().resolve_read(&index, flag(&q, "ignore_unavailable")) {
+async fn refresh(
+    State(shared): State<Arc<Shared>>,
+    Path(index): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match shared
+        .lock_cluster()
+        .resolve_read(&index, flag(&q, "ignore_unavailable"))
+    {
         Ok(names) => json_response(StatusCode::OK, &shards_body(names.len())),
         Err(e) => e.into_response(),
     }
 }
 
 async fn head_index(State(shared): State<Arc<Shared>>, Path(index): Path<String>) -> Response {
-    let found = shared.lock_cluster().resolve_read(&index, false).map(|v| !v.is_empty()).unwrap_or(false);
+    let found = shared
+        .lock_cluster()
+        .resolve_read(&index, false)
+        .map(|v| !v.is_empty())
+        .unwrap_or(false);
     head_status(found)
 }
 
-async fn get_index(State(shared): State<Arc<Shared>>, Path(index): Path<String>, method: Method) -> Response {
+async fn get_index(
+    State(shared): State<Arc<Shared>>,
+    Path(index): Path<String>,
+    method: Method,
+) -> Response {
     let c = shared.lock_cluster();
     let names = match c.resolve_read(&index, false) {
         Ok(n) => n,

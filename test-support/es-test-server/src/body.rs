@@ -49,9 +49,16 @@ pub fn is_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Reads and decodes a body, enforcing `limit` on the decoded size.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<DecodedBody, EsError> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+) -> Result<DecodedBody, EsError> {
     let enc = encoding(headers);
-    let compressed = matches!(enc.as_deref(), Some("gzip") | Some("x-gzip") | Some("deflate"));
+    let compressed = matches!(
+        enc.as_deref(),
+        Some("gzip") | Some("x-gzip") | Some("deflate")
+    );
     if !compressed {
         if let Some(len) = content_length(headers) {
             if len > limit {
@@ -68,17 +75,25 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<De
             if e.downcast_ref::<LengthLimitError>().is_some() {
                 too_long(content_length(headers).unwrap_or(limit + 1), limit)
             } else {
-                EsError::new(400, "illegal_argument_exception", format!("failed to read the request body: {e}"))
+                EsError::new(
+                    400,
+                    "illegal_argument_exception",
+                    format!("failed to read the request body: {e}"),
+                )
             }
         })?;
     let raw = collected.to_bytes();
     let wire_bytes = raw.len() as u64;
     let decoded = match enc.as_deref() {
         None | Some("identity") | Some("") => raw,
-        Some("gzip") | Some("x-gzip") => decode(flate2::read::MultiGzDecoder::new(&raw[..]), limit)?,
+        Some("gzip") | Some("x-gzip") => {
+            decode(flate2::read::MultiGzDecoder::new(&raw[..]), limit)?
+        }
         Some("deflate") => decode(flate2::read::ZlibDecoder::new(&raw[..]), limit)?,
         Some(other) => {
-            return Err(EsError::illegal_argument(format!("Unsupported Content-Encoding [{other}]")));
+            return Err(EsError::illegal_argument(format!(
+                "Unsupported Content-Encoding [{other}]"
+            )));
         }
     };
     Ok(DecodedBody {
@@ -90,10 +105,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<De
 
 fn decode(reader: impl Read, limit: u64) -> Result<Bytes, EsError> {
     let mut out = Vec::new();
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| EsError::illegal_argument(format!("failed to decompress the request body: {e}")))?;
+    reader.take(limit + 1).read_to_end(&mut out).map_err(|e| {
+        EsError::illegal_argument(format!("failed to decompress the request body: {e}"))
+    })?;
     if out.len() as u64 > limit {
         return Err(too_long(out.len() as u64, limit));
     }
@@ -108,7 +122,9 @@ pub fn check_json_content_type(headers: &HeaderMap, ndjson: bool) -> Result<(), 
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Err("Content-Type header is missing".to_string());
     };
-    let ct = ct.to_str().map_err(|_| "Content-Type header [?] is not supported".to_string())?;
+    let ct = ct
+        .to_str()
+        .map_err(|_| "Content-Type header [?] is not supported".to_string())?;
     let mut parts = ct.split(';');
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let ok = match essence.as_str() {
@@ -167,10 +183,32 @@ mod tests {
 
     #[test]
     fn json_media_types_and_vendor_types_are_accepted() {
-        assert!(check_json_content_type(&headers(&[("content-type", "application/x-ndjson")]), true).is_ok());
-        assert!(check_json_content_type(&headers(&[("content-type", "application/json; charset=UTF-8")]), true).is_ok());
-        assert!(check_json_content_type(&headers(&[("content-type", "application/vnd.elasticsearch+x-ndjson;compatible-with=9")]), true).is_ok());
-        assert!(check_json_content_type(&headers(&[("content-type", "application/vnd.elasticsearch+x-ndjson;compatible-with=7")]), true).is_err());
+        assert!(check_json_content_type(
+            &headers(&[("content-type", "application/x-ndjson")]),
+            true
+        )
+        .is_ok());
+        assert!(check_json_content_type(
+            &headers(&[("content-type", "application/json; charset=UTF-8")]),
+            true
+        )
+        .is_ok());
+        assert!(check_json_content_type(
+            &headers(&[(
+                "content-type",
+                "application/vnd.elasticsearch+x-ndjson;compatible-with=9"
+            )]),
+            true
+        )
+        .is_ok());
+        assert!(check_json_content_type(
+            &headers(&[(
+                "content-type",
+                "application/vnd.elasticsearch+x-ndjson;compatible-with=7"
+            )]),
+            true
+        )
+        .is_err());
         assert_eq!(
             check_json_content_type(&headers(&[("content-type", "text/plain")]), true).unwrap_err(),
             "Content-Type header [text/plain] is not supported"

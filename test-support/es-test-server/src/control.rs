@@ -23,24 +23,36 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/requests", get(requests))
         .route("/stats", get(stats))
         .route("/observations", axum::routing::delete(reset_observations))
-        .route("/faults", get(get_faults).put(put_faults).delete(clear_faults))
+        .route(
+            "/faults",
+            get(get_faults).put(put_faults).delete(clear_faults),
+        )
         .route("/refuse_connections", post(refuse_connections))
         .route("/state", get(state))
 }
 
 /// `GET /_test/documents?index=<expr>` (default `*`, hidden included via `.*`).
-async fn documents(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn documents(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let expr = q.get("index").map(String::as_str).unwrap_or("*");
     let docs = shared.lock_cluster().documents(expr);
     let list: Vec<Value> = docs
         .iter()
         .map(|d| json!({"_index": d.index, "data_stream": d.data_stream, "_id": d.id, "_version": d.version, "_source": *d.source}))
         .collect();
-    json_response(StatusCode::OK, &json!({"count": list.len(), "documents": list}))
+    json_response(
+        StatusCode::OK,
+        &json!({"count": list.len(), "documents": list}),
+    )
 }
 
 async fn requests(State(shared): State<Arc<Shared>>) -> Response {
-    json_response(StatusCode::OK, &json!({"requests": shared.observer.requests()}))
+    json_response(
+        StatusCode::OK,
+        &json!({"requests": shared.observer.requests()}),
+    )
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -61,14 +73,19 @@ async fn reset_observations(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
-    json_response(StatusCode::OK, &serde_json::to_value(shared.faults.snapshot()).unwrap_or(Value::Null))
+    json_response(
+        StatusCode::OK,
+        &serde_json::to_value(shared.faults.snapshot()).unwrap_or(Value::Null),
+    )
 }
 
 /// `PUT /_test/faults` replaces the whole fault state with the body.
 async fn put_faults(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let bytes = match axum::body::to_bytes(req.into_body(), 1024 * 1024).await {
         Ok(b) => b,
-        Err(e) => return EsError::illegal_argument(format!("cannot read body: {e}")).into_response(),
+        Err(e) => {
+            return EsError::illegal_argument(format!("cannot read body: {e}")).into_response()
+        }
     };
     match serde_json::from_slice::<FaultState>(&bytes) {
         Ok(state) => {
@@ -87,9 +104,17 @@ async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
 /// `POST /_test/refuse_connections?for_ms=N`: closes the listener and all
 /// connections (clients see "connection refused"), and listens again on the
 /// same port after N milliseconds (1..=600000). The answer is sent first.
-async fn refuse_connections(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(ms) = q.get("for_ms").and_then(|s| s.parse::<u64>().ok()).filter(|ms| (1..=600_000).contains(ms)) else {
-        return EsError::illegal_argument("for_ms must be a number of milliseconds in 1..=600000").into_response();
+async fn refuse_connections(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(ms) = q
+        .get("for_ms")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|ms| (1..=600_000).contains(ms))
+    else {
+        return EsError::illegal_argument("for_ms must be a number of milliseconds in 1..=600000")
+            .into_response();
     };
     let s = shared.clone();
     tokio::spawn(async move {
@@ -101,7 +126,10 @@ async fn refuse_connections(State(shared): State<Arc<Shared>>, Query(q): Query<H
             tracing::error!(error = %e, "could not listen again");
         }
     });
-    json_response(StatusCode::OK, &json!({"acknowledged": true, "refusing_for_ms": ms}))
+    json_response(
+        StatusCode::OK,
+        &json!({"acknowledged": true, "refusing_for_ms": ms}),
+    )
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Response {

@@ -26,7 +26,10 @@ pub fn parse_strict_date_optional_time(s: &str) -> Option<DateTime<Utc>> {
             return Some(Utc.from_utc_datetime(&dt));
         }
     }
-    if let Some(h) = s.strip_suffix('Z').and_then(|x| x.strip_suffix(":00").or(Some(x))) {
+    if let Some(h) = s
+        .strip_suffix('Z')
+        .and_then(|x| x.strip_suffix(":00").or(Some(x)))
+    {
         if let Ok(dt) = NaiveDateTime::parse_from_str(&format!("{h}:00"), "%Y-%m-%dT%H:%M:%S") {
             return Some(Utc.from_utc_datetime(&dt));
         }
@@ -86,7 +89,10 @@ pub fn eval_date_math(expr: &str, now: DateTime<Utc>, round_up: bool) -> Option<
     let (mut t, ops) = if let Some(rest) = expr.strip_prefix("now") {
         (now, rest)
     } else if let Some(pos) = expr.find("||") {
-        (parse_strict_date_optional_time(&expr[..pos])?, &expr[pos + 2..])
+        (
+            parse_strict_date_optional_time(&expr[..pos])?,
+            &expr[pos + 2..],
+        )
     } else {
         return parse_date_value(&serde_json::Value::String(expr.to_string()));
     };
@@ -101,7 +107,11 @@ pub fn eval_date_math(expr: &str, now: DateTime<Utc>, round_up: bool) -> Option<
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
                 }
-                let n: i64 = if start == i { 1 } else { ops[start..i].parse().ok()? };
+                let n: i64 = if start == i {
+                    1
+                } else {
+                    ops[start..i].parse().ok()?
+                };
                 let unit = *b.get(i)?;
                 i += 1;
                 let n = if op == b'-' { -n } else { n };
@@ -125,11 +135,19 @@ fn add_unit(t: DateTime<Utc>, n: i64, unit: u8) -> Option<DateTime<Utc>> {
     Some(match unit {
         b'y' => {
             let months = chrono::Months::new(u32::try_from(n.unsigned_abs() * 12).ok()?);
-            if n >= 0 { t.checked_add_months(months)? } else { t.checked_sub_months(months)? }
+            if n >= 0 {
+                t.checked_add_months(months)?
+            } else {
+                t.checked_sub_months(months)?
+            }
         }
         b'M' => {
             let months = chrono::Months::new(u32::try_from(n.unsigned_abs()).ok()?);
-            if n >= 0 { t.checked_add_months(months)? } else { t.checked_sub_months(months)? }
+            if n >= 0 {
+                t.checked_add_months(months)?
+            } else {
+                t.checked_sub_months(months)?
+            }
         }
         b'w' => t + Duration::weeks(n),
         b'd' => t + Duration::days(n),
@@ -148,7 +166,12 @@ fn round_down(t: DateTime<Utc>, unit: u8) -> Option<DateTime<Utc>> {
     match unit {
         b'y' => at(NaiveDate::from_ymd_opt(d.year(), 1, 1)?, 0, 0, 0),
         b'M' => at(NaiveDate::from_ymd_opt(d.year(), d.month(), 1)?, 0, 0, 0),
-        b'w' => at(d - Duration::days(i64::from(d.weekday().num_days_from_monday())), 0, 0, 0),
+        b'w' => at(
+            d - Duration::days(i64::from(d.weekday().num_days_from_monday())),
+            0,
+            0,
+            0,
+        ),
         b'd' => at(d, 0, 0, 0),
         b'h' | b'H' => at(d, t.hour(), 0, 0),
         b'm' => at(d, t.hour(), t.minute(), 0),
@@ -202,8 +225,14 @@ mod tests {
     #[test]
     fn date_math_subtracts_and_rounds() {
         let now = utc("2026-11-26T10:11:12.500Z");
-        assert_eq!(eval_date_math("now-30s", now, false), Some(utc("2026-11-26T10:10:42.500Z")));
-        assert_eq!(eval_date_math("now-1d/d", now, false), Some(utc("2026-11-25T00:00:00Z")));
+        assert_eq!(
+            eval_date_math("now-30s", now, false),
+            Some(utc("2026-11-26T10:10:42.500Z"))
+        );
+        assert_eq!(
+            eval_date_math("now-1d/d", now, false),
+            Some(utc("2026-11-25T00:00:00Z"))
+        );
         assert_eq!(
             eval_date_math("now/d", now, true),
             Some(utc("2026-11-26T23:59:59.999Z"))

@@ -53,11 +53,15 @@ impl EsError {
     }
 
     pub fn index_not_found(index: &str) -> Self {
-        Self::new(404, "index_not_found_exception", format!("no such index [{index}]"))
-            .with("resource.type", "index_or_alias")
-            .with("resource.id", index)
-            .with("index_uuid", "_na_")
-            .with("index", index)
+        Self::new(
+            404,
+            "index_not_found_exception",
+            format!("no such index [{index}]"),
+        )
+        .with("resource.type", "index_or_alias")
+        .with("resource.id", index)
+        .with("index_uuid", "_na_")
+        .with("index", index)
     }
 
     pub fn resource_not_found(reason: impl Into<String>) -> Self {
@@ -157,8 +161,14 @@ mod tests {
         let e = EsError::illegal_argument("bad").caused_by(EsError::parse("inner"));
         let body = e.to_body();
         assert_eq!(body["status"], 400);
-        assert_eq!(body["error"]["root_cause"][0]["type"], "illegal_argument_exception");
-        assert_eq!(body["error"]["caused_by"]["type"], "x_content_parse_exception");
+        assert_eq!(
+            body["error"]["root_cause"][0]["type"],
+            "illegal_argument_exception"
+        );
+        assert_eq!(
+            body["error"]["caused_by"]["type"],
+            "x_content_parse_exception"
+        );
         assert!(body["error"]["root_cause"][0].get("caused_by").is_none());
     }
 

@@ -94,22 +94,38 @@ impl Faults {
     /// The next `count` bulk items answer `status` (429 gives
     /// `es_rejected_execution_exception`).
     pub fn fail_next_items(&self, count: u64, status: u16) {
-        self.lock().item = Some(ItemFault { status, count: Some(count), fraction: None });
+        self.lock().item = Some(ItemFault {
+            status,
+            count: Some(count),
+            fraction: None,
+        });
     }
 
     /// Each bulk item fails with `status` with probability `fraction`.
     pub fn fail_item_fraction(&self, fraction: f64, status: u16) {
-        self.lock().item = Some(ItemFault { status, count: None, fraction: Some(fraction.clamp(0.0, 1.0)) });
+        self.lock().item = Some(ItemFault {
+            status,
+            count: None,
+            fraction: Some(fraction.clamp(0.0, 1.0)),
+        });
     }
 
     /// The next `count` `_bulk` requests answer `status` as a whole.
     pub fn fail_next_requests(&self, count: u64, status: u16) {
-        self.lock().request = Some(RequestFault { status, count, scope: Scope::Bulk });
+        self.lock().request = Some(RequestFault {
+            status,
+            count,
+            scope: Scope::Bulk,
+        });
     }
 
     /// Like [`Faults::fail_next_requests`] for every API request.
     pub fn fail_next_requests_all(&self, count: u64, status: u16) {
-        self.lock().request = Some(RequestFault { status, count, scope: Scope::All });
+        self.lock().request = Some(RequestFault {
+            status,
+            count,
+            scope: Scope::All,
+        });
     }
 
     /// Bodies above `bytes` answer 413 (`None` restores the configured limit).
@@ -134,7 +150,9 @@ impl Faults {
     /// Checks documents as if `field` were mapped as `ty` (e.g. `message`
     /// as `long`), producing mapping errors for values that do not fit.
     pub fn force_field_type(&self, field: &str, ty: &str) {
-        self.lock().forced_mappings.insert(field.to_string(), ty.to_string());
+        self.lock()
+            .forced_mappings
+            .insert(field.to_string(), ty.to_string());
     }
 
     /// The next `count` data-stream items fail mapping: answered 201 with

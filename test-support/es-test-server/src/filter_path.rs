@@ -94,6 +94,9 @@ mod tests {
             json!({"errors": true, "items": [{"create": {"error": {"type": "x"}}}]})
         );
         assert_eq!(apply(&v, "-took,-items"), json!({"errors": true}));
-        assert_eq!(apply(&v, "**.status"), json!({"items": [{"create": {"status": 201}}, {"create": {"status": 409}}]}));
+        assert_eq!(
+            apply(&v, "**.status"),
+            json!({"items": [{"create": {"status": 201}}, {"create": {"status": 409}}]})
+        );
     }
 }

@@ -79,10 +79,29 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(url = %server.url(), "ready");
-        tokio::signal::ctrl_c().await.context("cannot wait for ctrl-c")?;
-        #[cfg(unix)]
+        wait_for_shutdown_signal().await?;
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// SIGINT or SIGTERM (`docker compose stop` sends SIGTERM).
+async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for ctrl-c")
+    }
 }

@@ -63,7 +63,23 @@ impl Field {
     fn accepts_anything(&self) -> bool {
         matches!(
             self.ty.as_str(),
-            "flattened" | "geo_point" | "geo_shape" | "shape" | "point" | "passthrough" | "dense_vector" | "sparse_vector" | "rank_features" | "histogram" | "aggregate_metric_double" | "percolator" | "join" | "completion" | "semantic_text" | "alias" | "binary"
+            "flattened"
+                | "geo_point"
+                | "geo_shape"
+                | "shape"
+                | "point"
+                | "passthrough"
+                | "dense_vector"
+                | "sparse_vector"
+                | "rank_features"
+                | "histogram"
+                | "aggregate_metric_double"
+                | "percolator"
+                | "join"
+                | "completion"
+                | "semantic_text"
+                | "alias"
+                | "binary"
         )
     }
 
@@ -92,7 +108,10 @@ pub struct DynamicTemplate {
 fn string_or_list(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -100,7 +119,11 @@ fn string_or_list(v: Option<&Value>) -> Vec<String> {
 impl DynamicTemplate {
     fn parse(name: &str, body: &Value) -> Result<Self, EsError> {
         let obj = body.as_object().ok_or_else(|| {
-            EsError::new(400, "mapper_parsing_exception", format!("dynamic template [{name}] must be an object"))
+            EsError::new(
+                400,
+                "mapper_parsing_exception",
+                format!("dynamic template [{name}] must be an object"),
+            )
         })?;
         let mapping = obj
             .get("mapping")
@@ -129,18 +152,25 @@ impl DynamicTemplate {
 
     fn applies(&self, path: &str, leaf: &str, json_type: &str) -> bool {
         let type_ok = self.match_mapping_type.is_empty()
-            || self.match_mapping_type.iter().any(|t| t == "*" || t == json_type);
+            || self
+                .match_mapping_type
+                .iter()
+                .any(|t| t == "*" || t == json_type);
         let type_excluded = self.unmatch_mapping_type.iter().any(|t| t == json_type);
-        let name_ok = self.match_.is_empty() || self.match_.iter().any(|p| wildcard::matches(p, leaf));
+        let name_ok =
+            self.match_.is_empty() || self.match_.iter().any(|p| wildcard::matches(p, leaf));
         let name_excluded = self.unmatch.iter().any(|p| wildcard::matches(p, leaf));
-        let path_ok = self.path_match.is_empty() || self.path_match.iter().any(|p| wildcard::matches(p, path));
+        let path_ok = self.path_match.is_empty()
+            || self.path_match.iter().any(|p| wildcard::matches(p, path));
         let path_excluded = self.path_unmatch.iter().any(|p| wildcard::matches(p, path));
         type_ok && !type_excluded && name_ok && !name_excluded && path_ok && !path_excluded
     }
 
     fn field_for(&self, json_type: &str, default_ty: &str) -> Field {
         let ty = match self.mapping.get("type").and_then(Value::as_str) {
-            Some(t) => t.replace("{dynamic_type}", json_type).replace("{name}", json_type),
+            Some(t) => t
+                .replace("{dynamic_type}", json_type)
+                .replace("{name}", json_type),
             None => default_ty.to_string(),
         };
         Field::from_mapping(&ty, self.mapping.clone())
@@ -189,14 +219,31 @@ struct Conflict {
 pub fn is_numeric(ty: &str) -> bool {
     matches!(
         ty,
-        "long" | "integer" | "short" | "byte" | "unsigned_long" | "double" | "float" | "half_float" | "scaled_float"
+        "long"
+            | "integer"
+            | "short"
+            | "byte"
+            | "unsigned_long"
+            | "double"
+            | "float"
+            | "half_float"
+            | "scaled_float"
     )
 }
 
 fn is_stringy(ty: &str) -> bool {
     matches!(
         ty,
-        "keyword" | "constant_keyword" | "wildcard" | "text" | "match_only_text" | "search_as_you_type" | "version" | "token_count" | "annotated_text" | "counted_keyword"
+        "keyword"
+            | "constant_keyword"
+            | "wildcard"
+            | "text"
+            | "match_only_text"
+            | "search_as_you_type"
+            | "version"
+            | "token_count"
+            | "annotated_text"
+            | "counted_keyword"
     )
 }
 
@@ -206,7 +253,10 @@ fn preview(v: &Value) -> String {
     match v {
         Value::String(s) => s.chars().take(100).collect(),
         Value::Object(m) => {
-            let inner: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", preview(v))).collect();
+            let inner: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", preview(v)))
+                .collect();
             format!("{{{}}}", inner.join(", "))
         }
         Value::Array(a) => format!("[{}]", a.iter().map(preview).collect::<Vec<_>>().join(", ")),
@@ -241,7 +291,11 @@ impl Mappings {
             if mappings.is_null() {
                 return Ok(());
             }
-            return Err(EsError::new(400, "mapper_parsing_exception", "mappings must be an object"));
+            return Err(EsError::new(
+                400,
+                "mapper_parsing_exception",
+                "mappings must be an object",
+            ));
         };
         for (k, v) in obj {
             match k.as_str() {
@@ -302,10 +356,18 @@ impl Mappings {
 
     fn merge_properties(&mut self, prefix: &str, props: &Value) -> Result<(), EsError> {
         let Some(props) = props.as_object() else {
-            return Err(EsError::new(400, "mapper_parsing_exception", "[properties] must be an object"));
+            return Err(EsError::new(
+                400,
+                "mapper_parsing_exception",
+                "[properties] must be an object",
+            ));
         };
         for (name, def) in props {
-            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
             let Some(def_obj) = def.as_object() else {
                 return Err(EsError::new(
                     400,
@@ -320,13 +382,17 @@ impl Mappings {
                     acc.push('.');
                 }
                 acc.push_str(part);
-                self.fields.entry(acc.clone()).or_insert_with(|| Field::of_type("object"));
+                self.fields
+                    .entry(acc.clone())
+                    .or_insert_with(|| Field::of_type("object"));
             }
+            // A property without `type` is an object (with or without `properties`).
             let ty = def_obj
                 .get("type")
                 .and_then(Value::as_str)
-                .unwrap_or(if def_obj.contains_key("properties") { "object" } else { "object" });
-            self.fields.insert(path.clone(), Field::from_mapping(ty, def_obj.clone()));
+                .unwrap_or("object");
+            self.fields
+                .insert(path.clone(), Field::from_mapping(ty, def_obj.clone()));
             if let Some(sub) = def_obj.get("properties") {
                 self.merge_properties(&path, sub)?;
             }
@@ -355,7 +421,10 @@ impl Mappings {
         }
         let (parent, sub) = path.rsplit_once('.')?;
         let f = self.fields.get(parent)?;
-        f.params.get("fields").and_then(|fs| fs.get(sub)).map(|_| parent)
+        f.params
+            .get("fields")
+            .and_then(|fs| fs.get(sub))
+            .map(|_| parent)
     }
 
     /// Applies the mapping updates of an accepted document.
@@ -379,7 +448,12 @@ impl Mappings {
         Ok(out)
     }
 
-    fn lookup<'a>(&'a self, path: &str, out: &'a DocOutcome, forced: &HashMap<String, String>) -> Option<Field> {
+    fn lookup<'a>(
+        &'a self,
+        path: &str,
+        out: &'a DocOutcome,
+        forced: &HashMap<String, String>,
+    ) -> Option<Field> {
         if let Some(t) = forced.get(path) {
             return Some(Field::of_type(t));
         }
@@ -399,9 +473,15 @@ impl Mappings {
     ) -> Result<(), EsError> {
         for (key, value) in obj {
             if key.is_empty() || key.trim().is_empty() {
-                return Err(doc_parsing("field name cannot be an empty string".to_string()));
+                return Err(doc_parsing(
+                    "field name cannot be an empty string".to_string(),
+                ));
             }
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             if prefix.is_empty() && key.starts_with('_') && is_metadata_field(key) {
                 return Err(doc_parsing(format!(
                     "Field [{key}] is a metadata field and cannot be added inside a document. Use the index API request parameters."
@@ -482,7 +562,11 @@ impl Mappings {
             _ => "text",
         };
         let leaf = path.rsplit('.').next().unwrap_or(path);
-        if let Some(t) = self.dynamic_templates.iter().find(|t| t.applies(path, leaf, json_type)) {
+        if let Some(t) = self
+            .dynamic_templates
+            .iter()
+            .find(|t| t.applies(path, leaf, json_type))
+        {
             return Ok(Some(t.field_for(json_type, default_ty)));
         }
         let field = if default_ty == "text" {
@@ -493,7 +577,10 @@ impl Mappings {
                 "fields".into(),
                 json!({"keyword": {"type": "keyword", "ignore_above": 256}}),
             );
-            Field { ty: "text".into(), params }
+            Field {
+                ty: "text".into(),
+                params,
+            }
         } else {
             Field::of_type(default_ty)
         };
@@ -568,7 +655,21 @@ impl Mappings {
 fn is_metadata_field(key: &str) -> bool {
     matches!(
         key,
-        "_id" | "_index" | "_source" | "_routing" | "_seq_no" | "_version" | "_primary_term" | "_ignored" | "_data_stream_timestamp" | "_field_names" | "_tier" | "_doc_count" | "_nested_path" | "_feature" | "_tsid"
+        "_id"
+            | "_index"
+            | "_source"
+            | "_routing"
+            | "_seq_no"
+            | "_version"
+            | "_primary_term"
+            | "_ignored"
+            | "_data_stream_timestamp"
+            | "_field_names"
+            | "_tier"
+            | "_doc_count"
+            | "_nested_path"
+            | "_feature"
+            | "_tsid"
     )
 }
 
@@ -648,26 +749,27 @@ fn check_scalar(field: &Field, value: &Value, path: &str) -> Result<Option<Strin
 }
 
 fn check_number(ty: &str, value: &Value) -> Result<(), Conflict> {
-    let as_f64 = match value {
-        Value::Number(n) => n.as_f64(),
-        // `coerce` (on by default) accepts numeric strings.
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(f) => Some(f),
-            Err(_) => {
-                return Err(Conflict {
-                    cause: Some(EsError::illegal_argument(format!("For input string: \"{s}\""))),
-                })
-            }
-        },
-        Value::Bool(_) => {
-            return Err(Conflict {
+    let as_f64 =
+        match value {
+            Value::Number(n) => n.as_f64(),
+            // `coerce` (on by default) accepts numeric strings.
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(f) => Some(f),
+                Err(_) => {
+                    return Err(Conflict {
+                        cause: Some(EsError::illegal_argument(format!(
+                            "For input string: \"{s}\""
+                        ))),
+                    })
+                }
+            },
+            Value::Bool(_) => return Err(Conflict {
                 cause: Some(EsError::illegal_argument(
                     "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors",
                 )),
-            })
-        }
-        _ => None,
-    };
+            }),
+            _ => None,
+        };
     let Some(f) = as_f64 else {
         return Err(Conflict { cause: None });
     };
@@ -684,7 +786,11 @@ fn check_number(ty: &str, value: &Value) -> Result<(), Conflict> {
             cause: Some(EsError::illegal_argument(format!(
                 "Value [{}] is out of range for {} {name}",
                 preview(value),
-                if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+                if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                }
             ))),
         });
     }
@@ -726,7 +832,12 @@ mod tests {
         let err = index(&mut m, json!({"n": "abc"})).unwrap_err();
         assert_eq!(err.kind, "document_parsing_exception");
         assert_eq!(err.status, 400);
-        assert!(err.reason.contains("failed to parse field [n] of type [long]"), "{}", err.reason);
+        assert!(
+            err.reason
+                .contains("failed to parse field [n] of type [long]"),
+            "{}",
+            err.reason
+        );
         assert_eq!(err.caused_by.unwrap().reason, "For input string: \"abc\"");
         // Numeric strings are coerced.
         index(&mut m, json!({"n": "12"})).unwrap();
@@ -734,18 +845,26 @@ mod tests {
 
     #[test]
     fn object_into_keyword_and_scalar_into_object_are_rejected() {
-        let mut m = Mappings::from_json(&json!({"properties": {"k": {"type": "keyword"}}})).unwrap();
+        let mut m =
+            Mappings::from_json(&json!({"properties": {"k": {"type": "keyword"}}})).unwrap();
         let err = index(&mut m, json!({"k": {"a": 1}})).unwrap_err();
         assert!(err.reason.contains("of type [keyword]"));
         assert!(err.reason.contains("'{a=1}'"));
         index(&mut m, json!({"o": {"a": 1}})).unwrap();
         let err = index(&mut m, json!({"o": "flat"})).unwrap_err();
-        assert!(err.reason.contains("object mapping for [o]"), "{}", err.reason);
+        assert!(
+            err.reason.contains("object mapping for [o]"),
+            "{}",
+            err.reason
+        );
     }
 
     #[test]
     fn ignore_malformed_drops_bad_numbers_but_not_bad_keywords() {
-        let mut m = Mappings::from_json(&json!({"properties": {"n": {"type": "long"}, "k": {"type": "keyword"}}})).unwrap();
+        let mut m = Mappings::from_json(
+            &json!({"properties": {"n": {"type": "long"}, "k": {"type": "keyword"}}}),
+        )
+        .unwrap();
         m.ignore_malformed = true;
         let out = index(&mut m, json!({"n": "abc"})).unwrap();
         assert_eq!(out.ignored, vec!["n".to_string()]);
@@ -764,7 +883,10 @@ mod tests {
 
     #[test]
     fn strict_mapping_refuses_new_fields() {
-        let mut m = Mappings::from_json(&json!({"dynamic": "strict", "properties": {"a": {"type": "keyword"}}})).unwrap();
+        let mut m = Mappings::from_json(
+            &json!({"dynamic": "strict", "properties": {"a": {"type": "keyword"}}}),
+        )
+        .unwrap();
         let err = index(&mut m, json!({"b": 1})).unwrap_err();
         assert_eq!(err.kind, "strict_dynamic_mapping_exception");
     }
@@ -772,7 +894,11 @@ mod tests {
     #[test]
     fn constant_keyword_takes_first_value_then_rejects_others() {
         let mut m = Mappings::from_json(&json!({"properties": {"data_stream.type": {"type": "constant_keyword", "value": "logs"}, "data_stream.dataset": {"type": "constant_keyword"}}})).unwrap();
-        index(&mut m, json!({"data_stream": {"type": "logs", "dataset": "payment"}})).unwrap();
+        index(
+            &mut m,
+            json!({"data_stream": {"type": "logs", "dataset": "payment"}}),
+        )
+        .unwrap();
         assert!(index(&mut m, json!({"data_stream": {"dataset": "other"}})).is_err());
         assert!(index(&mut m, json!({"data_stream.type": "metrics"})).is_err());
     }
@@ -781,7 +907,9 @@ mod tests {
     fn forced_type_overrides_the_mapping() {
         let m = Mappings::default();
         let forced = HashMap::from([("message".to_string(), "long".to_string())]);
-        let err = m.check_document(&doc(json!({"message": "hello"})), "x", &forced).unwrap_err();
+        let err = m
+            .check_document(&doc(json!({"message": "hello"})), "x", &forced)
+            .unwrap_err();
         assert_eq!(err.kind, "document_parsing_exception");
     }
 }

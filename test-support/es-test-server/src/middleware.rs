@@ -19,8 +19,10 @@ use crate::server::{RecordSlot, Shared};
 pub async fn product_header(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     if resp.extensions().get::<FromProxy>().is_none() {
-        resp.headers_mut()
-            .insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+        resp.headers_mut().insert(
+            "x-elastic-product",
+            HeaderValue::from_static("Elasticsearch"),
+        );
     }
     resp
 }
@@ -30,8 +32,14 @@ pub async fn product_header(req: Request, next: Next) -> Response {
 pub struct FromProxy;
 
 const RECORDED_HEADERS: &[&str] = &[
-    "content-type", "content-encoding", "accept", "accept-encoding", "user-agent", "x-opaque-id",
-    "x-elastic-client-meta", "content-length",
+    "content-type",
+    "content-encoding",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    "x-opaque-id",
+    "x-elastic-client-meta",
+    "content-length",
 ];
 
 /// Records the request (never the credentials) with the status answered.
@@ -46,7 +54,11 @@ pub async fn record(State(shared): State<Arc<Shared>>, mut req: Request, next: N
             headers.insert((*name).to_string(), v.to_string());
         }
     }
-    if let Some(auth) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let scheme = auth.split_whitespace().next().unwrap_or("").to_string();
         headers.insert("authorization".into(), format!("{scheme} <redacted>"));
     }
@@ -72,7 +84,11 @@ pub async fn record(State(shared): State<Arc<Shared>>, mut req: Request, next: N
 /// Elasticsearch's answer to missing or wrong credentials (status 401,
 /// `security_exception`, `WWW-Authenticate` listing the realms' schemes).
 fn unauthorized(reason: String) -> Response {
-    let challenges = ["Basic realm=\"security\", charset=\"UTF-8\"", "Bearer realm=\"security\"", "ApiKey"];
+    let challenges = [
+        "Basic realm=\"security\", charset=\"UTF-8\"",
+        "Bearer realm=\"security\"",
+        "ApiKey",
+    ];
     let header_value = serde_json::json!({ "WWW-Authenticate": challenges });
     let err = EsError::new(401, "security_exception", reason).with("header", header_value);
     let mut resp = err.into_response();
@@ -92,8 +108,14 @@ pub async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         return next.run(req).await;
     }
     let uri = path.to_string();
-    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return unauthorized(format!("missing authentication credentials for REST request [{uri}]"));
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return unauthorized(format!(
+            "missing authentication credentials for REST request [{uri}]"
+        ));
     };
     let (scheme, cred) = value.split_once(' ').unwrap_or((value, ""));
     let cred = cred.trim();
@@ -103,22 +125,29 @@ pub async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
             .ok()
             .and_then(|b| String::from_utf8(b).ok());
         let Some((user, pass)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-            return unauthorized(format!("missing authentication credentials for REST request [{uri}]"));
+            return unauthorized(format!(
+                "missing authentication credentials for REST request [{uri}]"
+            ));
         };
         match &shared.config.basic_auth {
             Some((u, p)) if u == user && p == pass => next.run(req).await,
-            _ => unauthorized(format!("unable to authenticate user [{user}] for REST request [{uri}]")),
+            _ => unauthorized(format!(
+                "unable to authenticate user [{user}] for REST request [{uri}]"
+            )),
         }
     } else if scheme.eq_ignore_ascii_case("apikey") {
         if shared.config.api_keys.iter().any(|k| k.encoded() == cred) {
             next.run(req).await
         } else {
-            unauthorized(format!(
+            unauthorized(
                 "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
-            ))
+                    .to_string(),
+            )
         }
     } else {
-        unauthorized(format!("missing authentication credentials for REST request [{uri}]"))
+        unauthorized(format!(
+            "missing authentication credentials for REST request [{uri}]"
+        ))
     }
 }
 
@@ -138,7 +167,8 @@ pub async fn faults(State(shared): State<Arc<Shared>>, req: Request, next: Next)
     if let Some(len) = content_length(req.headers()) {
         if len > limit && !gz {
             let mut resp = crate::body::too_long(len, limit).into_response();
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return resp;
         }
     }

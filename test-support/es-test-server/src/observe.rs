@@ -84,7 +84,10 @@ impl Observer {
     }
 
     pub fn reset(&self) {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = BulkStats::default();
         self.dropped_connections.store(0, Ordering::Relaxed);
     }

@@ -87,7 +87,12 @@ pub(crate) struct ListenerControl {
 
 fn bind_reusable(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     let err = |source| ServerError::Bind { addr, source };
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(err)?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
     // Rebinding the same port after stop_listening must not wait for TIME_WAIT.
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
@@ -120,7 +125,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
                 async move {
                     let path = req.uri().path().to_string();
                     if !path.starts_with("/_test") && shared.faults.take_drop(is_bulk_path(&path)) {
-                        shared.observer.dropped_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        shared
+                            .observer
+                            .dropped_connections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         shared.observer.record(RequestRecord {
                             method: req.method().to_string(),
                             path,
@@ -170,13 +178,24 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 impl Shared {
-    pub(crate) async fn start_listening(self: &Arc<Self>, addr: SocketAddr) -> Result<SocketAddr, ServerError> {
+    pub(crate) async fn start_listening(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+    ) -> Result<SocketAddr, ServerError> {
         let listener = bind_reusable(addr)?;
-        let bound = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let router = crate::api::router(self.clone());
         let task = tokio::spawn(accept_loop(listener, self.clone(), router));
         *self.listener.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound);
-        if let Some(old) = self.listener.accept_task.lock().unwrap_or_else(|p| p.into_inner()).replace(task) {
+        if let Some(old) = self
+            .listener
+            .accept_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task)
+        {
             old.abort();
         }
         Ok(bound)
@@ -184,7 +203,13 @@ impl Shared {
 
     /// Closes the listener and every open connection: new connections are refused.
     pub(crate) fn stop_listening(&self) {
-        if let Some(t) = self.listener.accept_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(t) = self
+            .listener
+            .accept_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             t.abort();
         }
         self.listener.cut.send_modify(|v| *v += 1);
@@ -197,7 +222,13 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .ok_or(ServerError::ThreadStart)?;
-        if self.listener.accept_task.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if self
+            .listener
+            .accept_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
             return Ok(addr);
         }
         // The aborted accept task releases the port asynchronously; retry briefly.
@@ -244,7 +275,10 @@ impl EsTestServer {
             cluster: Mutex::new(Cluster::new(config.failure_store_patterns.clone())),
             faults: Faults::default(),
             observer: Observer::new(config.max_recorded_requests),
-            blackhole: config.blackhole.as_ref().map(|b| Blackhole::new(b.keep_ids)),
+            blackhole: config
+                .blackhole
+                .as_ref()
+                .map(|b| Blackhole::new(b.keep_ids)),
             cluster_uuid: crate::cluster::index::random_id(22),
             listener: ListenerControl {
                 addr: Mutex::new(None),
@@ -302,7 +336,12 @@ impl EsTestServer {
 
     /// Names of the data streams.
     pub fn data_streams(&self) -> Vec<String> {
-        self.shared.lock_cluster().data_streams.keys().cloned().collect()
+        self.shared
+            .lock_cluster()
+            .data_streams
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Names of all concrete indices (backing and failure indices included).
@@ -312,20 +351,39 @@ impl EsTestServer {
 
     /// Names of installed index templates / component templates / ILM policies.
     pub fn index_templates(&self) -> Vec<String> {
-        self.shared.lock_cluster().index_templates.keys().cloned().collect()
+        self.shared
+            .lock_cluster()
+            .index_templates
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn component_templates(&self) -> Vec<String> {
-        self.shared.lock_cluster().component_templates.keys().cloned().collect()
+        self.shared
+            .lock_cluster()
+            .component_templates
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn ilm_policies(&self) -> Vec<String> {
-        self.shared.lock_cluster().ilm_policies.keys().cloned().collect()
+        self.shared
+            .lock_cluster()
+            .ilm_policies
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The stored body of an index template, if any.
     pub fn index_template(&self, name: &str) -> Option<serde_json::Value> {
-        self.shared.lock_cluster().index_templates.get(name).map(|t| t.body.clone())
+        self.shared
+            .lock_cluster()
+            .index_templates
+            .get(name)
+            .map(|t| t.body.clone())
     }
 
     /// The requests seen, oldest first (bounded by `max_recorded_requests`).
@@ -345,12 +403,20 @@ impl EsTestServer {
 
     /// Blackhole counters per target (empty when not in blackhole mode).
     pub fn blackhole_counts(&self) -> std::collections::HashMap<String, u64> {
-        self.shared.blackhole.as_ref().map(|b| b.counts()).unwrap_or_default()
+        self.shared
+            .blackhole
+            .as_ref()
+            .map(|b| b.counts())
+            .unwrap_or_default()
     }
 
     /// Distinct ids per target in blackhole mode with `keep_ids`.
     pub fn blackhole_distinct_ids(&self) -> std::collections::HashMap<String, usize> {
-        self.shared.blackhole.as_ref().map(|b| b.distinct_ids()).unwrap_or_default()
+        self.shared
+            .blackhole
+            .as_ref()
+            .map(|b| b.distinct_ids())
+            .unwrap_or_default()
     }
 
     /// Clears request records and counters (not documents).

@@ -26,7 +26,11 @@ async fn bulk(c: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
 }
 
 fn create(index: &str, id: &str, doc: Value) -> String {
-    format!("{}\n{}\n", json!({"create": {"_index": index, "_id": id}}), doc)
+    format!(
+        "{}\n{}\n",
+        json!({"create": {"_index": index, "_id": id}}),
+        doc
+    )
 }
 
 #[tokio::test]
@@ -42,7 +46,11 @@ async fn root_answers_like_elasticsearch_with_the_product_header() {
     let r = c.head(server.url()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // Errors carry the header too.
-    let r = c.get(format!("{}/_nothing_here/_search", server.url())).send().await.unwrap();
+    let r = c
+        .get(format!("{}/_nothing_here/_search", server.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["x-elastic-product"], "Elasticsearch");
     server.shutdown().await;
@@ -54,24 +62,37 @@ async fn data_stream_bulk_creates_then_conflicts_and_refuses_index_ops() {
     let ts = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "hello"});
     let mut body = create("logs-payment-default", "a", ts.clone());
     body += &create("logs-payment-default", "a", ts.clone());
-    body += &format!("{}\n{}\n", json!({"index": {"_index": "logs-payment-default"}}), ts);
+    body += &format!(
+        "{}\n{}\n",
+        json!({"index": {"_index": "logs-payment-default"}}),
+        ts
+    );
     let (status, v) = bulk(&c, &server.url(), &body).await;
     assert_eq!(status, 200);
     assert_eq!(v["errors"], true);
     let first = &v["items"][0]["create"];
     assert_eq!(first["status"], 201);
     assert_eq!(first["result"], "created");
-    assert!(first["_index"].as_str().unwrap().starts_with(".ds-logs-payment-default-"));
+    assert!(first["_index"]
+        .as_str()
+        .unwrap()
+        .starts_with(".ds-logs-payment-default-"));
     assert!(first["_index"].as_str().unwrap().ends_with("-000001"));
     assert_eq!(v["items"][1]["create"]["status"], 409);
-    assert_eq!(v["items"][1]["create"]["error"]["type"], "version_conflict_engine_exception");
+    assert_eq!(
+        v["items"][1]["create"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
     assert_eq!(v["items"][2]["index"]["status"], 400);
     assert_eq!(
         v["items"][2]["index"]["error"]["reason"],
         "only write ops with an op_type of create are allowed in data streams"
     );
     assert_eq!(server.documents("logs-payment-default").len(), 1);
-    assert_eq!(server.data_streams(), vec!["logs-payment-default".to_string()]);
+    assert_eq!(
+        server.data_streams(),
+        vec!["logs-payment-default".to_string()]
+    );
     let stats = server.bulk_stats();
     assert_eq!(stats.conflicts, 1);
     assert_eq!(stats.items_by_status.get(&201), Some(&1));
@@ -83,7 +104,10 @@ async fn bulk_framing_errors_fail_the_whole_request() {
     let (server, c) = start(ServerConfig::default()).await;
     let (status, v) = bulk(&c, &server.url(), "{\"create\":{\"_index\":\"a\"}}\n{}").await;
     assert_eq!(status, 400);
-    assert_eq!(v["error"]["reason"], "The bulk request must be terminated by a newline [\\n]");
+    assert_eq!(
+        v["error"]["reason"],
+        "The bulk request must be terminated by a newline [\\n]"
+    );
     let (status, v) = bulk(&c, &server.url(), "{\"explode\":{\"_index\":\"a\"}}\n{}\n").await;
     assert_eq!(status, 400);
     assert_eq!(v["error"]["type"], "illegal_argument_exception");
@@ -107,7 +131,10 @@ async fn gzip_bodies_and_vendor_media_types_are_accepted_and_recorded() {
     let gz = enc.finish().unwrap();
     let r = c
         .post(format!("{}/_bulk", server.url()))
-        .header("content-type", "application/vnd.elasticsearch+x-ndjson;compatible-with=9")
+        .header(
+            "content-type",
+            "application/vnd.elasticsearch+x-ndjson;compatible-with=9",
+        )
         .header("content-encoding", "gzip")
         .body(gz.clone())
         .send()
@@ -117,7 +144,11 @@ async fn gzip_bodies_and_vendor_media_types_are_accepted_and_recorded() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errors"], false);
     assert_eq!(server.documents("plain-index")[0].source["x"], 1);
-    let rec = server.requests().into_iter().find(|r| r.path == "/_bulk").unwrap();
+    let rec = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/_bulk")
+        .unwrap();
     assert!(rec.gzip);
     assert_eq!(rec.body_bytes, gz.len() as u64);
     assert_eq!(rec.decoded_bytes, body.len() as u64);
@@ -136,22 +167,61 @@ async fn mapping_conflict_is_400_without_failure_store_and_201_used_with_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, v) = bulk(&c, &url, &create("strict-a", "1", json!({"@timestamp": "2026-11-26T10:00:00Z", "code": "abc"}))).await;
+    let (_, v) = bulk(
+        &c,
+        &url,
+        &create(
+            "strict-a",
+            "1",
+            json!({"@timestamp": "2026-11-26T10:00:00Z", "code": "abc"}),
+        ),
+    )
+    .await;
     let item = &v["items"][0]["create"];
     assert_eq!(item["status"], 400);
     assert_eq!(item["error"]["type"], "document_parsing_exception");
     assert_eq!(item["error"]["failure_store"], "not_enabled");
     assert_eq!(v["errors"], true);
     // The built-in logs template turns the failure store on (logs@settings).
-    let (_, v) = bulk(&c, &url, &create("logs-app-default", "1", json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": {"x": 1}}}))).await;
-    let (_, v2) = bulk(&c, &url, &create("logs-app-default", "2", json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": {"nested": "obj"}}}))).await;
+    let (_, v) = bulk(
+        &c,
+        &url,
+        &create(
+            "logs-app-default",
+            "1",
+            json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": {"x": 1}}}),
+        ),
+    )
+    .await;
+    let (_, v2) = bulk(
+        &c,
+        &url,
+        &create(
+            "logs-app-default",
+            "2",
+            json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": {"nested": "obj"}}}),
+        ),
+    )
+    .await;
     assert_eq!(v["errors"], false);
     // First doc maps log.level as object; a string then conflicts.
-    let (_, v3) = bulk(&c, &url, &create("logs-app-default", "3", json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": "error"}}))).await;
+    let (_, v3) = bulk(
+        &c,
+        &url,
+        &create(
+            "logs-app-default",
+            "3",
+            json!({"@timestamp": "2026-11-26T10:00:00Z", "log": {"level": "error"}}),
+        ),
+    )
+    .await;
     let item = &v3["items"][0]["create"];
     assert_eq!(item["status"], 201);
     assert_eq!(item["failure_store"], "used");
-    assert!(item["_index"].as_str().unwrap().starts_with(".fs-logs-app-default-"));
+    assert!(item["_index"]
+        .as_str()
+        .unwrap()
+        .starts_with(".fs-logs-app-default-"));
     assert_eq!(v3["errors"], false);
     assert_eq!(v2["items"][0]["create"]["status"], 201);
     let failures = server.documents("logs-app-default::failures");
@@ -175,45 +245,123 @@ async fn template_validation_matches_elasticsearch() {
         }
     };
     let (s, v) = put("/_index_template/t1", json!({"template": {}})).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (400, Some("x_content_parse_exception")));
-    let (s, v) = put("/_index_template/t1", json!({"index_patterns": ["x-*"], "composed_of": ["missing@custom"]})).await;
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (400, Some("x_content_parse_exception"))
+    );
+    let (s, v) = put(
+        "/_index_template/t1",
+        json!({"index_patterns": ["x-*"], "composed_of": ["missing@custom"]}),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(v["error"]["type"], "invalid_index_template_exception");
-    let (s, _) = put("/_index_template/t1", json!({"index_patterns": ["logs-didban*-*"], "priority": 100, "data_stream": {}})).await;
+    let (s, _) = put(
+        "/_index_template/t1",
+        json!({"index_patterns": ["logs-didban*-*"], "priority": 100, "data_stream": {}}),
+    )
+    .await;
     assert_eq!(s, 400, "same priority as the built-in logs template");
-    let (s, v) = put("/_component_template/c1", json!({"template": {"mappings": {"properties": {"log.category": {"type": "keyword"}}}}})).await;
+    let (s, v) = put(
+        "/_component_template/c1",
+        json!({"template": {"mappings": {"properties": {"log.category": {"type": "keyword"}}}}}),
+    )
+    .await;
     assert_eq!((s, v["acknowledged"].as_bool()), (200, Some(true)));
     let body = json!({"index_patterns": ["logs-didban*-*"], "priority": 300, "data_stream": {}, "composed_of": ["logs@mappings", "logs@settings", "ecs@mappings", "c1"]});
     assert_eq!(put("/_index_template/t1", body.clone()).await.0, 200);
     assert_eq!(put("/_index_template/t1", body).await.0, 200, "idempotent");
-    assert_eq!(c.head(format!("{url}/_index_template/t1")).send().await.unwrap().status(), 200);
-    assert_eq!(c.head(format!("{url}/_index_template/nope")).send().await.unwrap().status(), 404);
-    let (s, v) = put("/_ilm/policy/p", json!({"policy": {"phases": {"delete": {"actions": {"rollover": {}}}}}})).await;
-    assert_eq!((s, v["error"]["type"].as_str()), (400, Some("illegal_argument_exception")));
+    assert_eq!(
+        c.head(format!("{url}/_index_template/t1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.head(format!("{url}/_index_template/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (s, v) = put(
+        "/_ilm/policy/p",
+        json!({"policy": {"phases": {"delete": {"actions": {"rollover": {}}}}}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (400, Some("illegal_argument_exception"))
+    );
     let (s, _) = put("/_ilm/policy/p", json!({"policy": {"phases": {"hot": {"actions": {"rollover": {"max_age": "7d"}}}, "delete": {"min_age": "30d", "actions": {"delete": {}}}}}})).await;
     assert_eq!(s, 200);
-    let v: Value = c.get(format!("{url}/_ilm/policy/p")).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .get(format!("{url}/_ilm/policy/p"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["p"]["version"], 1);
-    let r = c.delete(format!("{url}/_component_template/c1")).send().await.unwrap();
+    let r = c
+        .delete(format!("{url}/_component_template/c1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "in use by t1");
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn security_requires_credentials_when_configured() {
-    let (server, c) = start(ServerConfig::default().with_basic_auth("elastic", "s3cret").with_api_key("id1", "key1")).await;
+    let (server, c) = start(
+        ServerConfig::default()
+            .with_basic_auth("elastic", "s3cret")
+            .with_api_key("id1", "key1"),
+    )
+    .await;
     let r = c.get(server.url()).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get_all("www-authenticate").iter().any(|h| h.to_str().unwrap().starts_with("Basic")));
+    assert!(r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .any(|h| h.to_str().unwrap().starts_with("Basic")));
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "security_exception");
-    assert_eq!(v["error"]["reason"], "missing authentication credentials for REST request [/]");
-    let r = c.get(server.url()).basic_auth("elastic", Some("wrong")).send().await.unwrap();
+    assert_eq!(
+        v["error"]["reason"],
+        "missing authentication credentials for REST request [/]"
+    );
+    let r = c
+        .get(server.url())
+        .basic_auth("elastic", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.get(server.url()).basic_auth("elastic", Some("s3cret")).send().await.unwrap();
+    let r = c
+        .get(server.url())
+        .basic_auth("elastic", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let key = es_test_server::ApiKey { id: "id1".into(), api_key: "key1".into() }.encoded();
-    let r = c.get(server.url()).header("authorization", format!("ApiKey {key}")).send().await.unwrap();
+    let key = es_test_server::ApiKey {
+        id: "id1".into(),
+        api_key: "key1".into(),
+    }
+    .encoded();
+    let r = c
+        .get(server.url())
+        .header("authorization", format!("ApiKey {key}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     server.shutdown().await;
 }
@@ -223,10 +371,21 @@ async fn item_and_request_faults_are_answered_then_consumed() {
     let (server, c) = start(ServerConfig::default()).await;
     let url = server.url();
     server.faults().fail_next_items(1, 429);
-    let body = create("logs-a-default", "1", json!({"@timestamp": "2026-11-26T10:00:00Z"})) + &create("logs-a-default", "2", json!({"@timestamp": "2026-11-26T10:00:00Z"}));
+    let body = create(
+        "logs-a-default",
+        "1",
+        json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+    ) + &create(
+        "logs-a-default",
+        "2",
+        json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+    );
     let (_, v) = bulk(&c, &url, &body).await;
     assert_eq!(v["items"][0]["create"]["status"], 429);
-    assert_eq!(v["items"][0]["create"]["error"]["type"], "es_rejected_execution_exception");
+    assert_eq!(
+        v["items"][0]["create"]["error"]["type"],
+        "es_rejected_execution_exception"
+    );
     assert_eq!(v["items"][1]["create"]["status"], 201);
     server.faults().fail_next_requests(1, 503);
     let (s, _) = bulk(&c, &url, &body).await;
@@ -236,26 +395,55 @@ async fn item_and_request_faults_are_answered_then_consumed() {
     assert_eq!(v["items"][0]["create"]["status"], 201);
     assert_eq!(v["items"][1]["create"]["status"], 409);
     // 413 above a size, over HTTP control.
-    let r = c.put(format!("{url}/_test/faults")).json(&json!({"max_content_length": 10})).send().await.unwrap();
+    let r = c
+        .put(format!("{url}/_test/faults"))
+        .json(&json!({"max_content_length": 10}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (s, v) = bulk(&c, &url, &body).await;
     assert_eq!(s, 413);
     assert_eq!(v["error"]["type"], "content_too_long_exception");
-    c.delete(format!("{url}/_test/faults")).send().await.unwrap();
+    c.delete(format!("{url}/_test/faults"))
+        .send()
+        .await
+        .unwrap();
     // Delay.
     server.faults().set_delay(Some(Duration::from_millis(300)));
     let t = Instant::now();
-    bulk(&c, &url, &create("logs-a-default", "9", json!({"@timestamp": "2026-11-26T10:00:00Z"}))).await;
+    bulk(
+        &c,
+        &url,
+        &create(
+            "logs-a-default",
+            "9",
+            json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+        ),
+    )
+    .await;
     assert!(t.elapsed() >= Duration::from_millis(300));
     server.faults().clear();
     // Forced mapping type.
     server.faults().force_field_type("message", "long");
     let (_, v) = bulk(&c, &url, &create("plain", "m", json!({"message": "text"}))).await;
-    assert_eq!(v["items"][0]["create"]["error"]["type"], "document_parsing_exception");
+    assert_eq!(
+        v["items"][0]["create"]["error"]["type"],
+        "document_parsing_exception"
+    );
     server.faults().clear();
     // Injected mapping failure on a failure-store stream answers "used".
     server.faults().fail_mapping_next_items(1);
-    let (_, v) = bulk(&c, &url, &create("logs-a-default", "fs", json!({"@timestamp": "2026-11-26T10:00:00Z"}))).await;
+    let (_, v) = bulk(
+        &c,
+        &url,
+        &create(
+            "logs-a-default",
+            "fs",
+            json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+        ),
+    )
+    .await;
     assert_eq!(v["items"][0]["create"]["failure_store"], "used");
     server.shutdown().await;
 }
@@ -263,11 +451,23 @@ async fn item_and_request_faults_are_answered_then_consumed() {
 #[tokio::test]
 async fn dropped_and_refused_connections_then_recovery() {
     let (server, _) = start(ServerConfig::default()).await;
-    let c = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let url = server.url();
-    let body = create("logs-b-default", "1", json!({"@timestamp": "2026-11-26T10:00:00Z"}));
+    let body = create(
+        "logs-b-default",
+        "1",
+        json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+    );
     server.faults().drop_next_requests(1);
-    let r = c.post(format!("{url}/_bulk")).header("content-type", NDJSON).body(body.clone()).send().await;
+    let r = c
+        .post(format!("{url}/_bulk"))
+        .header("content-type", NDJSON)
+        .body(body.clone())
+        .send()
+        .await;
     assert!(r.is_err(), "connection closed without a response");
     assert_eq!(server.dropped_connections(), 1);
     assert_eq!(server.count("logs-b-default"), 0);
@@ -275,11 +475,21 @@ async fn dropped_and_refused_connections_then_recovery() {
     let r = c.get(&url).send().await;
     assert!(r.unwrap_err().is_connect());
     server.resume_listening().await.unwrap();
-    let r = c.post(format!("{url}/_bulk")).header("content-type", NDJSON).body(body).send().await.unwrap();
+    let r = c
+        .post(format!("{url}/_bulk"))
+        .header("content-type", NDJSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(server.count("logs-b-default"), 1);
     // Over HTTP: refuse for a while, then answer again.
-    let r = c.post(format!("{url}/_test/refuse_connections?for_ms=400")).send().await.unwrap();
+    let r = c
+        .post(format!("{url}/_test/refuse_connections?for_ms=400"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(c.get(&url).send().await.is_err());
@@ -289,7 +499,8 @@ async fn dropped_and_refused_connections_then_recovery() {
 }
 
 fn heartbeat_doc(monitor: &str, status: &str, secs_ago: i64, us: u64) -> Value {
-    let ts = (chrono::Utc::now() - chrono::Duration::seconds(secs_ago)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ts = (chrono::Utc::now() - chrono::Duration::seconds(secs_ago))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (up, down) = if status == "up" { (1, 0) } else { (0, 1) };
     json!({
         "@timestamp": ts,
@@ -310,12 +521,28 @@ async fn heartbeat_queries_and_aggregations() {
         .await
         .unwrap();
     let mut body = String::new();
-    for (i, (m, s, us)) in [("payment", "down", 900), ("payment", "down", 800), ("payment", "up", 100), ("loan", "up", 200), ("loan", "up", 400)].iter().enumerate() {
-        body += &format!("{}\n{}\n", json!({"create": {"_index": "heartbeat-9.2.1"}}), heartbeat_doc(m, s, (i as i64) * 10 + 1, *us));
+    for (i, (m, s, us)) in [
+        ("payment", "down", 900),
+        ("payment", "down", 800),
+        ("payment", "up", 100),
+        ("loan", "up", 200),
+        ("loan", "up", 400),
+    ]
+    .iter()
+    .enumerate()
+    {
+        body += &format!(
+            "{}\n{}\n",
+            json!({"create": {"_index": "heartbeat-9.2.1"}}),
+            heartbeat_doc(m, s, (i as i64) * 10 + 1, *us)
+        );
     }
     let (_, v) = bulk(&c, &url, &body).await;
     assert_eq!(v["errors"], false, "{v}");
-    c.post(format!("{url}/heartbeat-*/_refresh")).send().await.unwrap();
+    c.post(format!("{url}/heartbeat-*/_refresh"))
+        .send()
+        .await
+        .unwrap();
     let q = json!({
         "size": 0,
         "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-5m"}}}, {"exists": {"field": "summary"}}]}},
@@ -331,9 +558,19 @@ async fn heartbeat_queries_and_aggregations() {
             }
         }
     });
-    let v: Value = c.post(format!("{url}/heartbeat-*/_search")).json(&q).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .post(format!("{url}/heartbeat-*/_search"))
+        .json(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["hits"]["total"]["value"], 5, "{v}");
-    let buckets = v["aggregations"]["by_monitor"]["buckets"].as_array().unwrap();
+    let buckets = v["aggregations"]["by_monitor"]["buckets"]
+        .as_array()
+        .unwrap();
     assert_eq!(buckets[0]["key"], "payment");
     assert_eq!(buckets[0]["doc_count"], 3);
     let latest = buckets[0]["latest"]["hits"]["hits"].as_array().unwrap();
@@ -361,17 +598,27 @@ async fn heartbeat_queries_and_aggregations() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["hits"]["hits"][0]["_source"]["monitor"]["duration"]["us"], 900);
+    assert_eq!(
+        v["hits"]["hits"][0]["_source"]["monitor"]["duration"]["us"],
+        900
+    );
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn blackhole_answers_without_storing_and_dedups_ids() {
     let (server, c) = start(ServerConfig::default().blackhole(true)).await;
-    let body = create("logs-x-default", "1", json!({"@timestamp": "2026-11-26T10:00:00Z"})) + &create("logs-x-default", "2", json!({"not": "checked"}));
+    let body = create(
+        "logs-x-default",
+        "1",
+        json!({"@timestamp": "2026-11-26T10:00:00Z"}),
+    ) + &create("logs-x-default", "2", json!({"not": "checked"}));
     let (_, v) = bulk(&c, &server.url(), &body).await;
     assert_eq!(v["errors"], false);
-    assert!(v["items"][0]["create"]["_index"].as_str().unwrap().starts_with(".ds-logs-x-default-"));
+    assert!(v["items"][0]["create"]["_index"]
+        .as_str()
+        .unwrap()
+        .starts_with(".ds-logs-x-default-"));
     let (_, v) = bulk(&c, &server.url(), &body).await;
     assert_eq!(v["errors"], true);
     assert_eq!(v["items"][1]["create"]["status"], 409);
@@ -385,7 +632,10 @@ fn threaded_start_serves_blocking_clients() {
     let server = EsTestServer::start_in_thread(ServerConfig::default()).unwrap();
     let url = server.url();
     let out = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async { reqwest::get(url).await.map(|r| r.status().as_u16()) })
     })
     .join()

@@ -35,12 +35,19 @@ struct State {
 
 impl Blackhole {
     pub fn new(keep_ids: bool) -> Self {
-        Blackhole { keep_ids, state: Mutex::default() }
+        Blackhole {
+            keep_ids,
+            state: Mutex::default(),
+        }
     }
 
     /// Accepted documents per target.
     pub fn counts(&self) -> HashMap<String, u64> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).counts.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts
+            .clone()
     }
 
     /// Distinct ids per target (empty unless `keep_ids`).
@@ -64,7 +71,10 @@ fn resolve(shared: &Shared, name: &str) -> Result<(String, bool), EsError> {
     let is_ds = templates::find_matching(cluster.index_templates.values(), name)
         .is_some_and(|t| t.data_stream.is_some());
     if is_ds {
-        Ok((generation_index_name(".ds", name, chrono::Utc::now(), 1), true))
+        Ok((
+            generation_index_name(".ds", name, chrono::Utc::now(), 1),
+            true,
+        ))
     } else {
         Ok((name.to_string(), false))
     }
@@ -89,7 +99,12 @@ pub fn handle(
     // Resolve targets outside the state lock (resolution takes the cluster lock).
     let mut targets: HashMap<&str, Result<(String, bool), EsError>> = HashMap::new();
     {
-        let known: HashMap<String, (String, bool)> = bh.state.lock().unwrap_or_else(|p| p.into_inner()).resolved.clone();
+        let known: HashMap<String, (String, bool)> = bh
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resolved
+            .clone();
         for op in &ops {
             let name = op.index.as_deref().unwrap_or("");
             if !targets.contains_key(name) {
@@ -104,7 +119,10 @@ pub fn handle(
     let mut state = bh.state.lock().unwrap_or_else(|p| p.into_inner());
     for (name, r) in &targets {
         if let Ok(r) = r {
-            state.resolved.entry((*name).to_string()).or_insert_with(|| r.clone());
+            state
+                .resolved
+                .entry((*name).to_string())
+                .or_insert_with(|| r.clone());
         }
     }
     for (i, op) in ops.iter().enumerate() {
@@ -114,7 +132,10 @@ pub fn handle(
         let name = op.index.as_deref().unwrap_or("");
         let id = op.id.clone().unwrap_or_else(|| random_id(20));
         let opname = op.op.as_str();
-        let result: Result<String, EsError> = match (plan.statuses.get(i).copied().flatten(), targets.get(name)) {
+        let result: Result<String, EsError> = match (
+            plan.statuses.get(i).copied().flatten(),
+            targets.get(name),
+        ) {
             (Some(status), _) => Err(injected_item_error(status, name)),
             (None, Some(Err(e))) => Err(e.clone()),
             (None, None) => Err(EsError::index_not_found(name)),
@@ -144,7 +165,11 @@ pub fn handle(
         match result {
             Ok(concrete) => {
                 if bh.keep_ids {
-                    state.ids.entry(name.to_string()).or_default().insert(id.clone());
+                    state
+                        .ids
+                        .entry(name.to_string())
+                        .or_default()
+                        .insert(id.clone());
                 }
                 *state.counts.entry(name.to_string()).or_default() += 1;
                 state.seq_no += 1;
@@ -164,7 +189,8 @@ pub fn handle(
                 }
                 *by_status.entry(e.status).or_default() += 1;
                 let index_json = serde_json::to_string(name).unwrap_or_else(|_| "null".into());
-                let err_json = serde_json::to_string(&e.to_object()).unwrap_or_else(|_| "{}".into());
+                let err_json =
+                    serde_json::to_string(&e.to_object()).unwrap_or_else(|_| "{}".into());
                 let _ = write!(
                     out,
                     "{{\"{opname}\":{{\"_index\":{index_json},\"_id\":{id_json},\"status\":{},\"error\":{err_json}}}}}",
@@ -175,7 +201,11 @@ pub fn handle(
     }
     drop(state);
     let mut body = Vec::with_capacity(out.len() + 64);
-    let _ = write!(body, "{{\"errors\":{errors},\"took\":{},\"items\":[", started.elapsed().as_millis());
+    let _ = write!(
+        body,
+        "{{\"errors\":{errors},\"took\":{},\"items\":[",
+        started.elapsed().as_millis()
+    );
     body.extend_from_slice(&out);
     body.extend_from_slice(b"]}");
     shared.observer.update_stats(|s| {

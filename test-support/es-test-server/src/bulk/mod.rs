@@ -32,12 +32,30 @@ fn bool_param(q: &HashMap<String, String>, name: &str) -> Result<bool, EsError> 
 
 /// Query parameters `_bulk` accepts (specification `_global/bulk/BulkRequest.ts`).
 const BULK_PARAMS: &[&str] = &[
-    "include_source_on_error", "list_executed_pipelines", "pipeline", "refresh", "routing", "_source",
-    "_source_excludes", "_source_includes", "timeout", "wait_for_active_shards", "require_alias",
-    "require_data_stream", "filter_path", "pretty", "human", "error_trace", "format",
+    "include_source_on_error",
+    "list_executed_pipelines",
+    "pipeline",
+    "refresh",
+    "routing",
+    "_source",
+    "_source_excludes",
+    "_source_includes",
+    "timeout",
+    "wait_for_active_shards",
+    "require_alias",
+    "require_data_stream",
+    "filter_path",
+    "pretty",
+    "human",
+    "error_trace",
+    "format",
 ];
 
-pub async fn bulk_root(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>, req: Request) -> Response {
+pub async fn bulk_root(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
     bulk(shared, None, q, req).await
 }
 
@@ -50,7 +68,12 @@ pub async fn bulk_index(
     bulk(shared, Some(index), q, req).await
 }
 
-async fn bulk(shared: Arc<Shared>, index: Option<String>, q: HashMap<String, String>, req: Request) -> Response {
+async fn bulk(
+    shared: Arc<Shared>,
+    index: Option<String>,
+    q: HashMap<String, String>,
+    req: Request,
+) -> Response {
     let started = Instant::now();
     match bulk_inner(&shared, index, &q, req, started).await {
         Ok(resp) => resp,
@@ -99,7 +122,9 @@ async fn bulk_inner(
     }
     if let Some(r) = q.get("refresh") {
         if !matches!(r.as_str(), "" | "true" | "false" | "wait_for") {
-            return Err(EsError::illegal_argument(format!("Unknown value for refresh: [{r}].")).into());
+            return Err(
+                EsError::illegal_argument(format!("Unknown value for refresh: [{r}].")).into(),
+            );
         }
     }
     let (parts, body) = req.into_parts();
@@ -114,7 +139,11 @@ async fn bulk_inner(
     if let Some(i) = &index {
         crate::cluster::validate_index_name(i).or_else(|e| {
             // Data stream names and existing indices only; wildcards are not writable.
-            if i.contains('*') { Err(e) } else { Ok(()) }
+            if i.contains('*') {
+                Err(e)
+            } else {
+                Ok(())
+            }
         })?;
     }
     let params = BulkParams {
@@ -127,8 +156,9 @@ async fn bulk_inner(
         let bytes = blackhole::handle(shared, bh, &decoded.bytes, &params, started)?;
         return Ok(match q.get("filter_path") {
             Some(_) => {
-                let v: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| EsError::new(500, "exception", format!("blackhole response: {e}")))?;
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    EsError::new(500, "exception", format!("blackhole response: {e}"))
+                })?;
                 finish(q, v)
             }
             None => crate::error::bytes_response(StatusCode::OK, bytes),
@@ -210,12 +240,17 @@ fn execute(shared: &Shared, ops: &[BulkOp<'_>]) -> Vec<ItemOutcome> {
             out.push(ItemOutcome {
                 op: op.op,
                 index: index.clone(),
-                id: Some(op.id.clone().unwrap_or_else(|| crate::cluster::index::random_id(20))),
+                id: Some(
+                    op.id
+                        .clone()
+                        .unwrap_or_else(|| crate::cluster::index::random_id(20)),
+                ),
                 result: Err(injected_item_error(status, &index)),
             });
             continue;
         }
-        let force_mapping_failure = mapping_failures > 0 && matches!(op.op, OpType::Create | OpType::Index);
+        let force_mapping_failure =
+            mapping_failures > 0 && matches!(op.op, OpType::Create | OpType::Index);
         if force_mapping_failure {
             mapping_failures -= 1;
         }
@@ -248,7 +283,10 @@ fn execute(shared: &Shared, ops: &[BulkOp<'_>]) -> Vec<ItemOutcome> {
 pub fn item_json(o: &ItemOutcome) -> (Value, u16, bool) {
     let mut m = Map::new();
     m.insert("_index".into(), Value::String(o.index.clone()));
-    m.insert("_id".into(), o.id.clone().map(Value::String).unwrap_or(Value::Null));
+    m.insert(
+        "_id".into(),
+        o.id.clone().map(Value::String).unwrap_or(Value::Null),
+    );
     let (status, failed) = match &o.result {
         Ok(w) => {
             m.insert("_version".into(), json!(w.version));

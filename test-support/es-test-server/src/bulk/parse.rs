@@ -95,7 +95,9 @@ fn action_error(line: usize, raw: &[u8], e: &serde_json::Error) -> EsError {
             match unknown {
                 Some(name) if msg.contains("`create`") => malformed(
                     line,
-                    &format!("expected field [create], [delete], [index] or [update] but found [{name}]"),
+                    &format!(
+                        "expected field [create], [delete], [index] or [update] but found [{name}]"
+                    ),
                 ),
                 Some(name) => EsError::illegal_argument(format!(
                     "Action/metadata line [{line}] contains an unknown parameter [{name}]"
@@ -114,7 +116,10 @@ fn action_error(line: usize, raw: &[u8], e: &serde_json::Error) -> EsError {
                         }
                         Err(_) => "UNKNOWN",
                     };
-                    malformed(line, &format!("expected START_OBJECT or END_OBJECT but found [{token}]"))
+                    malformed(
+                        line,
+                        &format!("expected START_OBJECT or END_OBJECT but found [{token}]"),
+                    )
                 }
             }
         }
@@ -165,7 +170,8 @@ pub fn parse_bulk<'a>(body: &'a [u8], params: &BulkParams) -> Result<Vec<BulkOp<
         if is_blank(raw) {
             continue;
         }
-        let action: ActionLine = serde_json::from_slice(raw).map_err(|e| action_error(line_no, raw, &e))?;
+        let action: ActionLine =
+            serde_json::from_slice(raw).map_err(|e| action_error(line_no, raw, &e))?;
         let mut found: Vec<(OpType, Meta)> = Vec::with_capacity(1);
         if let Some(m) = action.index {
             found.push((OpType::Index, m));
@@ -180,10 +186,16 @@ pub fn parse_bulk<'a>(body: &'a [u8], params: &BulkParams) -> Result<Vec<BulkOp<
             found.push((OpType::Delete, m));
         }
         if found.len() > 1 {
-            return Err(malformed(line_no, "expected END_OBJECT but found [FIELD_NAME]"));
+            return Err(malformed(
+                line_no,
+                "expected END_OBJECT but found [FIELD_NAME]",
+            ));
         }
         let Some((mut op, meta)) = found.pop() else {
-            return Err(malformed(line_no, "expected FIELD_NAME but found [END_OBJECT]"));
+            return Err(malformed(
+                line_no,
+                "expected FIELD_NAME but found [END_OBJECT]",
+            ));
         };
         if let Some(t) = &meta.op_type {
             match (op, t.as_str()) {
@@ -196,7 +208,13 @@ pub fn parse_bulk<'a>(body: &'a [u8], params: &BulkParams) -> Result<Vec<BulkOp<
                 }
             }
         }
-        let _ = (&meta.routing, &meta.list_executed_pipelines, &meta.dynamic_templates, &meta.retry_on_conflict, &meta._source);
+        let _ = (
+            &meta.routing,
+            &meta.list_executed_pipelines,
+            &meta.dynamic_templates,
+            &meta.retry_on_conflict,
+            &meta._source,
+        );
         let id = meta._id.map(|v| match v {
             IdValue::Str(s) => s,
             IdValue::Num(n) => n.to_string(),
@@ -222,7 +240,9 @@ pub fn parse_bulk<'a>(body: &'a [u8], params: &BulkParams) -> Result<Vec<BulkOp<
             None | Some("internal") => false,
             Some("external") | Some("external_gte") => true,
             Some(other) => {
-                return Err(EsError::illegal_argument(format!("No version type match [{other}]")));
+                return Err(EsError::illegal_argument(format!(
+                    "No version type match [{other}]"
+                )));
             }
         };
         if meta.version.is_some() && !external && op != OpType::Delete {
@@ -254,7 +274,9 @@ pub fn parse_bulk<'a>(body: &'a [u8], params: &BulkParams) -> Result<Vec<BulkOp<
             index,
             id,
             require_alias: meta.require_alias.unwrap_or(params.require_alias),
-            require_data_stream: meta.require_data_stream.unwrap_or(params.require_data_stream),
+            require_data_stream: meta
+                .require_data_stream
+                .unwrap_or(params.require_data_stream),
             pipeline: meta.pipeline.or_else(|| params.pipeline.clone()),
             if_seq_no: meta.if_seq_no,
             if_primary_term: meta.if_primary_term,
@@ -284,7 +306,10 @@ mod tests {
     #[test]
     fn body_must_end_with_a_newline() {
         let e = parse_bulk(b"{\"index\":{\"_index\":\"a\"}}\n{}", &p()).unwrap_err();
-        assert_eq!(e.reason, "The bulk request must be terminated by a newline [\\n]");
+        assert_eq!(
+            e.reason,
+            "The bulk request must be terminated by a newline [\\n]"
+        );
         assert_eq!(e.status, 400);
     }
 
@@ -314,8 +339,15 @@ mod tests {
             e.reason,
             "Malformed action/metadata line [1], expected field [create], [delete], [index] or [update] but found [upsert]"
         );
-        let e = parse_bulk(b"{\"index\":{\"_index\":\"a\",\"_type\":\"doc\"}}\n{}\n", &p()).unwrap_err();
-        assert_eq!(e.reason, "Action/metadata line [1] contains an unknown parameter [_type]");
+        let e = parse_bulk(
+            b"{\"index\":{\"_index\":\"a\",\"_type\":\"doc\"}}\n{}\n",
+            &p(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "Action/metadata line [1] contains an unknown parameter [_type]"
+        );
     }
 
     #[test]
@@ -323,7 +355,9 @@ mod tests {
         let e = parse_bulk(b"{\"index\":\n{}\n", &p()).unwrap_err();
         assert_eq!(e.kind, "x_content_parse_exception");
         let e = parse_bulk(b"\"index\"\n{}\n", &p()).unwrap_err();
-        assert!(e.reason.contains("expected START_OBJECT or END_OBJECT but found [VALUE_STRING]"));
+        assert!(e
+            .reason
+            .contains("expected START_OBJECT or END_OBJECT but found [VALUE_STRING]"));
     }
 
     #[test]
@@ -331,7 +365,10 @@ mod tests {
         let e = parse_bulk(b"{\"create\":{}}\n{}\n", &p()).unwrap_err();
         assert_eq!(e.kind, "action_request_validation_exception");
         assert!(e.reason.contains("index is missing"));
-        let params = BulkParams { index: Some("logs-a-b".into()), ..p() };
+        let params = BulkParams {
+            index: Some("logs-a-b".into()),
+            ..p()
+        };
         let ops = parse_bulk(b"{\"create\":{}}\n{}\n", &params).unwrap();
         assert_eq!(ops[0].index.as_deref(), Some("logs-a-b"));
     }
@@ -344,7 +381,11 @@ mod tests {
 
     #[test]
     fn index_with_op_type_create_becomes_create() {
-        let ops = parse_bulk(b"{\"index\":{\"_index\":\"a\",\"op_type\":\"create\"}}\n{}\n", &p()).unwrap();
+        let ops = parse_bulk(
+            b"{\"index\":{\"_index\":\"a\",\"op_type\":\"create\"}}\n{}\n",
+            &p(),
+        )
+        .unwrap();
         assert_eq!(ops[0].op, OpType::Create);
     }
 }

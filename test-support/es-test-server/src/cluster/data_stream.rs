@@ -25,8 +25,16 @@ pub struct DataStream {
 }
 
 /// Backing or failure index name for a generation.
-pub fn generation_index_name(prefix: &str, stream: &str, when: DateTime<Utc>, generation: u64) -> String {
-    format!("{prefix}-{stream}-{}-{generation:06}", when.format("%Y.%m.%d"))
+pub fn generation_index_name(
+    prefix: &str,
+    stream: &str,
+    when: DateTime<Utc>,
+    generation: u64,
+) -> String {
+    format!(
+        "{prefix}-{stream}-{}-{generation:06}",
+        when.format("%Y.%m.%d")
+    )
 }
 
 impl DataStream {

@@ -19,9 +19,36 @@ pub struct IlmPolicy {
 
 fn allowed_actions(phase: &str) -> Option<&'static [&'static str]> {
     Some(match phase {
-        "hot" => &["set_priority", "unfollow", "rollover", "readonly", "downsample", "shrink", "forcemerge", "searchable_snapshot"],
-        "warm" => &["set_priority", "unfollow", "readonly", "downsample", "allocate", "migrate", "shrink", "forcemerge"],
-        "cold" => &["set_priority", "unfollow", "readonly", "downsample", "searchable_snapshot", "allocate", "migrate", "freeze"],
+        "hot" => &[
+            "set_priority",
+            "unfollow",
+            "rollover",
+            "readonly",
+            "downsample",
+            "shrink",
+            "forcemerge",
+            "searchable_snapshot",
+        ],
+        "warm" => &[
+            "set_priority",
+            "unfollow",
+            "readonly",
+            "downsample",
+            "allocate",
+            "migrate",
+            "shrink",
+            "forcemerge",
+        ],
+        "cold" => &[
+            "set_priority",
+            "unfollow",
+            "readonly",
+            "downsample",
+            "searchable_snapshot",
+            "allocate",
+            "migrate",
+            "freeze",
+        ],
         "frozen" => &["unfollow", "searchable_snapshot"],
         "delete" => &["wait_for_snapshot", "delete"],
         _ => return None,
@@ -29,8 +56,19 @@ fn allowed_actions(phase: &str) -> Option<&'static [&'static str]> {
 }
 
 const ALL_ACTIONS: &[&str] = &[
-    "set_priority", "unfollow", "rollover", "readonly", "downsample", "shrink", "forcemerge",
-    "searchable_snapshot", "allocate", "migrate", "freeze", "wait_for_snapshot", "delete",
+    "set_priority",
+    "unfollow",
+    "rollover",
+    "readonly",
+    "downsample",
+    "shrink",
+    "forcemerge",
+    "searchable_snapshot",
+    "allocate",
+    "migrate",
+    "freeze",
+    "wait_for_snapshot",
+    "delete",
 ];
 
 /// Validates a `PUT _ilm/policy` body and returns the inner policy object.
@@ -40,19 +78,24 @@ pub fn parse_put_policy(name: &str, body: &Value) -> Result<Value, EsError> {
         .ok_or_else(|| EsError::parse("request body is required"))?;
     for k in obj.keys() {
         if k != "policy" {
-            return Err(EsError::parse(format!("[put_lifecycle_request] unknown field [{k}]")));
+            return Err(EsError::parse(format!(
+                "[put_lifecycle_request] unknown field [{k}]"
+            )));
         }
     }
-    let policy = obj.get("policy").ok_or_else(|| {
-        EsError::validation(&["policy is missing"])
-    })?;
+    let policy = obj
+        .get("policy")
+        .ok_or_else(|| EsError::validation(&["policy is missing"]))?;
     let pobj = policy
         .as_object()
         .ok_or_else(|| EsError::parse("[put_lifecycle_request] failed to parse field [policy]"))?;
     for k in pobj.keys() {
         if !matches!(k.as_str(), "phases" | "_meta" | "deprecated") {
-            return Err(EsError::parse("[put_lifecycle_request] failed to parse field [policy]")
-                .caused_by(EsError::parse(format!("[lifecycle_policy] unknown field [{k}]"))));
+            return Err(
+                EsError::parse("[put_lifecycle_request] failed to parse field [policy]").caused_by(
+                    EsError::parse(format!("[lifecycle_policy] unknown field [{k}]")),
+                ),
+            );
         }
     }
     let phases = pobj.get("phases").ok_or_else(|| {
@@ -75,7 +118,8 @@ pub fn parse_put_policy(name: &str, body: &Value) -> Result<Value, EsError> {
             match k.as_str() {
                 "min_age" => {
                     if let Some(s) = v.as_str() {
-                        if crate::dates::parse_fixed_interval(s).is_none() && s != "0" && s != "0ms" {
+                        if crate::dates::parse_fixed_interval(s).is_none() && s != "0" && s != "0ms"
+                        {
                             return Err(EsError::parse("[phase] failed to parse field [min_age]").caused_by(
                                 EsError::new(400, "parse_exception", format!("failed to parse setting [min_age] with value [{s}] as a time value: unit is missing or unrecognized")),
                             ));
@@ -89,7 +133,11 @@ pub fn parse_put_policy(name: &str, body: &Value) -> Result<Value, EsError> {
                     for action in actions.keys() {
                         if !ALL_ACTIONS.contains(&action.as_str()) {
                             return Err(EsError::parse("[phase] failed to parse field [actions]")
-                                .caused_by(EsError::new(400, "named_object_not_found_exception", format!("unknown field [{action}]"))));
+                                .caused_by(EsError::new(
+                                    400,
+                                    "named_object_not_found_exception",
+                                    format!("unknown field [{action}]"),
+                                )));
                         }
                         if !allowed.contains(&action.as_str()) {
                             return Err(EsError::illegal_argument(format!(
@@ -138,9 +186,17 @@ mod tests {
 
     #[test]
     fn actions_must_belong_to_their_phase() {
-        let e = parse_put_policy("p", &json!({"policy": {"phases": {"delete": {"actions": {"rollover": {}}}}}})).unwrap_err();
-        assert_eq!(e.reason, "invalid action [rollover] defined in phase [delete]");
-        let e = parse_put_policy("p", &json!({"policy": {"phases": {"lukewarm": {}}}})).unwrap_err();
+        let e = parse_put_policy(
+            "p",
+            &json!({"policy": {"phases": {"delete": {"actions": {"rollover": {}}}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "invalid action [rollover] defined in phase [delete]"
+        );
+        let e =
+            parse_put_policy("p", &json!({"policy": {"phases": {"lukewarm": {}}}})).unwrap_err();
         assert!(e.reason.contains("does not support phase [lukewarm]"));
         parse_put_policy("p", &json!({"policy": {"phases": {"hot": {"actions": {"rollover": {"max_age": "1d"}}}, "delete": {"min_age": "30d", "actions": {"delete": {}}}}}})).unwrap();
     }

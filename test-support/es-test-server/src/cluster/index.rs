@@ -38,7 +38,12 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn new(name: &str, settings: Map<String, Value>, mut mappings: Mappings, now_millis: i64) -> Self {
+    pub fn new(
+        name: &str,
+        settings: Map<String, Value>,
+        mut mappings: Mappings,
+        now_millis: i64,
+    ) -> Self {
         mappings.ignore_malformed = settings
             .get("index.mapping.ignore_malformed")
             .and_then(|v| v.as_str().map(|s| s == "true").or(v.as_bool()))

@@ -119,9 +119,13 @@ pub struct Cluster {
 /// Validates an index or data stream name (MetadataCreateIndexService#validateIndexOrAliasName).
 pub fn validate_index_name(name: &str) -> Result<(), EsError> {
     let invalid = |why: &str| {
-        Err(EsError::new(400, "invalid_index_name_exception", format!("Invalid index name [{name}], {why}"))
-            .with("index_uuid", "_na_")
-            .with("index", name))
+        Err(EsError::new(
+            400,
+            "invalid_index_name_exception",
+            format!("Invalid index name [{name}], {why}"),
+        )
+        .with("index_uuid", "_na_")
+        .with("index", name))
     };
     if name.is_empty() {
         return invalid("must not be empty");
@@ -130,7 +134,9 @@ pub fn validate_index_name(name: &str) -> Result<(), EsError> {
         return invalid("must be lowercase");
     }
     if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) {
-        return invalid("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?, #, :]");
+        return invalid(
+            "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?, #, :]",
+        );
     }
     if name.starts_with(['_', '-', '+']) {
         return invalid("must not start with '_', '-', or '+'");
@@ -168,7 +174,8 @@ impl Cluster {
                 },
             );
         }
-        if let Ok(t) = templates::parse_index_template("logs", &templates::builtin_logs_template()) {
+        if let Ok(t) = templates::parse_index_template("logs", &templates::builtin_logs_template())
+        {
             c.index_templates.insert("logs".into(), t);
         }
         for (name, policy) in ilm::builtin_policies() {
@@ -187,10 +194,17 @@ impl Cluster {
 
     // ----- templates -------------------------------------------------------
 
-    pub fn put_component_template(&mut self, name: &str, body: &Value, create: bool) -> Result<(), EsError> {
+    pub fn put_component_template(
+        &mut self,
+        name: &str,
+        body: &Value,
+        create: bool,
+    ) -> Result<(), EsError> {
         let t = templates::parse_component_template(name, body)?;
         if create && self.component_templates.contains_key(name) {
-            return Err(EsError::illegal_argument(format!("component template [{name}] already exists")));
+            return Err(EsError::illegal_argument(format!(
+                "component template [{name}] already exists"
+            )));
         }
         self.component_templates.insert(name.to_string(), t);
         Ok(())
@@ -204,7 +218,9 @@ impl Cluster {
             .cloned()
             .collect();
         if matched.is_empty() {
-            return Err(EsError::resource_not_found(format!("{name}")));
+            return Err(EsError::resource_not_found(format!(
+                "component template matching [{name}] not found"
+            )));
         }
         for m in &matched {
             let users: Vec<&str> = self
@@ -226,10 +242,17 @@ impl Cluster {
         Ok(())
     }
 
-    pub fn put_index_template(&mut self, name: &str, body: &Value, create: bool) -> Result<(), EsError> {
+    pub fn put_index_template(
+        &mut self,
+        name: &str,
+        body: &Value,
+        create: bool,
+    ) -> Result<(), EsError> {
         let t = templates::parse_index_template(name, body)?;
         if create && self.index_templates.contains_key(name) {
-            return Err(EsError::illegal_argument(format!("index template [{name}] already exists")));
+            return Err(EsError::illegal_argument(format!(
+                "index template [{name}] already exists"
+            )));
         }
         let comps = &self.component_templates;
         let lookup = |n: &str| comps.get(n);
@@ -237,7 +260,10 @@ impl Cluster {
         // The composed result must itself be valid mappings.
         let resolved = templates::resolve(&t, &lookup);
         Mappings::from_json(&resolved.mappings).map_err(|e| {
-            EsError::illegal_argument(format!("composable template [{name}] template after composition is invalid")).caused_by(e)
+            EsError::illegal_argument(format!(
+                "composable template [{name}] template after composition is invalid"
+            ))
+            .caused_by(e)
         })?;
         self.index_templates.insert(name.to_string(), t);
         Ok(())
@@ -251,7 +277,9 @@ impl Cluster {
             .cloned()
             .collect();
         if matched.is_empty() {
-            return Err(EsError::resource_not_found(format!("index_template [{name}] missing")));
+            return Err(EsError::resource_not_found(format!(
+                "index_template [{name}] missing"
+            )));
         }
         for m in &matched {
             let users: Vec<&str> = self
@@ -273,9 +301,18 @@ impl Cluster {
         Ok(())
     }
 
-    pub fn put_ilm_policy(&mut self, name: &str, body: &Value, now: DateTime<Utc>) -> Result<(), EsError> {
+    pub fn put_ilm_policy(
+        &mut self,
+        name: &str,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), EsError> {
         let policy = ilm::parse_put_policy(name, body)?;
-        let version = self.ilm_policies.get(name).map(|p| p.version + 1).unwrap_or(1);
+        let version = self
+            .ilm_policies
+            .get(name)
+            .map(|p| p.version + 1)
+            .unwrap_or(1);
         self.ilm_policies.insert(
             name.to_string(),
             IlmPolicy {
@@ -290,7 +327,9 @@ impl Cluster {
 
     pub fn delete_ilm_policy(&mut self, name: &str) -> Result<(), EsError> {
         if self.ilm_policies.remove(name).is_none() {
-            return Err(EsError::resource_not_found(format!("Lifecycle policy not found: {name}")));
+            return Err(EsError::resource_not_found(format!(
+                "Lifecycle policy not found: {name}"
+            )));
         }
         Ok(())
     }
@@ -298,10 +337,19 @@ impl Cluster {
     // ----- name resolution -------------------------------------------------
 
     fn failure_store_for(&self, name: &str, option: Option<bool>) -> bool {
-        option.unwrap_or_else(|| self.failure_store_patterns.iter().any(|p| wildcard::matches(p, name)))
+        option.unwrap_or_else(|| {
+            self.failure_store_patterns
+                .iter()
+                .any(|p| wildcard::matches(p, name))
+        })
     }
 
-    fn create_data_stream(&mut self, name: &str, template: &IndexTemplate, now: DateTime<Utc>) -> Result<(), EsError> {
+    fn create_data_stream(
+        &mut self,
+        name: &str,
+        template: &IndexTemplate,
+        now: DateTime<Utc>,
+    ) -> Result<(), EsError> {
         if name.starts_with(".ds-") || name.starts_with(".fs-") {
             return Err(EsError::illegal_argument(format!(
                 "data_stream [{name}] must not start with '.ds-'"
@@ -321,7 +369,12 @@ impl Cluster {
             .and_then(|f| f.get("enabled"))
             .and_then(Value::as_bool);
         let backing = generation_index_name(".ds", name, now, 1);
-        let mut idx = Index::new(&backing, resolved.settings.clone(), mappings, now_millis(now));
+        let mut idx = Index::new(
+            &backing,
+            resolved.settings.clone(),
+            mappings,
+            now_millis(now),
+        );
         idx.data_stream = Some(name.to_string());
         let ilm_policy = resolved
             .settings
@@ -351,7 +404,12 @@ impl Cluster {
         Ok(())
     }
 
-    fn create_index(&mut self, name: &str, template: Option<&IndexTemplate>, now: DateTime<Utc>) -> Result<(), EsError> {
+    fn create_index(
+        &mut self,
+        name: &str,
+        template: Option<&IndexTemplate>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EsError> {
         let (settings, mappings) = match template {
             Some(t) => {
                 let comps = &self.component_templates;
@@ -360,8 +418,10 @@ impl Cluster {
             }
             None => (Map::new(), Mappings::default()),
         };
-        self.indices
-            .insert(name.to_string(), Index::new(name, settings, mappings, now_millis(now)));
+        self.indices.insert(
+            name.to_string(),
+            Index::new(name, settings, mappings, now_millis(now)),
+        );
         Ok(())
     }
 
@@ -392,7 +452,9 @@ impl Cluster {
             .cloned()
             .collect();
         if matched.is_empty() {
-            return Err(EsError::resource_not_found(format!("data_stream matching [{name}] not found")));
+            return Err(EsError::resource_not_found(format!(
+                "data_stream matching [{name}] not found"
+            )));
         }
         for m in matched {
             if let Some(ds) = self.data_streams.remove(&m) {
@@ -445,9 +507,17 @@ impl Cluster {
     /// index names. Wildcards skip hidden (dot) names unless the pattern starts
     /// with a dot; a missing concrete name is `index_not_found_exception`
     /// unless `ignore_unavailable`.
-    pub fn resolve_read(&self, expr: &str, ignore_unavailable: bool) -> Result<Vec<String>, EsError> {
+    pub fn resolve_read(
+        &self,
+        expr: &str,
+        ignore_unavailable: bool,
+    ) -> Result<Vec<String>, EsError> {
         let mut out: Vec<String> = Vec::new();
-        let expr = if expr.is_empty() || expr == "_all" { "*" } else { expr };
+        let expr = if expr.is_empty() || expr == "_all" {
+            "*"
+        } else {
+            expr
+        };
         for raw in expr.split(',') {
             let raw = raw.trim();
             if raw.is_empty() {
@@ -464,12 +534,18 @@ impl Cluster {
                 Some((n, "failures")) => (n, true),
                 Some((n, "data")) => (n, false),
                 Some((_, sel)) => {
-                    return Err(EsError::illegal_argument(format!("invalid usage of :: separator, [{sel}] is not a recognized selector")))
+                    return Err(EsError::illegal_argument(format!(
+                        "invalid usage of :: separator, [{sel}] is not a recognized selector"
+                    )))
                 }
                 None => (raw, false),
             };
             let ds_indices = |ds: &DataStream| -> Vec<String> {
-                if failures { ds.failure_indices.clone() } else { ds.backing.clone() }
+                if failures {
+                    ds.failure_indices.clone()
+                } else {
+                    ds.backing.clone()
+                }
             };
             if name.contains('*') {
                 let show_hidden = name.starts_with('.');
@@ -481,7 +557,10 @@ impl Cluster {
                 if !failures {
                     for (n, i) in &self.indices {
                         let hidden = n.starts_with('.');
-                        if i.data_stream.is_none() && wildcard::matches(name, n) && (show_hidden || !hidden) {
+                        if i.data_stream.is_none()
+                            && wildcard::matches(name, n)
+                            && (show_hidden || !hidden)
+                        {
                             out.push(n.clone());
                         }
                         // Backing indices matched by an explicit dot pattern.
@@ -527,7 +606,11 @@ impl Cluster {
 
     // ----- writes ----------------------------------------------------------
 
-    fn resolve_write(&mut self, req: &WriteRequest<'_>, now: DateTime<Utc>) -> Result<Target, EsError> {
+    fn resolve_write(
+        &mut self,
+        req: &WriteRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Target, EsError> {
         let name = req.index;
         if req.require_alias {
             // No aliases exist in this server.
@@ -569,7 +652,12 @@ impl Cluster {
     }
 
     /// Applies one bulk item.
-    pub fn write(&mut self, req: &WriteRequest<'_>, faults: &WriteFaults, now: DateTime<Utc>) -> ItemOutcome {
+    pub fn write(
+        &mut self,
+        req: &WriteRequest<'_>,
+        faults: &WriteFaults,
+        now: DateTime<Utc>,
+    ) -> ItemOutcome {
         let mut outcome = ItemOutcome {
             op: req.op,
             index: req.index.to_string(),
@@ -578,7 +666,9 @@ impl Cluster {
         };
         if let Some(p) = req.pipeline {
             if p != "_none" && p != "logs@default-pipeline" {
-                outcome.result = Err(EsError::illegal_argument(format!("pipeline with id [{p}] does not exist")));
+                outcome.result = Err(EsError::illegal_argument(format!(
+                    "pipeline with id [{p}] does not exist"
+                )));
                 return outcome;
             }
         }
@@ -686,7 +776,10 @@ impl Cluster {
                     shards_successful: 1,
                 });
             }
-            Err(err) if err.kind == "document_parsing_exception" || err.kind == "strict_dynamic_mapping_exception" => {
+            Err(err)
+                if err.kind == "document_parsing_exception"
+                    || err.kind == "strict_dynamic_mapping_exception" =>
+            {
                 if fs_enabled {
                     let (written, fs_id) = self.store_failure(ds_name, &id, req, &err, now);
                     // The item reports the failure document's own id (reference
@@ -708,11 +801,29 @@ impl Cluster {
     /// Stores a failed document in the data stream's failure store, creating
     /// the failure index lazily (reference "Failure store": document shape
     /// `@timestamp`, `document.{id,index,routing,source}`, `error.{type,message,stack_trace}`).
-    fn store_failure(&mut self, ds_name: &str, id: &str, req: &WriteRequest<'_>, err: &EsError, now: DateTime<Utc>) -> (Written, String) {
+    fn store_failure(
+        &mut self,
+        ds_name: &str,
+        id: &str,
+        req: &WriteRequest<'_>,
+        err: &EsError,
+        now: DateTime<Utc>,
+    ) -> (Written, String) {
         let fs_id = random_id(20);
         let fs_index = {
             let Some(ds) = self.data_streams.get_mut(ds_name) else {
-                return (Written { version: 1, result: "created", seq_no: 0, status: 201, failure_store_used: true, shards_total: 2, shards_successful: 1 }, fs_id);
+                return (
+                    Written {
+                        version: 1,
+                        result: "created",
+                        seq_no: 0,
+                        status: 201,
+                        failure_store_used: true,
+                        shards_total: 2,
+                        shards_successful: 1,
+                    },
+                    fs_id,
+                );
             };
             if ds.failure_indices.is_empty() {
                 ds.generation += 1;
@@ -723,7 +834,15 @@ impl Cluster {
         };
         let created = now_millis(now);
         let idx = self.indices.entry(fs_index.clone()).or_insert_with(|| {
-            let mut i = Index::new(&fs_index, Map::new(), Mappings { dynamic: crate::mapping::Dynamic::False, ..Mappings::default() }, created);
+            let mut i = Index::new(
+                &fs_index,
+                Map::new(),
+                Mappings {
+                    dynamic: crate::mapping::Dynamic::False,
+                    ..Mappings::default()
+                },
+                created,
+            );
             i.data_stream = Some(ds_name.to_string());
             i.failure_index = true;
             i
@@ -786,7 +905,10 @@ impl Cluster {
             let ok = matches!(&existing, Some(d) if d.seq_no == seq && term == 1);
             if !ok {
                 let current = match &existing {
-                    Some(d) => format!("current document has seqNo [{}] and primary term [1]", d.seq_no),
+                    Some(d) => format!(
+                        "current document has seqNo [{}] and primary term [1]",
+                        d.seq_no
+                    ),
                     None => "but no document was found".to_string(),
                 };
                 outcome.result = Err(version_conflict(
@@ -910,7 +1032,11 @@ fn version_conflict_exists(id: &str, version: u64, idx: &Index) -> EsError {
 fn parse_source(source: &[u8]) -> Result<Map<String, Value>, EsError> {
     match serde_json::from_slice::<Value>(source) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(EsError::new(400, "document_parsing_exception", "failed to parse, document is empty or not an object")),
+        Ok(_) => Err(EsError::new(
+            400,
+            "document_parsing_exception",
+            "failed to parse, document is empty or not an object",
+        )),
         Err(e) => Err(EsError::new(
             400,
             "document_parsing_exception",
@@ -933,21 +1059,47 @@ fn merge_doc(base: &mut Map<String, Value>, patch: &Map<String, Value>) {
 
 /// Partial update (`doc`, `upsert`, `doc_as_upsert`, `detect_noop`); scripts
 /// are not supported.
-fn update_doc(idx: &mut Index, id: &str, existing: Option<StoredDoc>, body: &[u8], faults: &WriteFaults) -> Result<Written, EsError> {
+fn update_doc(
+    idx: &mut Index,
+    id: &str,
+    existing: Option<StoredDoc>,
+    body: &[u8],
+    faults: &WriteFaults,
+) -> Result<Written, EsError> {
     let body: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => m,
-        _ => return Err(EsError::parse("[UpdateRequest] failed to parse update body")),
+        _ => {
+            return Err(EsError::parse(
+                "[UpdateRequest] failed to parse update body",
+            ))
+        }
     };
     for k in body.keys() {
-        if !matches!(k.as_str(), "doc" | "upsert" | "doc_as_upsert" | "detect_noop" | "_source" | "script" | "scripted_upsert") {
-            return Err(EsError::parse(format!("[UpdateRequest] unknown field [{k}]")));
+        if !matches!(
+            k.as_str(),
+            "doc"
+                | "upsert"
+                | "doc_as_upsert"
+                | "detect_noop"
+                | "_source"
+                | "script"
+                | "scripted_upsert"
+        ) {
+            return Err(EsError::parse(format!(
+                "[UpdateRequest] unknown field [{k}]"
+            )));
         }
     }
     if body.contains_key("script") {
-        return Err(EsError::illegal_argument("scripted updates are not supported by this test server"));
+        return Err(EsError::illegal_argument(
+            "scripted updates are not supported by this test server",
+        ));
     }
     let doc = body.get("doc").and_then(Value::as_object).cloned();
-    let detect_noop = body.get("detect_noop").and_then(Value::as_bool).unwrap_or(true);
+    let detect_noop = body
+        .get("detect_noop")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let (new_source, version) = match existing {
         Some(d) => {
             let Some(patch) = doc else {
@@ -969,20 +1121,29 @@ fn update_doc(idx: &mut Index, id: &str, existing: Option<StoredDoc>, body: &[u8
             (merged, d.version + 1)
         }
         None => {
-            let as_upsert = body.get("doc_as_upsert").and_then(Value::as_bool).unwrap_or(false);
+            let as_upsert = body
+                .get("doc_as_upsert")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             match (body.get("upsert").and_then(Value::as_object), doc) {
                 (Some(u), _) => (u.clone(), 1),
                 (None, Some(d)) if as_upsert => (d, 1),
                 _ => {
-                    return Err(EsError::new(404, "document_missing_exception", format!("[{id}]: document missing"))
-                        .with("index_uuid", idx.uuid.clone())
-                        .with("shard", "0")
-                        .with("index", idx.name.clone()))
+                    return Err(EsError::new(
+                        404,
+                        "document_missing_exception",
+                        format!("[{id}]: document missing"),
+                    )
+                    .with("index_uuid", idx.uuid.clone())
+                    .with("shard", "0")
+                    .with("index", idx.name.clone()))
                 }
             }
         }
     };
-    let out = idx.mappings.check_document(&new_source, id, &faults.forced_types)?;
+    let out = idx
+        .mappings
+        .check_document(&new_source, id, &faults.forced_types)?;
     idx.mappings.apply(&out);
     let seq_no = idx.take_seq_no();
     let shards = idx.shard_copies();

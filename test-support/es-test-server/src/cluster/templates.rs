@@ -64,21 +64,27 @@ pub fn validate_template_name(kind: &str, name: &str) -> Result<(), EsError> {
 
 /// Checks the inner `template` object (shared by both kinds of template).
 fn parse_inner_template(v: &Value) -> Result<(), EsError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| EsError::parse("[template] template doesn't support values of type: VALUE_STRING"))?;
+    let obj = v.as_object().ok_or_else(|| {
+        EsError::parse("[template] template doesn't support values of type: VALUE_STRING")
+    })?;
     for (k, val) in obj {
         match k.as_str() {
             "settings" => {
                 if !val.is_object() && !val.is_null() {
-                    return Err(EsError::parse("[template] failed to parse field [settings]"));
+                    return Err(EsError::parse(
+                        "[template] failed to parse field [settings]",
+                    ));
                 }
             }
             "mappings" => {
                 // Validate the mappings parse on their own.
                 Mappings::from_json(val).map_err(|e| {
-                    EsError::new(400, "mapper_parsing_exception", format!("Failed to parse mapping: {}", e.reason))
-                        .caused_by(e)
+                    EsError::new(
+                        400,
+                        "mapper_parsing_exception",
+                        format!("Failed to parse mapping: {}", e.reason),
+                    )
+                    .caused_by(e)
                 })?;
             }
             "aliases" | "lifecycle" => {}
@@ -91,7 +97,11 @@ fn parse_inner_template(v: &Value) -> Result<(), EsError> {
 
 fn parse_data_stream_options(v: &Value) -> Result<(), EsError> {
     let Some(obj) = v.as_object() else {
-        return if v.is_null() { Ok(()) } else { Err(EsError::parse("[data_stream_options] must be an object")) };
+        return if v.is_null() {
+            Ok(())
+        } else {
+            Err(EsError::parse("[data_stream_options] must be an object"))
+        };
     };
     for (k, val) in obj {
         match k.as_str() {
@@ -133,7 +143,9 @@ fn string_list(parser: &str, field: &str, v: &Value) -> Result<Vec<String>, EsEr
                 })
             })
             .collect(),
-        _ => Err(EsError::parse(format!("[{parser}] failed to parse field [{field}]"))),
+        _ => Err(EsError::parse(format!(
+            "[{parser}] failed to parse field [{field}]"
+        ))),
     }
 }
 
@@ -148,7 +160,9 @@ pub fn parse_component_template(name: &str, body: &Value) -> Result<ComponentTem
             "template" => parse_inner_template(v)?,
             "version" => {
                 if !v.is_i64() && !v.is_u64() && !v.is_null() {
-                    return Err(EsError::parse("[component_template] failed to parse field [version]"));
+                    return Err(EsError::parse(
+                        "[component_template] failed to parse field [version]",
+                    ));
                 }
             }
             "_meta" | "deprecated" => {}
@@ -190,13 +204,19 @@ pub fn parse_index_template(name: &str, body: &Value) -> Result<IndexTemplate, E
                 t.priority = match v {
                     Value::Null => 0,
                     Value::Number(n) if n.as_i64().is_some() => n.as_i64().unwrap_or(0),
-                    _ => return Err(EsError::parse("[index_template] failed to parse field [priority]")),
+                    _ => {
+                        return Err(EsError::parse(
+                            "[index_template] failed to parse field [priority]",
+                        ))
+                    }
                 };
             }
             "template" => parse_inner_template(v)?,
             "data_stream" => {
                 let Some(ds) = v.as_object() else {
-                    return Err(EsError::parse("[index_template] failed to parse field [data_stream]"));
+                    return Err(EsError::parse(
+                        "[index_template] failed to parse field [data_stream]",
+                    ));
                 };
                 for dk in ds.keys() {
                     if !matches!(dk.as_str(), "hidden" | "allow_custom_routing") {
@@ -216,7 +236,9 @@ pub fn parse_index_template(name: &str, body: &Value) -> Result<IndexTemplate, E
         return Err(EsError::validation(&["index patterns are missing"]));
     }
     if t.priority < 0 {
-        return Err(EsError::validation(&["index template priority must be >= 0"]));
+        return Err(EsError::validation(&[
+            "index template priority must be >= 0",
+        ]));
     }
     for p in &t.index_patterns {
         if p.contains(' ') || p.contains(',') || p.starts_with('_') || p.contains('#') {
@@ -242,7 +264,11 @@ pub fn validate_against_cluster<'a>(
         .filter(|c| components(c).is_none() && !t.ignore_missing_component_templates.contains(c))
         .collect();
     if !missing.is_empty() {
-        let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let list = missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(EsError::new(
             400,
             "invalid_index_template_exception",
@@ -257,16 +283,22 @@ pub fn validate_against_cluster<'a>(
         if other.name == t.name || other.priority != t.priority {
             continue;
         }
-        let overlap = t
-            .index_patterns
-            .iter()
-            .any(|a| other.index_patterns.iter().any(|b| wildcard::patterns_intersect(a, b)));
+        let overlap = t.index_patterns.iter().any(|a| {
+            other
+                .index_patterns
+                .iter()
+                .any(|b| wildcard::patterns_intersect(a, b))
+        });
         if overlap {
             conflicts.push((other.name.as_str(), other.index_patterns.as_slice()));
         }
     }
     if !conflicts.is_empty() {
-        let names = conflicts.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(",");
+        let names = conflicts
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(",");
         let detail = conflicts
             .iter()
             .map(|(n, p)| format!("{n} => [{}]", p.join(", ")))
@@ -296,11 +328,19 @@ pub struct Resolved {
 pub fn flatten_settings(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
     if let Some(obj) = v.as_object() {
         for (k, val) in obj {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             if val.is_object() {
                 flatten_settings(&key, val, out);
             } else {
-                let key = if key.starts_with("index.") { key } else { format!("index.{key}") };
+                let key = if key.starts_with("index.") {
+                    key
+                } else {
+                    format!("index.{key}")
+                };
                 let val = match val {
                     Value::String(_) | Value::Array(_) | Value::Null => val.clone(),
                     other => Value::String(other.to_string()),
@@ -322,14 +362,18 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
                     if let (Value::Array(existing), Value::Array(new)) = (entry, v) {
                         for item in new {
                             let name = item.as_object().and_then(|m| m.keys().next().cloned());
-                            existing.retain(|e| e.as_object().and_then(|m| m.keys().next().cloned()) != name);
+                            existing.retain(|e| {
+                                e.as_object().and_then(|m| m.keys().next().cloned()) != name
+                            });
                             existing.push(item.clone());
                         }
                     }
                     continue;
                 }
                 match b.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => deep_merge(existing, v),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        deep_merge(existing, v)
+                    }
                     _ => {
                         b.insert(k.clone(), v.clone());
                     }
@@ -343,7 +387,10 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
 /// Composes a template: component templates in `composed_of` order, then the
 /// index template's own `template` (reference "Index templates": "multiple
 /// component templates ... the last one takes precedence").
-pub fn resolve<'a>(t: &IndexTemplate, components: &dyn Fn(&str) -> Option<&'a ComponentTemplate>) -> Resolved {
+pub fn resolve<'a>(
+    t: &IndexTemplate,
+    components: &dyn Fn(&str) -> Option<&'a ComponentTemplate>,
+) -> Resolved {
     let mut settings = Map::new();
     let mut mappings = json!({});
     let mut dso = json!({});
@@ -376,7 +423,10 @@ pub fn resolve<'a>(t: &IndexTemplate, components: &dyn Fn(&str) -> Option<&'a Co
 }
 
 /// The highest-priority template whose patterns match `name`.
-pub fn find_matching<'a>(templates: impl Iterator<Item = &'a IndexTemplate>, name: &str) -> Option<&'a IndexTemplate> {
+pub fn find_matching<'a>(
+    templates: impl Iterator<Item = &'a IndexTemplate>,
+    name: &str,
+) -> Option<&'a IndexTemplate> {
     templates
         .filter(|t| t.index_patterns.iter().any(|p| wildcard::matches(p, name)))
         .max_by_key(|t| t.priority)
@@ -466,7 +516,8 @@ mod tests {
 
     #[test]
     fn unknown_top_level_keys_are_parse_errors() {
-        let e = parse_index_template("t", &json!({"index_patterns": ["a-*"], "mapping": {}})).unwrap_err();
+        let e = parse_index_template("t", &json!({"index_patterns": ["a-*"], "mapping": {}}))
+            .unwrap_err();
         assert_eq!(e.reason, "[index_template] unknown field [mapping]");
         let e = parse_component_template("c", &json!({"template": {}, "priority": 1})).unwrap_err();
         assert_eq!(e.reason, "[component_template] unknown field [priority]");
@@ -482,27 +533,50 @@ mod tests {
         let none = |_: &str| -> Option<&ComponentTemplate> { None };
         let e = validate_against_cluster(&t, &none, &mut std::iter::empty()).unwrap_err();
         assert_eq!(e.kind, "invalid_index_template_exception");
-        assert!(e.reason.contains("specifies component templates [x] that do not exist"), "{}", e.reason);
+        assert!(
+            e.reason
+                .contains("specifies component templates [x] that do not exist"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
     fn equal_priority_overlapping_patterns_are_refused() {
         let logs = parse_index_template("logs", &builtin_logs_template()).unwrap();
-        let mine = parse_index_template("mine", &json!({"index_patterns": ["logs-didban*-*"], "priority": 100})).unwrap();
+        let mine = parse_index_template(
+            "mine",
+            &json!({"index_patterns": ["logs-didban*-*"], "priority": 100}),
+        )
+        .unwrap();
         let none = |_: &str| -> Option<&ComponentTemplate> { None };
         let e = validate_against_cluster(&mine, &none, &mut [&logs].into_iter()).unwrap_err();
         assert_eq!(e.kind, "illegal_argument_exception");
         assert!(e.reason.contains("that have the same priority [100]"));
-        let higher = parse_index_template("mine", &json!({"index_patterns": ["logs-didban*-*"], "priority": 300})).unwrap();
+        let higher = parse_index_template(
+            "mine",
+            &json!({"index_patterns": ["logs-didban*-*"], "priority": 300}),
+        )
+        .unwrap();
         validate_against_cluster(&higher, &none, &mut [&logs].into_iter()).unwrap();
     }
 
     #[test]
     fn composition_applies_components_in_order_then_the_template() {
-        let c1 = ComponentTemplate { name: "c1".into(), body: json!({"template": {"settings": {"number_of_shards": 1}, "mappings": {"properties": {"a": {"type": "keyword"}}}}}) };
-        let c2 = ComponentTemplate { name: "c2".into(), body: json!({"template": {"mappings": {"properties": {"a": {"type": "long"}}}, "data_stream_options": {"failure_store": {"enabled": true}}}}) };
+        let c1 = ComponentTemplate {
+            name: "c1".into(),
+            body: json!({"template": {"settings": {"number_of_shards": 1}, "mappings": {"properties": {"a": {"type": "keyword"}}}}}),
+        };
+        let c2 = ComponentTemplate {
+            name: "c2".into(),
+            body: json!({"template": {"mappings": {"properties": {"a": {"type": "long"}}}, "data_stream_options": {"failure_store": {"enabled": true}}}}),
+        };
         let t = parse_index_template("t", &json!({"index_patterns": ["x-*"], "composed_of": ["c1", "c2"], "template": {"settings": {"index": {"lifecycle": {"name": "p"}}}}})).unwrap();
-        let lookup = |n: &str| match n { "c1" => Some(&c1), "c2" => Some(&c2), _ => None };
+        let lookup = |n: &str| match n {
+            "c1" => Some(&c1),
+            "c2" => Some(&c2),
+            _ => None,
+        };
         let r = resolve(&t, &lookup);
         assert_eq!(r.settings["index.number_of_shards"], "1");
         assert_eq!(r.settings["index.lifecycle.name"], "p");

@@ -21,7 +21,12 @@ fn parsing(reason: impl Into<String>) -> EsError {
 }
 
 /// Runs every aggregation in `defs` over `docs`.
-pub fn run(defs: &Value, docs: &[DocRef<'_>], indices: &[&str], now: DateTime<Utc>) -> Result<Value, EsError> {
+pub fn run(
+    defs: &Value,
+    docs: &[DocRef<'_>],
+    indices: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Value, EsError> {
     let defs = defs
         .as_object()
         .ok_or_else(|| parsing("Expected [START_OBJECT] under [aggregations]"))?;
@@ -36,7 +41,13 @@ fn sub_aggs(def: &Map<String, Value>) -> Option<&Value> {
     def.get("aggs").or_else(|| def.get("aggregations"))
 }
 
-fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: DateTime<Utc>) -> Result<Value, EsError> {
+fn run_one(
+    name: &str,
+    def: &Value,
+    docs: &[DocRef<'_>],
+    indices: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Value, EsError> {
     let def = def
         .as_object()
         .ok_or_else(|| parsing(format!("Expected [START_OBJECT] under [{name}]")))?;
@@ -45,7 +56,9 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
         .filter(|(k, _)| !matches!(k.as_str(), "aggs" | "aggregations" | "meta"))
         .collect();
     let [(kind, body)] = kinds.as_slice() else {
-        return Err(parsing(format!("Expected exactly one aggregation type for [{name}]")));
+        return Err(parsing(format!(
+            "Expected exactly one aggregation type for [{name}]"
+        )));
     };
     let subs = sub_aggs(def);
     let bucket = |bucket_docs: &[DocRef<'_>], base: Map<String, Value>| -> Result<Value, EsError> {
@@ -61,13 +74,20 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
         body.get("field")
             .and_then(Value::as_str)
             .map(String::from)
-            .ok_or_else(|| EsError::illegal_argument(format!("Required one of fields [field, script], but none were specified. in [{name}]")))
+            .ok_or_else(|| {
+                EsError::illegal_argument(format!(
+                    "Required one of fields [field, script], but none were specified. in [{name}]"
+                ))
+            })
     };
     match kind.as_str() {
         "terms" => {
             let field = field_of(body)?;
             if let Some(d) = docs.first() {
-                if matches!(d.mappings.field_type(&field), Some("text") | Some("match_only_text")) {
+                if matches!(
+                    d.mappings.field_type(&field),
+                    Some("text") | Some("match_only_text")
+                ) {
                     return Err(EsError::illegal_argument(format!(
                         "Fielddata is disabled on [{field}] in [{}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. Alternatively, set fielddata=true on [{field}] in order to load field data by uninverting the inverted index. Note that this can use significant memory.",
                         indices.first().copied().unwrap_or("")
@@ -75,25 +95,37 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                 }
             }
             let size = body.get("size").and_then(Value::as_u64).unwrap_or(10) as usize;
-            let min_doc_count = body.get("min_doc_count").and_then(Value::as_u64).unwrap_or(1) as usize;
+            let min_doc_count = body
+                .get("min_doc_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as usize;
             let mut groups: BTreeMap<String, (Value, Vec<usize>)> = BTreeMap::new();
             for (i, d) in docs.iter().enumerate() {
                 let mut seen = HashSet::new();
                 for v in field_values(d, &field) {
                     let (key, key_json) = match v {
                         Value::String(s) => (s.clone(), Value::String(s.clone())),
-                        Value::Number(n) => (format!("{:020.6}", n.as_f64().unwrap_or(0.0)), v.clone()),
+                        Value::Number(n) => {
+                            (format!("{:020.6}", n.as_f64().unwrap_or(0.0)), v.clone())
+                        }
                         Value::Bool(b) => (b.to_string(), json!(if *b { 1 } else { 0 })),
                         _ => continue,
                     };
                     if seen.insert(key.clone()) {
-                        groups.entry(key).or_insert_with(|| (key_json, Vec::new())).1.push(i);
+                        groups
+                            .entry(key)
+                            .or_insert_with(|| (key_json, Vec::new()))
+                            .1
+                            .push(i);
                     }
                 }
             }
-            let mut list: Vec<(Value, Vec<usize>)> = groups.into_values().filter(|(_, d)| d.len() >= min_doc_count).collect();
+            let mut list: Vec<(Value, Vec<usize>)> = groups
+                .into_values()
+                .filter(|(_, d)| d.len() >= min_doc_count)
+                .collect();
             // Default order: doc_count desc, then key asc.
-            list.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+            list.sort_by_key(|b| std::cmp::Reverse(b.1.len()));
             let total_in_buckets: usize = list.iter().map(|(_, d)| d.len()).sum();
             let shown: Vec<(Value, Vec<usize>)> = list.into_iter().take(size).collect();
             let shown_count: usize = shown.iter().map(|(_, d)| d.len()).sum();
@@ -102,8 +134,14 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                 let bdocs: Vec<DocRef<'_>> = idxs.iter().map(|&i| docs[i]).collect();
                 let mut base = Map::new();
                 base.insert("key".into(), key.clone());
-                if matches!(docs.first().and_then(|d| d.mappings.field_type(&field)), Some("boolean")) {
-                    base.insert("key_as_string".into(), json!(if key == json!(1) { "true" } else { "false" }));
+                if matches!(
+                    docs.first().and_then(|d| d.mappings.field_type(&field)),
+                    Some("boolean")
+                ) {
+                    base.insert(
+                        "key_as_string".into(),
+                        json!(if key == json!(1) { "true" } else { "false" }),
+                    );
                 }
                 base.insert("doc_count".into(), json!(bdocs.len()));
                 buckets.push(bucket(&bdocs, base)?);
@@ -128,9 +166,14 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                     other => return Err(EsError::illegal_argument(format!("The supplied interval [{other}] could not be parsed as a calendar interval by this test server."))),
                 }
             } else {
-                return Err(EsError::illegal_argument("Invalid interval specified, must be non-null and non-empty"));
+                return Err(EsError::illegal_argument(
+                    "Invalid interval specified, must be non-null and non-empty",
+                ));
             };
-            let min_doc_count = body.get("min_doc_count").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let min_doc_count = body
+                .get("min_doc_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
             let mut groups: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
             for (i, d) in docs.iter().enumerate() {
                 let mut seen = HashSet::new();
@@ -175,7 +218,9 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
         }
         "avg" | "min" | "max" | "sum" | "value_count" | "cardinality" | "percentiles" => {
             let field = field_of(body)?;
-            let date = docs.first().is_some_and(|d| is_date_field(d.mappings, &field));
+            let date = docs
+                .first()
+                .is_some_and(|d| is_date_field(d.mappings, &field));
             let mut nums: Vec<f64> = Vec::new();
             let mut distinct: HashSet<String> = HashSet::new();
             let mut count = 0u64;
@@ -202,12 +247,17 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                 let mut m = Map::new();
                 m.insert("value".into(), v.map_or(Value::Null, |x| json!(x)));
                 if let (true, Some(x)) = (date, v) {
-                    m.insert("value_as_string".into(), json!(dates::format_millis(x as i64)));
+                    m.insert(
+                        "value_as_string".into(),
+                        json!(dates::format_millis(x as i64)),
+                    );
                 }
                 Value::Object(m)
             };
             Ok(match kind.as_str() {
-                "avg" => with_string((!nums.is_empty()).then(|| nums.iter().sum::<f64>() / nums.len() as f64)),
+                "avg" => with_string(
+                    (!nums.is_empty()).then(|| nums.iter().sum::<f64>() / nums.len() as f64),
+                ),
                 "min" => with_string(nums.iter().copied().reduce(f64::min)),
                 "max" => with_string(nums.iter().copied().reduce(f64::max)),
                 "sum" => json!({"value": nums.iter().sum::<f64>()}),
@@ -223,9 +273,14 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                     let mut values = Map::new();
                     for p in percents {
                         if !(0.0..=100.0).contains(&p) {
-                            return Err(EsError::illegal_argument(format!("percent must be in [0,100], got [{p}]: [{name}]")));
+                            return Err(EsError::illegal_argument(format!(
+                                "percent must be in [0,100], got [{p}]: [{name}]"
+                            )));
                         }
-                        values.insert(format!("{p:?}"), percentile(&nums, p).map_or(Value::Null, |x| json!(x)));
+                        values.insert(
+                            format!("{p:?}"),
+                            percentile(&nums, p).map_or(Value::Null, |x| json!(x)),
+                        );
                     }
                     json!({ "values": values })
                 }
@@ -242,7 +297,13 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                 .iter()
                 .skip(from)
                 .take(size)
-                .map(|&i| hit_json(&docs[i], &filter, sort_values.as_ref().map(|s| s[i].clone())))
+                .map(|&i| {
+                    hit_json(
+                        &docs[i],
+                        &filter,
+                        sort_values.as_ref().map(|s| s[i].clone()),
+                    )
+                })
                 .collect();
             Ok(json!({
                 "hits": {
@@ -252,7 +313,9 @@ fn run_one(name: &str, def: &Value, docs: &[DocRef<'_>], indices: &[&str], now: 
                 }
             }))
         }
-        other => Err(parsing(format!("Unknown aggregation type [{other}] did you mean [terms]?"))),
+        other => Err(parsing(format!(
+            "Unknown aggregation type [{other}] did you mean [terms]?"
+        ))),
     }
 }
 

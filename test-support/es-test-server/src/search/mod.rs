@@ -37,20 +37,41 @@ impl SourceFilter {
         let list = |v: Option<&Value>| -> Vec<String> {
             match v {
                 Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 _ => Vec::new(),
             }
         };
         Ok(match v {
-            None | Some(Value::Bool(true)) | Some(Value::Null) => SourceFilter { enabled: true, includes: vec![], excludes: vec![] },
-            Some(Value::Bool(false)) => SourceFilter { enabled: false, includes: vec![], excludes: vec![] },
-            Some(Value::String(_)) | Some(Value::Array(_)) => SourceFilter { enabled: true, includes: list(v), excludes: vec![] },
+            None | Some(Value::Bool(true)) | Some(Value::Null) => SourceFilter {
+                enabled: true,
+                includes: vec![],
+                excludes: vec![],
+            },
+            Some(Value::Bool(false)) => SourceFilter {
+                enabled: false,
+                includes: vec![],
+                excludes: vec![],
+            },
+            Some(Value::String(_)) | Some(Value::Array(_)) => SourceFilter {
+                enabled: true,
+                includes: list(v),
+                excludes: vec![],
+            },
             Some(Value::Object(m)) => SourceFilter {
                 enabled: true,
                 includes: list(m.get("includes").or_else(|| m.get("include"))),
                 excludes: list(m.get("excludes").or_else(|| m.get("exclude"))),
             },
-            Some(_) => return Err(EsError::new(400, "parsing_exception", "[_source] must be a boolean, string, array or object")),
+            Some(_) => {
+                return Err(EsError::new(
+                    400,
+                    "parsing_exception",
+                    "[_source] must be a boolean, string, array or object",
+                ))
+            }
         })
     }
 
@@ -61,7 +82,11 @@ impl SourceFilter {
         if self.includes.is_empty() && self.excludes.is_empty() {
             return Some(src.clone());
         }
-        let mut spec: Vec<String> = self.includes.iter().flat_map(|p| [p.clone(), format!("{p}.**")]).collect();
+        let mut spec: Vec<String> = self
+            .includes
+            .iter()
+            .flat_map(|p| [p.clone(), format!("{p}.**")])
+            .collect();
         if spec.is_empty() {
             spec.push("**".into());
         }
@@ -77,7 +102,14 @@ pub fn hit_json(d: &DocRef<'_>, filter: &SourceFilter, sort: Option<Vec<Value>>)
     let mut m = Map::new();
     m.insert("_index".into(), json!(d.index));
     m.insert("_id".into(), json!(d.id));
-    m.insert("_score".into(), if sort.is_some() { Value::Null } else { json!(1.0) });
+    m.insert(
+        "_score".into(),
+        if sort.is_some() {
+            Value::Null
+        } else {
+            json!(1.0)
+        },
+    );
     if let Some(s) = filter.apply(d.source) {
         m.insert("_source".into(), s);
     }
@@ -102,8 +134,16 @@ fn sort_key(d: &DocRef<'_>, field: &str, desc: bool) -> Value {
         })
         .collect();
     if !nums.is_empty() {
-        let pick = if desc { nums.iter().copied().fold(f64::MIN, f64::max) } else { nums.iter().copied().fold(f64::MAX, f64::min) };
-        return if date || pick.fract() == 0.0 { json!(pick as i64) } else { json!(pick) };
+        let pick = if desc {
+            nums.iter().copied().fold(f64::MIN, f64::max)
+        } else {
+            nums.iter().copied().fold(f64::MAX, f64::min)
+        };
+        return if date || pick.fract() == 0.0 {
+            json!(pick as i64)
+        } else {
+            json!(pick)
+        };
     }
     let mut strs: Vec<&str> = vals.iter().filter_map(|v| v.as_str()).collect();
     strs.sort_unstable();
@@ -113,14 +153,21 @@ fn sort_key(d: &DocRef<'_>, field: &str, desc: bool) -> Value {
 
 fn cmp_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         _ => Ordering::Equal,
     }
 }
 
 /// Sorts `order` (indices into `docs`) by a `sort` spec; returns per-doc sort values.
-pub fn sort_docs(spec: Option<&Value>, docs: &[DocRef<'_>], order: &mut [usize]) -> Result<Option<Vec<Vec<Value>>>, EsError> {
+pub fn sort_docs(
+    spec: Option<&Value>,
+    docs: &[DocRef<'_>],
+    order: &mut [usize],
+) -> Result<Option<Vec<Vec<Value>>>, EsError> {
     let Some(spec) = spec else {
         return Ok(None);
     };
@@ -142,11 +189,15 @@ pub fn sort_docs(spec: Option<&Value>, docs: &[DocRef<'_>], order: &mut [usize])
                 for (f, o) in m {
                     let order = match o {
                         Value::String(s) => s.as_str(),
-                        Value::Object(inner) => inner.get("order").and_then(Value::as_str).unwrap_or("asc"),
+                        Value::Object(inner) => {
+                            inner.get("order").and_then(Value::as_str).unwrap_or("asc")
+                        }
                         _ => "asc",
                     };
                     if order != "asc" && order != "desc" {
-                        return Err(EsError::illegal_argument(format!("Unknown SortOrder [{order}]")));
+                        return Err(EsError::illegal_argument(format!(
+                            "Unknown SortOrder [{order}]"
+                        )));
                     }
                     keys.push((f.clone(), order == "desc"));
                 }
@@ -156,7 +207,10 @@ pub fn sort_docs(spec: Option<&Value>, docs: &[DocRef<'_>], order: &mut [usize])
     }
     for (f, _) in &keys {
         if let Some(d) = docs.first() {
-            if matches!(d.mappings.field_type(f), Some("text") | Some("match_only_text")) {
+            if matches!(
+                d.mappings.field_type(f),
+                Some("text") | Some("match_only_text")
+            ) {
                 return Err(EsError::illegal_argument(format!(
                     "Fielddata is disabled on [{f}] in [{}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead.",
                     d.index
@@ -187,7 +241,11 @@ pub fn sort_docs(spec: Option<&Value>, docs: &[DocRef<'_>], order: &mut [usize])
                 (false, true) => return Ordering::Less,
                 _ => {
                     let o = cmp_values(va, vb);
-                    if *desc { o.reverse() } else { o }
+                    if *desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
                 }
             };
             if o != Ordering::Equal {
@@ -207,7 +265,9 @@ pub fn mapping_properties(m: &Mappings) -> Value {
         let parts: Vec<&str> = path.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
             let entry = cur.entry(part.to_string()).or_insert_with(|| json!({}));
-            let Some(obj) = entry.as_object_mut() else { break };
+            let Some(obj) = entry.as_object_mut() else {
+                break;
+            };
             if i == parts.len() - 1 {
                 if f.ty != "object" {
                     obj.insert("type".into(), json!(f.ty));
@@ -218,7 +278,9 @@ pub fn mapping_properties(m: &Mappings) -> Value {
                 break;
             }
             let props = obj.entry("properties").or_insert_with(|| json!({}));
-            let Some(p) = props.as_object_mut() else { break };
+            let Some(p) = props.as_object_mut() else {
+                break;
+            };
             cur = p;
         }
     }
@@ -226,11 +288,31 @@ pub fn mapping_properties(m: &Mappings) -> Value {
 }
 
 const SEARCH_BODY_KEYS: &[&str] = &[
-    "query", "size", "from", "sort", "_source", "aggs", "aggregations", "track_total_hits", "timeout",
-    "fields", "docvalue_fields", "stored_fields", "version", "seq_no_primary_term", "runtime_mappings", "post_filter",
+    "query",
+    "size",
+    "from",
+    "sort",
+    "_source",
+    "aggs",
+    "aggregations",
+    "track_total_hits",
+    "timeout",
+    "fields",
+    "docvalue_fields",
+    "stored_fields",
+    "version",
+    "seq_no_primary_term",
+    "runtime_mappings",
+    "post_filter",
 ];
 
-async fn run_search(shared: Arc<Shared>, index: &str, q: HashMap<String, String>, req: Request, count_only: bool) -> Response {
+async fn run_search(
+    shared: Arc<Shared>,
+    index: &str,
+    q: HashMap<String, String>,
+    req: Request,
+    count_only: bool,
+) -> Response {
     let started = Instant::now();
     let body = match json_body(&shared, req, false).await {
         Ok(b) => b.unwrap_or_else(|| json!({})),
@@ -242,17 +324,37 @@ async fn run_search(shared: Arc<Shared>, index: &str, q: HashMap<String, String>
     }
 }
 
-fn search_body(shared: &Shared, index: &str, q: &HashMap<String, String>, body: &Value, count_only: bool, started: Instant) -> Result<Value, EsError> {
-    let obj = body.as_object().ok_or_else(|| EsError::new(400, "parsing_exception", "request body must be an object"))?;
+fn search_body(
+    shared: &Shared,
+    index: &str,
+    q: &HashMap<String, String>,
+    body: &Value,
+    count_only: bool,
+    started: Instant,
+) -> Result<Value, EsError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| EsError::new(400, "parsing_exception", "request body must be an object"))?;
     for k in obj.keys() {
         if count_only && k != "query" {
-            return Err(EsError::new(400, "parsing_exception", format!("request does not support [{k}]")));
+            return Err(EsError::new(
+                400,
+                "parsing_exception",
+                format!("request does not support [{k}]"),
+            ));
         }
         if !SEARCH_BODY_KEYS.contains(&k.as_str()) {
-            return Err(EsError::new(400, "parsing_exception", format!("Unknown key for a START_OBJECT in [{k}].")));
+            return Err(EsError::new(
+                400,
+                "parsing_exception",
+                format!("Unknown key for a START_OBJECT in [{k}]."),
+            ));
         }
     }
-    let ignore_unavailable = matches!(q.get("ignore_unavailable").map(String::as_str), Some("true") | Some(""));
+    let ignore_unavailable = matches!(
+        q.get("ignore_unavailable").map(String::as_str),
+        Some("true") | Some("")
+    );
     let now = chrono::Utc::now();
     let cluster = shared.lock_cluster();
     let names = cluster.resolve_read(index, ignore_unavailable)?;
@@ -260,24 +362,43 @@ fn search_body(shared: &Shared, index: &str, q: &HashMap<String, String>, body: 
     for n in &names {
         if let Some(i) = cluster.indices.get(n) {
             for d in i.docs() {
-                docs.push(DocRef { index: &i.name, id: &d.id, source: &d.source, mappings: &i.mappings });
+                docs.push(DocRef {
+                    index: &i.name,
+                    id: &d.id,
+                    source: &d.source,
+                    mappings: &i.mappings,
+                });
             }
         }
     }
-    let query = obj.get("query").cloned().unwrap_or_else(|| json!({"match_all": {}}));
+    let query = obj
+        .get("query")
+        .cloned()
+        .unwrap_or_else(|| json!({"match_all": {}}));
     let mut matched: Vec<DocRef<'_>> = Vec::new();
     for d in docs {
         if matches(&query, &d, now)? {
             matched.push(d);
         }
     }
-    let shards = json!({"total": names.len(), "successful": names.len(), "skipped": 0, "failed": 0});
+    let shards =
+        json!({"total": names.len(), "successful": names.len(), "skipped": 0, "failed": 0});
     if count_only {
         return Ok(json!({"count": matched.len(), "_shards": shards}));
     }
     let param_usize = |k: &str| q.get(k).and_then(|s| s.parse::<usize>().ok());
-    let size = obj.get("size").and_then(Value::as_u64).map(|x| x as usize).or_else(|| param_usize("size")).unwrap_or(10);
-    let from = obj.get("from").and_then(Value::as_u64).map(|x| x as usize).or_else(|| param_usize("from")).unwrap_or(0);
+    let size = obj
+        .get("size")
+        .and_then(Value::as_u64)
+        .map(|x| x as usize)
+        .or_else(|| param_usize("size"))
+        .unwrap_or(10);
+    let from = obj
+        .get("from")
+        .and_then(Value::as_u64)
+        .map(|x| x as usize)
+        .or_else(|| param_usize("from"))
+        .unwrap_or(0);
     if from + size > MAX_RESULT_WINDOW {
         return Err(EsError::illegal_argument(format!(
             "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
@@ -285,30 +406,49 @@ fn search_body(shared: &Shared, index: &str, q: &HashMap<String, String>, body: 
         )));
     }
     let mut order: Vec<usize> = (0..matched.len()).collect();
-    let sort_spec = obj.get("sort").cloned().or_else(|| q.get("sort").map(|s| Value::String(s.clone())));
+    let sort_spec = obj
+        .get("sort")
+        .cloned()
+        .or_else(|| q.get("sort").map(|s| Value::String(s.clone())));
     let sort_values = sort_docs(sort_spec.as_ref(), &matched, &mut order)?;
     let filter = SourceFilter::parse(obj.get("_source"))?;
     let hits: Vec<Value> = order
         .iter()
         .skip(from)
         .take(size)
-        .map(|&i| hit_json(&matched[i], &filter, sort_values.as_ref().map(|s| s[i].clone())))
+        .map(|&i| {
+            hit_json(
+                &matched[i],
+                &filter,
+                sort_values.as_ref().map(|s| s[i].clone()),
+            )
+        })
         .collect();
     let total = match obj.get("track_total_hits") {
         Some(Value::Bool(true)) => json!({"value": matched.len(), "relation": "eq"}),
         Some(Value::Bool(false)) => Value::Null,
         Some(Value::Number(n)) => {
             let cap = n.as_u64().unwrap_or(10_000) as usize;
-            if matched.len() > cap { json!({"value": cap, "relation": "gte"}) } else { json!({"value": matched.len(), "relation": "eq"}) }
+            if matched.len() > cap {
+                json!({"value": cap, "relation": "gte"})
+            } else {
+                json!({"value": matched.len(), "relation": "eq"})
+            }
         }
-        _ if matched.len() > MAX_RESULT_WINDOW => json!({"value": MAX_RESULT_WINDOW, "relation": "gte"}),
+        _ if matched.len() > MAX_RESULT_WINDOW => {
+            json!({"value": MAX_RESULT_WINDOW, "relation": "gte"})
+        }
         _ => json!({"value": matched.len(), "relation": "eq"}),
     };
     let mut hits_obj = Map::new();
     if !total.is_null() {
         hits_obj.insert("total".into(), total);
     }
-    let max_score = if sort_values.is_some() || matched.is_empty() { Value::Null } else { json!(1.0) };
+    let max_score = if sort_values.is_some() || matched.is_empty() {
+        Value::Null
+    } else {
+        json!(1.0)
+    };
     hits_obj.insert("max_score".into(), max_score);
     hits_obj.insert("hits".into(), Value::Array(hits));
     let mut out = Map::new();
@@ -323,18 +463,36 @@ fn search_body(shared: &Shared, index: &str, q: &HashMap<String, String>, body: 
     Ok(Value::Object(out))
 }
 
-pub async fn search(State(shared): State<Arc<Shared>>, Path(index): Path<String>, Query(q): Query<HashMap<String, String>>, req: Request) -> Response {
+pub async fn search(
+    State(shared): State<Arc<Shared>>,
+    Path(index): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
     run_search(shared, &index, q, req, false).await
 }
 
-pub async fn search_all(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>, req: Request) -> Response {
+pub async fn search_all(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
     run_search(shared, "*", q, req, false).await
 }
 
-pub async fn count(State(shared): State<Arc<Shared>>, Path(index): Path<String>, Query(q): Query<HashMap<String, String>>, req: Request) -> Response {
+pub async fn count(
+    State(shared): State<Arc<Shared>>,
+    Path(index): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
     run_search(shared, &index, q, req, true).await
 }
 
-pub async fn count_all(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>, req: Request) -> Response {
+pub async fn count_all(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
     run_search(shared, "*", q, req, true).await
 }

@@ -88,21 +88,31 @@ fn term_eq(doc_v: &Value, q: &Value, text: bool) -> bool {
             b.parse::<f64>().ok() == a.as_f64()
         }
         (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => b == if *a { "true" } else { "false" },
+        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => {
+            b == if *a { "true" } else { "false" }
+        }
         _ => false,
     }
 }
 
 fn single_field<'a>(kind: &str, body: &'a Value) -> Result<(&'a str, &'a Value), EsError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| parsing(format!("[{kind}] query malformed, no start_object after query name")))?;
-    let mut fields = obj.iter().filter(|(k, _)| !matches!(k.as_str(), "boost" | "_name"));
-    let (f, v) = fields
-        .next()
-        .ok_or_else(|| parsing(format!("[{kind}] query doesn't support multiple fields, found none")))?;
+    let obj = body.as_object().ok_or_else(|| {
+        parsing(format!(
+            "[{kind}] query malformed, no start_object after query name"
+        ))
+    })?;
+    let mut fields = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "boost" | "_name"));
+    let (f, v) = fields.next().ok_or_else(|| {
+        parsing(format!(
+            "[{kind}] query doesn't support multiple fields, found none"
+        ))
+    })?;
     if fields.next().is_some() {
-        return Err(parsing(format!("[{kind}] query doesn't support multiple fields")));
+        return Err(parsing(format!(
+            "[{kind}] query doesn't support multiple fields"
+        )));
     }
     Ok((f.as_str(), v))
 }
@@ -115,7 +125,12 @@ fn unwrap_value<'a>(v: &'a Value, key: &str) -> &'a Value {
 }
 
 /// A bound of a range query as a comparable number (epoch millis for dates).
-fn range_bound(v: &Value, date: bool, now: DateTime<Utc>, round_up: bool) -> Result<Option<f64>, EsError> {
+fn range_bound(
+    v: &Value,
+    date: bool,
+    now: DateTime<Utc>,
+    round_up: bool,
+) -> Result<Option<f64>, EsError> {
     if v.is_null() {
         return Ok(None);
     }
@@ -130,10 +145,13 @@ fn range_bound(v: &Value, date: bool, now: DateTime<Utc>, round_up: bool) -> Res
     }
     match v {
         Value::Number(n) => Ok(n.as_f64()),
-        Value::String(s) => s
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| EsError::new(400, "number_format_exception", format!("For input string: \"{s}\""))),
+        Value::String(s) => s.parse::<f64>().map(Some).map_err(|_| {
+            EsError::new(
+                400,
+                "number_format_exception",
+                format!("For input string: \"{s}\""),
+            )
+        }),
         _ => Ok(None),
     }
 }
@@ -181,7 +199,9 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
             Ok(field_values(doc, field).iter().any(|d| term_eq(d, q, text)))
         }
         "terms" => {
-            let obj = body.as_object().ok_or_else(|| parsing("[terms] query malformed"))?;
+            let obj = body
+                .as_object()
+                .ok_or_else(|| parsing("[terms] query malformed"))?;
             let (field, list) = obj
                 .iter()
                 .find(|(k, _)| !matches!(k.as_str(), "boost" | "_name"))
@@ -191,10 +211,16 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
                 .ok_or_else(|| parsing(format!("[terms] query does not support [{field}]")))?;
             let text = is_text(doc.mappings, field);
             let vals = field_values(doc, field);
-            Ok(vals.iter().any(|d| list.iter().any(|q| term_eq(d, q, text))))
+            Ok(vals
+                .iter()
+                .any(|d| list.iter().any(|q| term_eq(d, q, text))))
         }
         "ids" => {
-            let list = body.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = body
+                .get("values")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             Ok(list.iter().any(|v| v.as_str() == Some(doc.id)))
         }
         "exists" => {
@@ -209,21 +235,43 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
         }
         "range" => {
             let (field, spec) = single_field("range", body)?;
-            let spec = spec.as_object().ok_or_else(|| parsing("[range] query malformed"))?;
+            let spec = spec
+                .as_object()
+                .ok_or_else(|| parsing("[range] query malformed"))?;
             for k in spec.keys() {
-                if !matches!(k.as_str(), "gte" | "gt" | "lte" | "lt" | "format" | "time_zone" | "boost" | "relation" | "_name") {
+                if !matches!(
+                    k.as_str(),
+                    "gte"
+                        | "gt"
+                        | "lte"
+                        | "lt"
+                        | "format"
+                        | "time_zone"
+                        | "boost"
+                        | "relation"
+                        | "_name"
+                ) {
                     return Err(parsing(format!("[range] query does not support [{k}]")));
                 }
             }
             let vals = field_values(doc, field);
             let date = is_date_field(doc.mappings, field)
                 || (doc.mappings.field_type(field).is_none()
-                    && vals.first().is_some_and(|v| v.as_str().is_some_and(dates::looks_like_date)));
-            let keyword = !date && matches!(doc.mappings.field_type(field), Some("keyword") | Some("constant_keyword") | Some("wildcard"));
+                    && vals
+                        .first()
+                        .is_some_and(|v| v.as_str().is_some_and(dates::looks_like_date)));
+            let keyword = !date
+                && matches!(
+                    doc.mappings.field_type(field),
+                    Some("keyword") | Some("constant_keyword") | Some("wildcard")
+                );
             if keyword {
                 let s = |k: &str| spec.get(k).and_then(Value::as_str);
                 return Ok(vals.iter().filter_map(|v| v.as_str()).any(|v| {
-                    s("gte").is_none_or(|b| v >= b) && s("gt").is_none_or(|b| v > b) && s("lte").is_none_or(|b| v <= b) && s("lt").is_none_or(|b| v < b)
+                    s("gte").is_none_or(|b| v >= b)
+                        && s("gt").is_none_or(|b| v > b)
+                        && s("lte").is_none_or(|b| v <= b)
+                        && s("lt").is_none_or(|b| v < b)
                 }));
             }
             let null = Value::Null;
@@ -232,17 +280,34 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
             let lte = range_bound(spec.get("lte").unwrap_or(&null), date, now, true)?;
             let lt = range_bound(spec.get("lt").unwrap_or(&null), date, now, false)?;
             Ok(vals.iter().filter_map(|v| doc_number(v, date)).any(|x| {
-                gte.is_none_or(|b| x >= b) && gt.is_none_or(|b| x > b) && lte.is_none_or(|b| x <= b) && lt.is_none_or(|b| x < b)
+                gte.is_none_or(|b| x >= b)
+                    && gt.is_none_or(|b| x > b)
+                    && lte.is_none_or(|b| x <= b)
+                    && lt.is_none_or(|b| x < b)
             }))
         }
         "bool" => {
-            let b = body.as_object().ok_or_else(|| parsing("[bool] query malformed"))?;
+            let b = body
+                .as_object()
+                .ok_or_else(|| parsing("[bool] query malformed"))?;
             for k in b.keys() {
-                if !matches!(k.as_str(), "must" | "filter" | "should" | "must_not" | "minimum_should_match" | "boost" | "_name") {
+                if !matches!(
+                    k.as_str(),
+                    "must"
+                        | "filter"
+                        | "should"
+                        | "must_not"
+                        | "minimum_should_match"
+                        | "boost"
+                        | "_name"
+                ) {
                     return Err(parsing(format!("[bool] query does not support [{k}]")));
                 }
             }
-            for q in clauses(b.get("must")).into_iter().chain(clauses(b.get("filter"))) {
+            for q in clauses(b.get("must"))
+                .into_iter()
+                .chain(clauses(b.get("filter")))
+            {
                 if !matches(q, doc, now)? {
                     return Ok(false);
                 }
@@ -256,12 +321,21 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
             if should.is_empty() {
                 return Ok(true);
             }
-            let has_required = !clauses(b.get("must")).is_empty() || !clauses(b.get("filter")).is_empty();
+            let has_required =
+                !clauses(b.get("must")).is_empty() || !clauses(b.get("filter")).is_empty();
             let min = match b.get("minimum_should_match") {
                 Some(Value::Number(n)) => n.as_u64().unwrap_or(1) as usize,
-                Some(Value::String(s)) => s.trim_end_matches('%').parse::<usize>().map(|p| {
-                    if s.ends_with('%') { should.len() * p / 100 } else { p }
-                }).unwrap_or(1),
+                Some(Value::String(s)) => s
+                    .trim_end_matches('%')
+                    .parse::<usize>()
+                    .map(|p| {
+                        if s.ends_with('%') {
+                            should.len() * p / 100
+                        } else {
+                            p
+                        }
+                    })
+                    .unwrap_or(1),
                 _ => usize::from(!has_required),
             };
             let mut hits = 0;
@@ -296,19 +370,31 @@ pub fn matches(query: &Value, doc: &DocRef<'_>, now: DateTime<Utc>) -> Result<bo
         "prefix" => {
             let (field, v) = single_field("prefix", body)?;
             let p = unwrap_value(v, "value").as_str().unwrap_or("");
-            Ok(field_values(doc, field).iter().filter_map(|v| v.as_str()).any(|s| s.starts_with(p)))
+            Ok(field_values(doc, field)
+                .iter()
+                .filter_map(|v| v.as_str())
+                .any(|s| s.starts_with(p)))
         }
         "wildcard" => {
             let (field, v) = single_field("wildcard", body)?;
             let p = match v {
-                Value::Object(m) => m.get("value").or_else(|| m.get("wildcard")).and_then(Value::as_str).unwrap_or(""),
+                Value::Object(m) => m
+                    .get("value")
+                    .or_else(|| m.get("wildcard"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
                 Value::String(s) => s.as_str(),
                 _ => "",
             };
             if p.contains('?') {
-                return Err(EsError::illegal_argument("[wildcard] '?' is not supported by this test server"));
+                return Err(EsError::illegal_argument(
+                    "[wildcard] '?' is not supported by this test server",
+                ));
             }
-            Ok(field_values(doc, field).iter().filter_map(|v| v.as_str()).any(|s| wildcard::matches(p, s)))
+            Ok(field_values(doc, field)
+                .iter()
+                .filter_map(|v| v.as_str())
+                .any(|s| wildcard::matches(p, s)))
         }
         other => Err(parsing(format!("unknown query [{other}]"))),
     }
@@ -321,44 +407,123 @@ mod tests {
 
     fn check(q: Value, src: Value, m: &Mappings) -> bool {
         let now = dates::parse_strict_date_optional_time("2026-11-26T10:00:00Z").unwrap();
-        matches(&q, &DocRef { index: "i", id: "1", source: &src, mappings: m }, now).unwrap()
+        matches(
+            &q,
+            &DocRef {
+                index: "i",
+                id: "1",
+                source: &src,
+                mappings: m,
+            },
+            now,
+        )
+        .unwrap()
     }
 
     #[test]
     fn term_terms_exists_and_bool_combine() {
         let m = Mappings::from_json(&json!({"properties": {"monitor.id": {"type": "keyword"}, "monitor.status": {"type": "keyword"}}})).unwrap();
         let doc = json!({"monitor": {"id": "payment", "status": "down"}, "summary": {"down": 1}});
-        assert!(check(json!({"term": {"monitor.id": "payment"}}), doc.clone(), &m));
-        assert!(check(json!({"term": {"monitor.id": {"value": "payment"}}}), doc.clone(), &m));
-        assert!(!check(json!({"term": {"monitor.id": "pay"}}), doc.clone(), &m));
-        assert!(check(json!({"terms": {"monitor.status": ["up", "down"]}}), doc.clone(), &m));
-        assert!(check(json!({"exists": {"field": "summary.down"}}), doc.clone(), &m));
-        assert!(!check(json!({"exists": {"field": "summary.up"}}), doc.clone(), &m));
-        assert!(check(json!({"bool": {"filter": [{"term": {"monitor.id": "payment"}}], "must_not": {"term": {"monitor.status": "up"}}}}), doc.clone(), &m));
-        assert!(!check(json!({"bool": {"should": [{"term": {"monitor.status": "up"}}]}}), doc.clone(), &m));
+        assert!(check(
+            json!({"term": {"monitor.id": "payment"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"term": {"monitor.id": {"value": "payment"}}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(!check(
+            json!({"term": {"monitor.id": "pay"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"terms": {"monitor.status": ["up", "down"]}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"exists": {"field": "summary.down"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(!check(
+            json!({"exists": {"field": "summary.up"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"bool": {"filter": [{"term": {"monitor.id": "payment"}}], "must_not": {"term": {"monitor.status": "up"}}}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(!check(
+            json!({"bool": {"should": [{"term": {"monitor.status": "up"}}]}}),
+            doc.clone(),
+            &m
+        ));
         assert!(check(json!({"term": {"summary.down": 1}}), doc, &m));
     }
 
     #[test]
     fn range_understands_date_math_and_numbers() {
-        let m = Mappings::from_json(&json!({"properties": {"@timestamp": {"type": "date"}, "n": {"type": "long"}}})).unwrap();
+        let m = Mappings::from_json(
+            &json!({"properties": {"@timestamp": {"type": "date"}, "n": {"type": "long"}}}),
+        )
+        .unwrap();
         let doc = json!({"@timestamp": "2026-11-26T09:59:50Z", "n": 5});
-        assert!(check(json!({"range": {"@timestamp": {"gte": "now-30s"}}}), doc.clone(), &m));
-        assert!(!check(json!({"range": {"@timestamp": {"gte": "now-5s"}}}), doc.clone(), &m));
-        assert!(check(json!({"range": {"@timestamp": {"lt": "now", "gt": "2026-11-26T09:00:00Z"}}}), doc.clone(), &m));
-        assert!(check(json!({"range": {"n": {"gt": 4, "lte": 5}}}), doc.clone(), &m));
+        assert!(check(
+            json!({"range": {"@timestamp": {"gte": "now-30s"}}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(!check(
+            json!({"range": {"@timestamp": {"gte": "now-5s"}}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"range": {"@timestamp": {"lt": "now", "gt": "2026-11-26T09:00:00Z"}}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"range": {"n": {"gt": 4, "lte": 5}}}),
+            doc.clone(),
+            &m
+        ));
         assert!(!check(json!({"range": {"n": {"gt": 5}}}), doc, &m));
     }
 
     #[test]
     fn keyword_multi_field_reads_the_parent_value() {
         let mut m = Mappings::default();
-        let out = m.check_document(json!({"service": "payment api"}).as_object().unwrap(), "1", &Default::default()).unwrap();
+        let out = m
+            .check_document(
+                json!({"service": "payment api"}).as_object().unwrap(),
+                "1",
+                &Default::default(),
+            )
+            .unwrap();
         m.apply(&out);
         let doc = json!({"service": "payment api"});
-        assert!(check(json!({"term": {"service.keyword": "payment api"}}), doc.clone(), &m));
-        assert!(check(json!({"match": {"service": "payment"}}), doc.clone(), &m));
-        assert!(!check(json!({"term": {"service.keyword": "payment"}}), doc, &m));
+        assert!(check(
+            json!({"term": {"service.keyword": "payment api"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(check(
+            json!({"match": {"service": "payment"}}),
+            doc.clone(),
+            &m
+        ));
+        assert!(!check(
+            json!({"term": {"service.keyword": "payment"}}),
+            doc,
+            &m
+        ));
     }
 
     #[test]
@@ -366,7 +531,17 @@ mod tests {
         let now = Utc::now();
         let m = Mappings::default();
         let src = json!({});
-        let e = matches(&json!({"fuzzy_magic": {}}), &DocRef { index: "i", id: "1", source: &src, mappings: &m }, now).unwrap_err();
+        let e = matches(
+            &json!({"fuzzy_magic": {}}),
+            &DocRef {
+                index: "i",
+                id: "1",
+                source: &src,
+                mappings: &m,
+            },
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, "parsing_exception");
         assert_eq!(e.reason, "unknown query [fuzzy_magic]");
     }
