@@ -248,6 +248,13 @@ impl FileServer {
         tracing::info!("reading stopped");
     }
 
+    /// Shows every document read to `tap` (alert rules), on this thread.
+    pub fn set_tap(&mut self, tap: Box<dyn crate::transform::DocumentTap>) {
+        let cfg = &self.cfg;
+        let enricher = Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace).with_tap(tap);
+        self.sink.enricher = enricher;
+    }
+
     /// One deterministic pass, for tests and tools: evaluate the globs, read everything that
     /// can be read now, send the batch in progress and save the checkpoints. Returns false
     /// when reading stopped (shutdown, or the output is gone).

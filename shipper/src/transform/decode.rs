@@ -49,6 +49,19 @@ impl Present {
     }
 }
 
+/// Fields of a line that alert rules look at, captured only when someone listens
+/// (see [`super::tap`]): borrowed from the line unless they hold escapes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Facts<'a> {
+    pub category: Option<Cow<'a, str>>,
+    pub level: Option<Cow<'a, str>>,
+    pub message: Option<Cow<'a, str>>,
+    pub transaction_id: Option<Cow<'a, str>>,
+    pub error_type: Option<Cow<'a, str>>,
+    pub error_message: Option<Cow<'a, str>>,
+    pub timestamp: Option<Cow<'a, str>>,
+}
+
 /// What [`inspect`] learnt of a line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -59,6 +72,8 @@ pub enum Decoded<'a> {
         present: Present,
         /// `{}`: nothing to separate the added fields from.
         empty: bool,
+        /// Filled only when asked for.
+        facts: Facts<'a>,
     },
     /// Valid UTF-8 but not one JSON object; the reason is for people.
     NotJson(String),
@@ -66,7 +81,7 @@ pub enum Decoded<'a> {
     InvalidUtf8,
 }
 
-pub fn inspect(line: &[u8]) -> Decoded<'_> {
+pub fn inspect(line: &[u8], capture_facts: bool) -> Decoded<'_> {
     let text = match std::str::from_utf8(line) {
         Ok(t) => t,
         Err(_) => return Decoded::InvalidUtf8,
@@ -79,23 +94,28 @@ pub fn inspect(line: &[u8]) -> Decoded<'_> {
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let result = de.deserialize_map(TopLevel).and_then(|found| {
-        de.end()?;
-        Ok(found)
-    });
+    let result = de
+        .deserialize_map(TopLevel { capture_facts })
+        .and_then(|found| {
+            de.end()?;
+            Ok(found)
+        });
     match result {
-        Ok((service_name, present, empty)) => Decoded::Object {
+        Ok((service_name, present, empty, facts)) => Decoded::Object {
             service_name,
             present,
             empty,
+            facts,
         },
         Err(e) => Decoded::NotJson(e.to_string()),
     }
 }
 
-type Found<'a> = (Option<Cow<'a, str>>, Present, bool);
+type Found<'a> = (Option<Cow<'a, str>>, Present, bool, Facts<'a>);
 
-struct TopLevel;
+struct TopLevel {
+    capture_facts: bool,
+}
 
 impl<'de> Visitor<'de> for TopLevel {
     type Value = Found<'de>;
@@ -108,10 +128,30 @@ impl<'de> Visitor<'de> for TopLevel {
         let mut service_name = None;
         let mut present = Present::default();
         let mut empty = true;
+        let mut facts = Facts::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             empty = false;
+            if self.capture_facts {
+                let slot = match key.as_ref() {
+                    "log.category" => Some(&mut facts.category),
+                    "log.level" => Some(&mut facts.level),
+                    "message" => Some(&mut facts.message),
+                    "transaction.id" => Some(&mut facts.transaction_id),
+                    "error.type" => Some(&mut facts.error_type),
+                    "error.message" => Some(&mut facts.error_message),
+                    _ => None,
+                };
+                if let Some(slot) = slot {
+                    *slot = map.next_value_seed(StringOrNothing)?;
+                    continue;
+                }
+            }
             match key.as_ref() {
                 "service.name" => service_name = map.next_value_seed(StringOrNothing)?,
+                "@timestamp" if self.capture_facts => {
+                    present.set("@timestamp");
+                    facts.timestamp = map.next_value_seed(StringOrNothing)?;
+                }
                 "service" => {
                     if let Some(name) = map.next_value_seed(NameInObject)? {
                         service_name = Some(name);
@@ -123,7 +163,7 @@ impl<'de> Visitor<'de> for TopLevel {
                 }
             }
         }
-        Ok((service_name, present, empty))
+        Ok((service_name, present, empty, facts))
     }
 }
 
@@ -259,11 +299,12 @@ mod tests {
     use super::*;
 
     fn object(line: &str) -> (Option<String>, Present, bool) {
-        match inspect(line.as_bytes()) {
+        match inspect(line.as_bytes(), false) {
             Decoded::Object {
                 service_name,
                 present,
                 empty,
+                ..
             } => (service_name.map(|s| s.into_owned()), present, empty),
             other => panic!("not an object: {other:?}"),
         }
@@ -313,7 +354,7 @@ mod tests {
             r#"{"a":tru}"#,
         ] {
             assert!(
-                matches!(inspect(line.as_bytes()), Decoded::NotJson(_)),
+                matches!(inspect(line.as_bytes(), false), Decoded::NotJson(_)),
                 "{line}"
             );
         }
@@ -321,6 +362,25 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_told_apart() {
-        assert_eq!(inspect(b"{\"a\":\"\xff\"}"), Decoded::InvalidUtf8);
+        assert_eq!(inspect(b"{\"a\":\"\xff\"}", false), Decoded::InvalidUtf8);
+    }
+
+    #[test]
+    fn facts_are_captured_only_when_asked() {
+        let line = br#"{"@timestamp":"t","log.category":"SystemError","log.level":"ERROR","message":"db\ndown","transaction.id":"tx-1","error.message":"refused","service.name":"payment"}"#;
+        let Decoded::Object { facts, present, .. } = inspect(line, true) else {
+            panic!("an object");
+        };
+        assert_eq!(facts.category.as_deref(), Some("SystemError"));
+        assert_eq!(facts.level.as_deref(), Some("ERROR"));
+        assert_eq!(facts.message.as_deref(), Some("db\ndown"));
+        assert_eq!(facts.transaction_id.as_deref(), Some("tx-1"));
+        assert_eq!(facts.error_message.as_deref(), Some("refused"));
+        assert_eq!(facts.timestamp.as_deref(), Some("t"));
+        assert!(present.has("@timestamp"));
+        let Decoded::Object { facts, .. } = inspect(line, false) else {
+            panic!("an object");
+        };
+        assert_eq!(facts, Facts::default());
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use super::decode::{inspect, Decoded, Present, ENRICHED_KEYS};
 use super::doc_id::write_id;
 use super::route;
+use super::tap::{DocumentTap, TappedDocument};
 use crate::input::fingerprint::FileKey;
 use crate::input::line_reader::Line;
 
@@ -58,6 +59,7 @@ pub struct Enricher {
     agent_name_json: String,
     agent_version_json: String,
     datasets: HashMap<String, String>,
+    tap: Option<Box<dyn DocumentTap>>,
 }
 
 impl Enricher {
@@ -68,7 +70,14 @@ impl Enricher {
             agent_name_json: json_string(agent_name),
             agent_version_json: json_string(env!("CARGO_PKG_VERSION")),
             datasets: HashMap::new(),
+            tap: None,
         }
+    }
+
+    /// Shows every document to `tap` as it is encoded (alert rules).
+    pub fn with_tap(mut self, tap: Box<dyn DocumentTap>) -> Enricher {
+        self.tap = Some(tap);
+        self
     }
 
     /// Appends the `_bulk` item for `line` to `out`. `ingested` is the read time as RFC 3339.
@@ -87,15 +96,30 @@ impl Enricher {
             // A cut line is not the JSON that was written; an unterminated one may not be whole.
             None
         } else {
-            Some(inspect(bytes))
+            Some(inspect(bytes, self.tap.is_some()))
         };
         match decoded {
             Some(Decoded::Object {
                 service_name,
                 present,
                 empty,
+                facts,
             }) => {
                 let dataset = self.dataset_for(service_name.as_deref(), &file.dataset);
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.observe(&TappedDocument {
+                        dataset: &dataset,
+                        service_name: service_name.as_deref(),
+                        category: facts.category.as_deref(),
+                        level: facts.level.as_deref(),
+                        message: facts.message.as_deref(),
+                        transaction_id: facts.transaction_id.as_deref(),
+                        error_type: facts.error_type.as_deref(),
+                        error_message: facts.error_message.as_deref(),
+                        timestamp: facts.timestamp.as_deref(),
+                        unparsed: false,
+                    });
+                }
                 self.write_action(out, &dataset, file.key, line.offset);
                 let source_start = out.len();
                 let close = bytes
@@ -132,6 +156,15 @@ impl Enricher {
                     tags.push(TAG_UNTERMINATED);
                 }
                 let dataset = file.dataset.clone();
+                if let Some(tap) = self.tap.as_mut() {
+                    let text = String::from_utf8_lossy(bytes);
+                    tap.observe(&TappedDocument {
+                        dataset: &dataset,
+                        message: Some(&text),
+                        unparsed: true,
+                        ..TappedDocument::default()
+                    });
+                }
                 self.write_action(out, &dataset, file.key, line.offset);
                 let source_start = out.len();
                 out.extend_from_slice(b"{\"message\":");
@@ -365,6 +398,39 @@ mod tests {
         u.unterminated = true;
         let (_, source) = encode(&u);
         assert_eq!(source["tags"], serde_json::json!([TAG_UNTERMINATED]));
+    }
+
+    #[test]
+    fn a_tap_sees_each_document_with_its_facts() {
+        use std::sync::{Arc, Mutex};
+        struct Recorder(Arc<Mutex<Vec<String>>>);
+        impl DocumentTap for Recorder {
+            fn observe(&mut self, d: &TappedDocument<'_>) {
+                self.0.lock().unwrap().push(format!(
+                    "{}|{:?}|{:?}|{:?}|{}",
+                    d.dataset, d.category, d.transaction_id, d.message, d.unparsed
+                ));
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut e = Enricher::new("h", "shipper", "default")
+            .with_tap(Box::new(Recorder(Arc::clone(&seen))));
+        let file = SourceFile::new(1, Path::new("/l/payment.log"));
+        let mut out = Vec::new();
+        e.encode(
+            &line(br#"{"service.name":"loan-resource","log.category":"SystemError","transaction.id":"t1","message":"m"}"#),
+            &file,
+            "now",
+            &mut out,
+        );
+        e.encode(&line(b"oops"), &file, "now", &mut out);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                r#"loan_resource|Some("SystemError")|Some("t1")|Some("m")|false"#.to_string(),
+                r#"payment|None|None|Some("oops")|true"#.to_string()
+            ]
+        );
     }
 
     #[test]

@@ -9,5 +9,7 @@ pub mod decode;
 pub mod doc_id;
 pub mod enrich;
 pub mod route;
+pub mod tap;
 
 pub use enrich::{Encoded, Enricher, SourceFile};
+pub use tap::{DocumentTap, TappedDocument};
