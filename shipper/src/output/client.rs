@@ -266,13 +266,19 @@ fn error_chain(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// rustls failures reach us as `io::Error`s of kind `InvalidData` (tokio-rustls wraps every
-/// TLS error that way); a refused or reset TCP connection has another kind.
+/// TLS error that way), possibly inside another `io::Error`; a refused or reset TCP
+/// connection has another kind. `io::Error::source` skips the error it wraps, so wrapped
+/// `io::Error`s are opened with `get_ref`.
 fn is_tls_failure(err: &(dyn StdError + 'static)) -> bool {
     let mut current: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::InvalidData {
                 return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner);
+                continue;
             }
         }
         current = e.source();
@@ -349,6 +355,12 @@ mod tests {
             error_chain(&tls),
             "client error (Connect): invalid peer certificate: UnknownIssuer"
         );
+        // As hyper-util reports it: an `Other` io::Error around the `InvalidData` one.
+        let nested = Outer(std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "received corrupt message of type InvalidContentType",
+        )));
+        assert!(is_tls_failure(&nested));
         let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(!is_tls_failure(&refused));
     }

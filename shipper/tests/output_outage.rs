@@ -1,0 +1,70 @@
+//! Elasticsearch going away in the middle of a stream: the output keeps every batch, retries
+//! until the cluster is back, and in the end every document is stored exactly once.
+
+mod output_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use es_test_server::{EsTestServer, ServerConfig};
+use output_support::*;
+
+#[tokio::test]
+async fn elasticsearch_down_then_up_loses_nothing_and_stores_nothing_twice() {
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = start(config(&es.url(), dir.path())).await;
+
+    out.batches.send(batch(STREAM, 0..100)).await.unwrap();
+    out.acks.wait_for(100, Duration::from_secs(20)).await;
+
+    es.stop_listening().await;
+    for i in 1..6u64 {
+        out.batches
+            .send(batch(STREAM, i * 100..i * 100 + 100))
+            .await
+            .unwrap();
+    }
+    // While the cluster is away nothing new is acknowledged, and the output says it is down.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(out.acks.count(), 100);
+    let down = out.stats.snapshot();
+    assert!(!down.elasticsearch_up);
+    assert!(down.request_retries > 0);
+    assert!(down.last_error.is_some());
+
+    es.resume_listening().await.unwrap();
+    let stats = out.stats.clone();
+    let acks = out.finish().await;
+
+    let seqs = acks.seqs();
+    assert_eq!(seqs.len(), 600);
+    assert_eq!(seqs.iter().copied().collect::<HashSet<u64>>().len(), 600);
+    let docs = es.documents(STREAM);
+    let ids: HashSet<String> = docs.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(docs.len(), 600);
+    assert_eq!(ids.len(), 600);
+    assert!(stats.snapshot().elasticsearch_up);
+}
+
+#[tokio::test]
+async fn a_timed_out_request_is_resent_and_its_duplicates_absorbed() {
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&es.url(), dir.path());
+    c.request_timeout = Duration::from_millis(300);
+    let out = start(c).await;
+    // The server stores the documents but answers too late: the output times out and resends.
+    es.faults().set_delay(Some(Duration::from_millis(600)));
+    out.batches.send(batch(STREAM, 0..20)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    es.faults().set_delay(None);
+    let stats = out.stats.clone();
+    let acks = out.finish().await;
+
+    assert_eq!(acks.seqs(), (0..20).collect::<Vec<u64>>());
+    assert_eq!(es.count(STREAM), 20);
+    let s = stats.snapshot();
+    assert!(s.request_retries >= 1);
+    assert_eq!(s.documents_indexed + s.duplicates, 20);
+}
