@@ -333,3 +333,34 @@ async fn several_requests_are_in_flight_at_once() {
     let acks = out.finish().await;
     assert_acked_once(&acks, 0..30);
 }
+
+#[tokio::test]
+async fn items_refused_with_403_are_retried_not_dead_lettered() {
+    let es = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = start(config(&es.url(), dir.path())).await;
+    es.faults().fail_next_items(4, 403);
+    out.batches.send(batch(STREAM, 0..10)).await.unwrap();
+    let acks = out.finish().await;
+
+    assert_acked_once(&acks, 0..10);
+    assert_eq!(stored_ids(&es, STREAM), expected_ids(0..10));
+    assert!(dead_letters(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_whole_request_401_is_retried_not_dead_lettered() {
+    let es = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = start(config(&es.url(), dir.path())).await;
+    // As when an API key is revoked and replaced while the shipper runs.
+    es.faults().fail_next_requests(3, 401);
+    out.batches.send(batch(STREAM, 0..10)).await.unwrap();
+    let stats = out.stats.clone();
+    let acks = out.finish().await;
+
+    assert_acked_once(&acks, 0..10);
+    assert_eq!(stored_ids(&es, STREAM), expected_ids(0..10));
+    assert!(dead_letters(dir.path()).is_empty());
+    assert_eq!(stats.snapshot().request_retries, 3);
+}
