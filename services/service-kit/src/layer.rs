@@ -10,11 +10,13 @@
 //! the span is created and copied onto every line logged inside it.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
+use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -47,6 +49,7 @@ impl JsonLayer {
         let level = *event.metadata().level();
         self.formatter.begin(buf, level.as_str());
         let mut visitor = FieldWriter::new(buf);
+        visitor.sensitive = sensitive_fields(event.metadata());
         event.record(&mut visitor);
         let category_written = visitor.category_written;
         if let Some(scope) = ctx.event_scope(event) {
@@ -85,7 +88,9 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut buf = Vec::new();
-        attrs.record(&mut FieldWriter::new(&mut buf));
+        let mut writer = FieldWriter::new(&mut buf);
+        writer.sensitive = sensitive_fields(attrs.metadata());
+        attrs.record(&mut writer);
         span.extensions_mut().insert(SpanFields(buf));
     }
 
@@ -93,7 +98,9 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut FieldWriter::new(&mut fields.0));
+            let mut writer = FieldWriter::new(&mut fields.0);
+            writer.sensitive = sensitive_fields(span.metadata());
+            values.record(&mut writer);
         }
     }
 
@@ -113,10 +120,35 @@ where
     }
 }
 
+thread_local! {
+    /// Which fields of each call site hold credentials, one bit per field index. Field names
+    /// are fixed per call site, so the name check runs once per call site and thread instead
+    /// of once per field of every line.
+    static SENSITIVE: RefCell<HashMap<Identifier, u64>> = RefCell::new(HashMap::new());
+}
+
+/// Bit `i` set: field `i` of this call site must be redacted. Fields past the 64th are
+/// checked by name (see [`FieldWriter::key`]).
+fn sensitive_fields(metadata: &'static Metadata<'static>) -> u64 {
+    let compute = || {
+        metadata
+            .fields()
+            .iter()
+            .take(64)
+            .filter(|f| redact::is_sensitive_field(f.name()))
+            .fold(0u64, |mask, f| mask | (1 << f.index()))
+    };
+    SENSITIVE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cache) => *cache.entry(metadata.callsite()).or_insert_with(compute),
+        Err(_) => compute(),
+    })
+}
+
 /// Writes fields as `,"name":value`, masking card numbers and credentials.
 struct FieldWriter<'a> {
     buf: &'a mut Vec<u8>,
     category_written: bool,
+    sensitive: u64,
 }
 
 impl<'a> FieldWriter<'a> {
@@ -124,6 +156,7 @@ impl<'a> FieldWriter<'a> {
         Self {
             buf,
             category_written: false,
+            sensitive: 0,
         }
     }
 
@@ -134,7 +167,11 @@ impl<'a> FieldWriter<'a> {
         if name == schema::LOG_CATEGORY {
             self.category_written = true;
         }
-        if redact::is_sensitive_field(name) {
+        let sensitive = match field.index() {
+            i if i < 64 => self.sensitive & (1 << i) != 0,
+            _ => redact::is_sensitive_field(name),
+        };
+        if sensitive {
             json::write_str(self.buf, redact::REDACTED);
             return false;
         }
