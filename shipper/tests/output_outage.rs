@@ -68,3 +68,40 @@ async fn a_timed_out_request_is_resent_and_its_duplicates_absorbed() {
     assert!(s.request_retries >= 1);
     assert_eq!(s.documents_indexed + s.duplicates, 20);
 }
+
+#[tokio::test]
+async fn a_dead_node_is_skipped_and_the_live_one_carries_the_load() {
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    // A port nobody listens on: connections are refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&es.url(), dir.path());
+    c.nodes = vec![dead.parse().unwrap(), es.url().parse().unwrap()];
+    c.retry_initial = std::time::Duration::from_secs(5);
+    c.retry_max = std::time::Duration::from_secs(30);
+    let out = start(c).await;
+    for i in 0..10u64 {
+        out.batches
+            .send(batch(STREAM, i * 10..i * 10 + 10))
+            .await
+            .unwrap();
+    }
+    let stats = out.stats.clone();
+    let acks = out.finish().await;
+
+    assert_eq!(acks.seqs(), (0..100).collect::<Vec<u64>>());
+    assert_eq!(es.count(STREAM), 100);
+    // A refused connection moves on to the live node at once: no request waits for a retry,
+    // and the dead node is skipped during its backoff period.
+    assert_eq!(
+        stats.snapshot().request_retries,
+        0,
+        "{:?}",
+        stats.snapshot()
+    );
+    let bulk = es.requests().iter().filter(|r| r.path == "/_bulk").count();
+    assert_eq!(bulk, 10);
+}

@@ -145,14 +145,35 @@ impl EsClient {
     }
 
     /// Sends one request to the next node and reads the whole answer.
+    ///
+    /// A refused connection moves on to the next node that is not in its backoff period at
+    /// once: the request never reached Elasticsearch, so sending it elsewhere is safe, and a
+    /// dead node in the list then costs no delay. Other failures are returned to the caller,
+    /// whose retry rules decide.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<RequestBody>,
     ) -> Result<Reply, TransportError> {
-        let node = self.nodes.pick().ok_or(TransportError::NoNodes)?;
-        self.send_to(&node, method, path, body).await
+        let mut last = TransportError::NoNodes;
+        for attempt in 0..self.nodes.len() {
+            let Some(node) = self.nodes.pick() else {
+                break;
+            };
+            if attempt > 0 && !self.nodes.dead_for(node.index).is_zero() {
+                // Every other node is known to be down: let the caller back off.
+                break;
+            }
+            match self
+                .send_to(&node, method.clone(), path, body.clone())
+                .await
+            {
+                Err(err @ TransportError::Connect { .. }) => last = err,
+                other => return other,
+            }
+        }
+        Err(last)
     }
 
     /// Sends one request to a given node and reads the whole answer.
