@@ -153,7 +153,12 @@ impl BulkService {
             item.end - item.action_start,
             error_summary(&reply.body)
         );
-        let letters = [(item, 413, "request_entity_too_large".to_string(), reason)];
+        let letters = [Rejected {
+            item,
+            status: 413,
+            kind: "request_entity_too_large".to_string(),
+            reason,
+        }];
         if self.dead_letter(&batch.body, &letters).await {
             self.acks.acknowledge(&[item.origin]);
             Next::Done
@@ -167,7 +172,7 @@ impl BulkService {
         let mut safe: Vec<Origin> = Vec::with_capacity(batch.len());
         let mut retry: Vec<&BatchItem> = Vec::new();
         let mut retry_reasons = RetryCounts::default();
-        let mut letters: Vec<(&BatchItem, u16, String, String)> = Vec::new();
+        let mut letters: Vec<Rejected<'_>> = Vec::new();
         let (mut created, mut duplicates, mut failure_store) = (0u64, 0u64, 0u64);
 
         for (item, result) in batch.items.iter().zip(results) {
@@ -199,7 +204,12 @@ impl BulkService {
                         Some(e) => (e.kind.clone(), e.full_reason()),
                         None => ("unknown".to_string(), format!("status {}", result.status)),
                     };
-                    letters.push((item, result.status, kind, reason));
+                    letters.push(Rejected {
+                        item,
+                        status: result.status,
+                        kind,
+                        reason,
+                    });
                 }
             }
         }
@@ -216,9 +226,9 @@ impl BulkService {
         }
         if !letters.is_empty() {
             if self.dead_letter(&batch.body, &letters).await {
-                safe.extend(letters.iter().map(|(item, ..)| item.origin));
+                safe.extend(letters.iter().map(|r| r.item.origin));
             } else {
-                retry.extend(letters.iter().map(|(item, ..)| *item));
+                retry.extend(letters.iter().map(|r| r.item));
             }
         }
         if !safe.is_empty() {
@@ -247,13 +257,18 @@ impl BulkService {
 
     /// Writes dead letters durably; `false` (logged, metered) when the file cannot be written,
     /// in which case the documents must not be acknowledged.
-    async fn dead_letter(
-        &self,
-        body: &[u8],
-        letters: &[(&BatchItem, u16, String, String)],
-    ) -> bool {
+    async fn dead_letter(&self, body: &[u8], letters: &[Rejected<'_>]) -> bool {
+        let Some(first) = letters.first() else {
+            return true;
+        };
         let mut records = Vec::new();
-        for (item, status, kind, reason) in letters {
+        for Rejected {
+            item,
+            status,
+            kind,
+            reason,
+        } in letters
+        {
             let (index, id) = dead_letter::action_target(item.action(body));
             dead_letter::encode(
                 &DeadLetter {
@@ -277,8 +292,8 @@ impl BulkService {
             w.append(&records).map(|a| (a, dir))
         })
         .await;
-        let (first_item, _, first_kind, first_reason) = &letters[0];
-        let (_, first_id) = dead_letter::action_target(first_item.action(body));
+        let (_, first_id) = dead_letter::action_target(first.item.action(body));
+        let (first_kind, first_reason) = (&first.kind, &first.reason);
         match written {
             Ok(Ok((appended, dir))) => {
                 self.telemetry.dead_lettered(letters.len() as u64);
@@ -315,6 +330,16 @@ impl BulkService {
             }
         }
     }
+}
+
+/// A document Elasticsearch will not take as it is, on its way to the dead-letter file.
+struct Rejected<'a> {
+    item: &'a BatchItem,
+    status: u16,
+    /// `error.type`.
+    kind: String,
+    /// `error.reason` with its causes.
+    reason: String,
 }
 
 /// Retried items per reason, recorded once per response.
