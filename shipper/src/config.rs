@@ -119,6 +119,10 @@ pub struct Cli {
     /// Format of the shipper's own log: text or json (default text) [shipper.log_format].
     #[arg(long, env = "SHIPPER_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
+    #[command(flatten)]
+    pub alerts: crate::alerting::AlertArgs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +136,8 @@ struct FileConfig {
     batch: BatchSection,
     #[serde(default)]
     shipper: ShipperSection,
+    #[serde(default)]
+    alerts: crate::alerting::AlertsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +217,8 @@ pub struct Settings {
     pub memory_budget: usize,
     pub summary_interval: Duration,
     pub log_format: LogFormat,
+    /// `None` when no alert channel is configured.
+    pub alerts: Option<crate::alerting::AlertSettings>,
 }
 
 impl Settings {
@@ -503,6 +511,9 @@ impl Settings {
             crate::output::config::DEFAULT_REQUEST_TIMEOUT,
         )?;
 
+        let alerts = crate::alerting::AlertSettings::from_sources(&cli.alerts, file.alerts)
+            .map_err(|e| invalid(&e.setting, e.reason))?;
+
         let mut output = OutputConfig::new(nodes, data_dir.join("dead-letters"));
         output.auth = auth;
         output.ca_cert = ca_cert;
@@ -541,6 +552,7 @@ impl Settings {
             memory_budget,
             summary_interval,
             log_format,
+            alerts,
         })
     }
 }
@@ -722,6 +734,54 @@ mod tests {
         assert!(
             matches!(s.output.auth, Auth::Basic { ref password, .. } if password == "from-file")
         );
+    }
+
+    #[test]
+    fn alerting_is_off_without_a_channel_and_on_with_one_env_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::merge(&cli(dir.path()), FileConfig::default()).unwrap();
+        assert!(s.alerts.is_none());
+        let mut c = cli(dir.path());
+        c.alerts.alert_slack = Some("https://hooks.slack.com/services/T/B/X".into());
+        let s = Settings::merge(&c, FileConfig::default()).unwrap();
+        let alerts = s.alerts.unwrap();
+        assert_eq!(alerts.targets.len(), 1);
+        assert_eq!(alerts.rules.len(), 2, "the default rules");
+    }
+
+    #[test]
+    fn alert_settings_merge_the_environment_over_the_file_and_name_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file: FileConfig = toml::from_str(
+            r#"
+            [alerts]
+            kibana_url = "http://file-kibana:5601"
+            [alerts.channels]
+            webhook = "http://127.0.0.1:9/hook"
+            [[alerts.rules]]
+            name = "Payment errors"
+            service = "payment"
+            level = "ERROR"
+            threshold = 3
+            window = "30s"
+            "#,
+        )
+        .unwrap();
+        let mut c = cli(dir.path());
+        c.alerts.kibana_url = Some("https://kibana.example.com".into());
+        let alerts = Settings::merge(&c, file).unwrap().alerts.unwrap();
+        assert_eq!(alerts.kibana_url.as_str(), "https://kibana.example.com/");
+        assert_eq!(alerts.rules.len(), 3);
+        assert_eq!(alerts.rules[2].name, "Payment errors");
+
+        let mut c = cli(dir.path());
+        c.alerts.alert_telegram = Some("telegram://token@telegram".into());
+        let e = err(&c);
+        assert!(e.contains("ALERT_TELEGRAM") && e.contains("chats"), "{e}");
+        let mut c = cli(dir.path());
+        c.alerts.alert_webhook = Some("http://127.0.0.1:9/hook".into());
+        c.alerts.alert_uptime_down_checks = Some("three".into());
+        assert!(err(&c).contains("ALERT_UPTIME_DOWN_CHECKS"), "{}", err(&c));
     }
 
     #[test]

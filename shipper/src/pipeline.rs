@@ -11,12 +11,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::AlertEngine;
 use crate::config::Settings;
 use crate::input::acknowledgements::AckTable;
 use crate::input::checkpoint::Checkpointer;
 use crate::input::file_server::{save_checkpoints, FileServer, InputStats};
 use crate::input::read_budget::ReadBudget;
 use crate::output::{ElasticsearchOutput, StartupError};
+
+/// Time given at shutdown to the notifications still pending.
+const ALERT_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the shipper until `shutdown` is cancelled. `prometheus` renders `/metrics`.
 pub async fn run(
@@ -59,7 +63,7 @@ pub async fn run(
     let input_stats = Arc::new(InputStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
     let server_cfg = settings.input.clone();
-    let file_server = FileServer::new(
+    let mut file_server = FileServer::new(
         server_cfg,
         Arc::clone(&table),
         Arc::clone(&checkpointer),
@@ -67,6 +71,19 @@ pub async fn run(
         shutdown.clone(),
         Arc::clone(&input_stats),
     )?;
+    // Alerting starts once Elasticsearch is ready (the uptime rules query it); its tap goes
+    // into the file server before the file server moves to its thread.
+    let alerts = match settings.alerts.clone() {
+        Some(alert_settings) => {
+            let mut engine =
+                AlertEngine::start(alert_settings, &settings.output, shutdown.clone())?;
+            if let Some(tap) = engine.take_tap() {
+                file_server.set_tap(tap);
+            }
+            Some(engine)
+        }
+        None => None,
+    };
     let reader = std::thread::Builder::new()
         .name("file-server".into())
         .spawn(move || file_server.run())
@@ -91,6 +108,10 @@ pub async fn run(
         unacknowledged_lines = table.total_unacknowledged(),
         "checkpoints saved; lines not acknowledged will be sent again at the next start"
     );
+    // Last: alerts raised by the final lines are evaluated and sent, within a short deadline.
+    if let Some(engine) = alerts {
+        engine.shutdown(ALERT_FLUSH_DEADLINE).await;
+    }
     let _ = summary.await;
     server_stop.cancel();
     let _ = server.await;
