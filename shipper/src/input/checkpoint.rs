@@ -86,13 +86,11 @@ impl Checkpointer {
 
     pub fn load(&self) -> Result<Loaded, CheckpointError> {
         let temp = self.dir.join(TEMP);
-        if let Some(state) = read_state(&temp)? {
-            if let Ok(State::V1 { files }) = state {
-                return Ok(Loaded {
-                    files,
-                    moved_aside: None,
-                });
-            }
+        if let Some(Ok(State::V1 { files })) = read_state(&temp)? {
+            return Ok(Loaded {
+                files,
+                moved_aside: None,
+            });
         }
         let stable = self.dir.join(STABLE);
         match read_state(&stable)? {

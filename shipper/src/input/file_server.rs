@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acknowledgements::AckTable;
 use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
+use super::checkpoint_writer::{CheckpointWriter, Persister};
 use super::fingerprint::{fingerprint, salted_key, FileKey, Fingerprint};
 use super::line_reader::{Line, LineReader};
 use super::paths::{watch, PathWatch, PathsProvider, Wake};
@@ -111,17 +112,15 @@ enum Verdict {
 struct Sink {
     table: Arc<AckTable>,
     budget: Arc<ReadBudget>,
-    checkpointer: Arc<Checkpointer>,
+    persister: Option<Persister>,
     enricher: Enricher,
     batcher: Batcher,
     tx: tokio::sync::mpsc::Sender<Batch>,
     shutdown: CancellationToken,
     stats: Arc<InputStats>,
     ingested: String,
-    last_saved: Vec<FileCheckpoint>,
-    last_checkpoint: Instant,
+    last_lag: Instant,
     checkpoint_interval: Duration,
-    forget_after: Duration,
     lines: u64,
     bytes: u64,
 }
@@ -170,17 +169,19 @@ impl FileServer {
         let budget = Arc::clone(table.budget());
         let sink = Sink {
             budget,
-            checkpointer,
+            persister: Some(Persister::new(
+                Arc::clone(&table),
+                checkpointer,
+                cfg.forget_after,
+            )),
             enricher: Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace),
             batcher: Batcher::new(cfg.batch),
             tx,
             shutdown,
             stats,
             ingested: now_rfc3339(),
-            last_saved: loaded.files,
-            last_checkpoint: Instant::now(),
+            last_lag: Instant::now(),
             checkpoint_interval: cfg.checkpoint_interval,
-            forget_after: cfg.forget_after,
             table,
             lines: 0,
             bytes: 0,
@@ -200,6 +201,15 @@ impl FileServer {
     /// Runs until shutdown (or until the output stops taking batches), then sends the batch
     /// in progress and saves the checkpoints. Blocking: run it on its own thread.
     pub fn run(mut self) {
+        let writer = self.sink.persister.take().and_then(|p| {
+            match CheckpointWriter::spawn(p, self.cfg.checkpoint_interval) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the checkpoint thread; checkpoints are saved at shutdown only");
+                    None
+                }
+            }
+        });
         loop {
             if self.sink.shutdown.is_cancelled() {
                 break;
@@ -225,7 +235,7 @@ impl FileServer {
             if self.sink.batcher.is_due(Instant::now()) && self.sink.flush().is_err() {
                 break;
             }
-            self.sink.maybe_checkpoint(&self.watchers);
+            self.sink.maybe_publish_lag(&self.watchers);
             self.sink.publish_round();
             let mut sleep = self.cfg.poll_interval;
             if let Some(deadline) = self.sink.batcher.deadline() {
@@ -244,6 +254,9 @@ impl FileServer {
         }
         let _ = self.sink.flush();
         self.sink.publish_round();
+        if let Some(w) = writer {
+            self.sink.persister = w.stop();
+        }
         self.sink.save_now(&self.watchers);
         tracing::info!("reading stopped");
     }
@@ -538,7 +551,7 @@ impl Sink {
                 if self.budget.take_within(cost, Duration::from_millis(100)) {
                     break;
                 }
-                self.maybe_checkpoint(&[]);
+                self.maybe_publish_lag(&[]);
             }
             self.stats.paused.store(false, Ordering::Relaxed);
             metrics::gauge!("shipper_reading_paused").set(0.0);
@@ -595,18 +608,18 @@ impl Sink {
         metrics::gauge!("shipper_read_budget_used_bytes").set(self.budget.used() as f64);
     }
 
-    fn maybe_checkpoint(&mut self, watchers: &[Watcher]) {
-        if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
-            self.save_now(watchers);
+    fn maybe_publish_lag(&mut self, watchers: &[Watcher]) {
+        if self.last_lag.elapsed() >= self.checkpoint_interval {
+            self.publish_lag(watchers);
         }
     }
 
-    /// Saves the checkpoints if they changed, and publishes how far behind each file is.
-    fn save_now(&mut self, watchers: &[Watcher]) {
-        self.last_checkpoint = Instant::now();
-        let cutoff = unix_now().saturating_sub(self.forget_after.as_secs());
-        let mut snapshot = self.table.snapshot();
-        snapshot.retain(|c| c.seen_unix >= cutoff);
+    /// Publishes how far behind each file is (no I/O).
+    fn publish_lag(&mut self, watchers: &[Watcher]) {
+        self.last_lag = Instant::now();
+        if watchers.is_empty() && self.stats.files_open.load(Ordering::Relaxed) > 0 {
+            return; // called while waiting for the budget: keep the last figures
+        }
         let mut behind_total = 0;
         let mut deleted = 0;
         for w in watchers {
@@ -617,26 +630,21 @@ impl Sink {
             }
             deleted += u64::from(w.deleted);
         }
-        if !watchers.is_empty() || self.stats.files_open.load(Ordering::Relaxed) == 0 {
-            self.stats
-                .bytes_behind
-                .store(behind_total, Ordering::Relaxed);
-            self.stats
-                .deleted_files_open
-                .store(deleted, Ordering::Relaxed);
-            metrics::gauge!("shipper_bytes_behind").set(behind_total as f64);
-            metrics::gauge!("shipper_deleted_files_open").set(deleted as f64);
-        }
-        if snapshot == self.last_saved {
-            return;
-        }
-        match self.checkpointer.save(&snapshot) {
-            Ok(()) => {
-                metrics::counter!("shipper_checkpoint_writes_total").increment(1);
-                self.last_saved = snapshot;
-            }
-            Err(e) => {
-                metrics::counter!("shipper_checkpoint_errors_total").increment(1);
+        self.stats
+            .bytes_behind
+            .store(behind_total, Ordering::Relaxed);
+        self.stats
+            .deleted_files_open
+            .store(deleted, Ordering::Relaxed);
+        metrics::gauge!("shipper_bytes_behind").set(behind_total as f64);
+        metrics::gauge!("shipper_deleted_files_open").set(deleted as f64);
+    }
+
+    /// Publishes the lag and saves the checkpoints now, on this thread.
+    fn save_now(&mut self, watchers: &[Watcher]) {
+        self.publish_lag(watchers);
+        if let Some(p) = self.persister.as_mut() {
+            if let Err(e) = p.save_if_changed() {
                 tracing::error!(error = %e, "cannot save checkpoints; will retry");
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod acknowledgements;
 pub mod checkpoint;
+pub mod checkpoint_writer;
 pub mod file_server;
 pub mod fingerprint;
 pub mod line_reader;

@@ -1,0 +1,430 @@
+//! Shipper throughput, CPU and memory, with rsyslog as the reference, in one run.
+//!
+//! `cargo bench -p shipper --bench throughput [-- --lines N --rate R --latency-secs S --skip-rsyslog]`
+//!
+//! 1. Writes N realistic service lines (~460 B on average, 5% with a stack trace).
+//! 2. Ships them from the start of the file into the Elasticsearch-compatible test server in
+//!    blackhole mode, with the `shipper` binary at default settings: wall time, CPU-seconds
+//!    of the shipper process (from /proc), peak RSS (VmHWM).
+//! 3. Does the same with Debian's rsyslog (imfile -> omelasticsearch, bulk mode) on the same
+//!    file, if `rsyslogd` and its omelasticsearch module are installed.
+//! 4. Writes at a steady R lines/s for S seconds and reports line-written-to-acknowledged
+//!    latency (p50/p99), observed as the moment the test server holds the line.
+//!
+//! Figures are printed as a table, with ratios against rsyslog measured in the same run.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use es_test_server::{EsTestServer, ServerConfig, ThreadedServer};
+
+struct Args {
+    lines: usize,
+    rate: usize,
+    latency_secs: u64,
+    skip_rsyslog: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        lines: 1_000_000,
+        rate: 20_000,
+        latency_secs: 15,
+        skip_rsyslog: false,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let next = argv.get(i + 1).and_then(|v| v.parse::<usize>().ok());
+        match (argv[i].as_str(), next) {
+            ("--lines", Some(v)) => a.lines = v,
+            ("--rate", Some(v)) => a.rate = v,
+            ("--latency-secs", Some(v)) => a.latency_secs = v as u64,
+            ("--skip-rsyslog", _) => {
+                a.skip_rsyslog = true;
+                i += 1;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+/// A line in the services' format; every 20th carries a stack trace.
+fn line(n: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let services = ["payment", "loan-resource", "reservation"];
+    let service = services[n % 3];
+    let (level, category, extra) = if n % 20 == 7 {
+        let mut trace = String::new();
+        for frame in 0..6 {
+            let _ = write!(
+                trace,
+                "{frame}: {service}::handlers::process_request::h{:x}\\n             at services/{service}/src/handlers.rs:{}:{}\\n",
+                n.wrapping_mul(2654435761) % 0xffff_ffff,
+                40 + frame,
+                9
+            );
+        }
+        (
+            "ERROR",
+            "SystemError",
+            format!(",\"error.type\":\"UpstreamUnavailable\",\"error.message\":\"connection refused (os error 111)\",\"error.stack_trace\":\"{trace}\""),
+        )
+    } else {
+        ("INFO", "ApplicationInfo", String::new())
+    };
+    let _ = writeln!(
+        out,
+        "{{\"@timestamp\":\"2026-11-26T13:{:02}:{:02}.{:06}+03:30\",\"log.level\":\"{level}\",\"message\":\"GET /loans/{} 200 in {} us\",\"ecs.version\":\"9.2.0\",\"service.name\":\"{service}\",\"service.version\":\"0.1.0\",\"host.name\":\"{service}-7d9f\",\"transaction.id\":\"0193{:028x}\",\"url.path\":\"/loans/{}\",\"http.response.status_code\":200,\"event.duration\":{},\"event.outcome\":\"success\",\"log.category\":\"{category}\"{extra}}}",
+        (n / 60_000) % 60,
+        (n / 1000) % 60,
+        n % 1_000_000,
+        n % 9973,
+        (n * 37) % 100_000,
+        n,
+        n % 100_000,
+        1_000_000 + n % 50_000_000
+    );
+}
+
+fn write_file(path: &Path, lines: usize) -> u64 {
+    let mut w =
+        BufWriter::with_capacity(1 << 20, File::create(path).expect("create the input file"));
+    let mut buf = String::with_capacity(4096);
+    let mut bytes = 0u64;
+    for n in 0..lines {
+        buf.clear();
+        line(n, &mut buf);
+        bytes += buf.len() as u64;
+        w.write_all(buf.as_bytes()).expect("write");
+    }
+    w.flush().expect("flush");
+    bytes
+}
+
+fn start_server() -> ThreadedServer {
+    EsTestServer::start_in_thread(ServerConfig::default().blackhole(false))
+        .expect("start the test server")
+}
+
+fn received(server: &EsTestServer) -> usize {
+    server
+        .blackhole_counts()
+        .values()
+        .map(|v| *v as usize)
+        .sum()
+}
+
+/// CPU-seconds (user + system) of a process, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; here offset by the two before ')'.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// Peak resident memory of a process in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+struct Run {
+    name: &'static str,
+    secs: f64,
+    cpu: f64,
+    rss: f64,
+    lines: usize,
+}
+
+impl Run {
+    fn lines_per_sec(&self) -> f64 {
+        self.lines as f64 / self.secs
+    }
+    fn cpu_per_million(&self) -> f64 {
+        self.cpu * 1_000_000.0 / self.lines as f64
+    }
+}
+
+fn wait_for(server: &EsTestServer, target: usize, child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if received(server) >= target {
+            return true;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("process exited early: {status}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn shipper_command(url: &str, glob: &str, data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipper"));
+    cmd.env_clear()
+        .env("ELASTICSEARCH_URL", url)
+        .env("SHIPPER_PATHS", glob)
+        .env("SHIPPER_DATA_DIR", data)
+        .env("SHIPPER_METRICS_ADDR", "127.0.0.1:0")
+        .env("SHIPPER_SUMMARY_INTERVAL", "0s")
+        .env("SHIPPER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+fn run_shipper(dir: &Path, input: &Path, lines: usize) -> Option<Run> {
+    let server = start_server();
+    let started = Instant::now();
+    let mut child = shipper_command(
+        &server.url(),
+        &input.display().to_string(),
+        &dir.join("shipper-data"),
+    )
+    .spawn()
+    .expect("start the shipper");
+    let done = wait_for(&server, lines, &mut child, Duration::from_secs(600));
+    let secs = started.elapsed().as_secs_f64();
+    let run = Run {
+        name: "didban shipper",
+        secs,
+        cpu: cpu_seconds(child.id()),
+        rss: peak_rss_mib(child.id()),
+        lines,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    done.then_some(run)
+}
+
+fn rsyslog_available() -> Option<PathBuf> {
+    let rsyslogd = PathBuf::from("/usr/sbin/rsyslogd");
+    let module = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so");
+    (rsyslogd.exists() && module.exists()).then_some(rsyslogd)
+}
+
+fn run_rsyslog(rsyslogd: &Path, dir: &Path, input: &Path, lines: usize) -> Option<Run> {
+    let server = start_server();
+    let work = dir.join("rsyslog-work");
+    std::fs::create_dir_all(&work).ok()?;
+    let port = server.addr().port();
+    let conf = dir.join("rsyslog.conf");
+    let text = format!(
+        r#"global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imfile")
+module(load="omelasticsearch")
+template(name="doc" type="list" option.json="on") {{
+  constant(value="{{\"message\":\"") property(name="msg") constant(value="\"}}")
+}}
+ruleset(name="ship" queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="2000") {{
+  action(type="omelasticsearch" server="127.0.0.1" serverport="{port}" searchIndex="rsyslog-bench"
+         template="doc" bulkmode="on" maxbytes="10m" esVersion.major="8"
+         action.resumeRetryCount="-1")
+}}
+input(type="imfile" File="{input}" Tag="bench" ruleset="ship" freshStartTail="off")
+"#,
+        work = work.display(),
+        input = input.display()
+    );
+    std::fs::write(&conf, text).ok()?;
+    let started = Instant::now();
+    let mut child = Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    let done = wait_for(&server, lines, &mut child, Duration::from_secs(900));
+    let secs = started.elapsed().as_secs_f64();
+    let run = Run {
+        name: "rsyslog (imfile -> omelasticsearch)",
+        secs,
+        cpu: cpu_seconds(child.id()),
+        rss: peak_rss_mib(child.id()),
+        lines,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if !done {
+        eprintln!("rsyslog delivered {} of {lines} lines", received(&server));
+    }
+    done.then_some(run)
+}
+
+/// Writes `rate` lines/s for `secs` and returns (p50, p99, max) write-to-stored latency in ms.
+fn latency(dir: &Path, rate: usize, secs: u64) -> Option<(f64, f64, f64)> {
+    let server = start_server();
+    let logs = dir.join("latency");
+    std::fs::create_dir_all(&logs).ok()?;
+    let path = logs.join("payment.log");
+    File::create(&path).ok()?;
+    let mut child = shipper_command(
+        &server.url(),
+        &format!("{}/*.log", logs.display()),
+        &dir.join("latency-data"),
+    )
+    .spawn()
+    .ok()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let total = rate * secs as usize;
+    let written_at: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new(
+        (0..total)
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect(),
+    );
+    let base = Instant::now();
+    let written = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let written_at = Arc::clone(&written_at);
+        let written = Arc::clone(&written);
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("open");
+            let per_tick = (rate / 1000).max(1);
+            let mut n = 0;
+            let mut buf = String::new();
+            while n < total {
+                let due = base + Duration::from_micros((n as u64 * 1_000_000) / rate as u64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                buf.clear();
+                let upto = (n + per_tick).min(total);
+                for i in n..upto {
+                    line(i, &mut buf);
+                }
+                f.write_all(buf.as_bytes()).expect("write");
+                let t = base.elapsed().as_micros() as u64;
+                for slot in written_at.iter().take(upto).skip(n) {
+                    slot.store(t, Ordering::Relaxed);
+                }
+                n = upto;
+                written.store(n, Ordering::Release);
+            }
+        })
+    };
+    // Lines of one file arrive in order, so "the server holds k lines" dates lines 0..k.
+    let mut stored_at = vec![0u64; total];
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(secs + 60);
+    while seen < total && Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        let now = received(&server).min(total);
+        let t = base.elapsed().as_micros() as u64;
+        for slot in stored_at.iter_mut().take(now).skip(seen) {
+            *slot = t;
+        }
+        seen = seen.max(now);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = writer.join();
+    let _ = child.kill();
+    let _ = child.wait();
+    if seen < total {
+        eprintln!("latency run: {seen} of {total} lines arrived");
+        return None;
+    }
+    let mut lat: Vec<f64> = (0..total)
+        .map(|i| {
+            (stored_at[i].saturating_sub(written_at[i].load(Ordering::Relaxed))) as f64 / 1000.0
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    Some((pct(0.50), pct(0.99), lat[lat.len() - 1]))
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("bench.log");
+    let bytes = write_file(&input, a.lines);
+    println!(
+        "input: {} lines, {:.1} MiB, {:.0} B/line on average, 5% with stack traces",
+        a.lines,
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes as f64 / a.lines as f64
+    );
+    let mut runs = Vec::new();
+    match run_shipper(dir.path(), &input, a.lines) {
+        Some(r) => runs.push(r),
+        None => eprintln!("the shipper did not deliver every line"),
+    }
+    if a.skip_rsyslog {
+        println!("rsyslog: skipped (--skip-rsyslog)");
+    } else if let Some(rsyslogd) = rsyslog_available() {
+        match run_rsyslog(&rsyslogd, dir.path(), &input, a.lines) {
+            Some(r) => runs.push(r),
+            None => eprintln!("rsyslog did not deliver every line"),
+        }
+    } else {
+        println!("rsyslog: not installed (apt-get install rsyslog rsyslog-elasticsearch) - no reference run");
+    }
+    println!();
+    println!(
+        "{:<38} {:>12} {:>16} {:>14}",
+        "", "lines/s", "CPU-s per 1M", "peak RSS MiB"
+    );
+    for r in &runs {
+        println!(
+            "{:<38} {:>12.0} {:>16.2} {:>14.1}",
+            r.name,
+            r.lines_per_sec(),
+            r.cpu_per_million(),
+            r.rss
+        );
+    }
+    if let [ours, reference] = runs.as_slice() {
+        println!();
+        println!(
+            "ratios vs rsyslog: {:.1}x lines/s, {:.3}x CPU-seconds per line ({:.1}x less), {:.2}x peak RSS",
+            ours.lines_per_sec() / reference.lines_per_sec(),
+            ours.cpu_per_million() / reference.cpu_per_million(),
+            reference.cpu_per_million() / ours.cpu_per_million(),
+            ours.rss / reference.rss
+        );
+    }
+    if a.latency_secs > 0 {
+        match latency(dir.path(), a.rate, a.latency_secs) {
+            Some((p50, p99, max)) => println!(
+                "\nlatency at a steady {} lines/s for {} s, line written -> stored: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                a.rate, a.latency_secs, p50, p99, max
+            ),
+            None => println!("\nlatency run failed"),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Saves the checkpoints on a thread of its own.
+//!
+//! A checkpoint write ends in two `fsync`s, and on a busy disk one `fsync` can take seconds.
+//! Done on the reading thread, that would stall reading (and so delivery) for as long; here
+//! the reader never waits for the disk, and the checkpoint still follows acknowledgements
+//! within about one interval.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::acknowledgements::AckTable;
+use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
+
+/// Writes the table's checkpoints when they changed since the last write.
+pub struct Persister {
+    table: Arc<AckTable>,
+    checkpointer: Arc<Checkpointer>,
+    forget_after: Duration,
+    last_saved: Option<Vec<FileCheckpoint>>,
+}
+
+impl Persister {
+    pub fn new(
+        table: Arc<AckTable>,
+        checkpointer: Arc<Checkpointer>,
+        forget_after: Duration,
+    ) -> Persister {
+        Persister {
+            table,
+            checkpointer,
+            forget_after,
+            last_saved: None,
+        }
+    }
+
+    /// Saves now if anything changed; identities not seen for `forget_after` are dropped.
+    pub fn save_if_changed(&mut self) -> Result<bool, CheckpointError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let cutoff = now.saturating_sub(self.forget_after.as_secs());
+        let mut snapshot = self.table.snapshot();
+        snapshot.retain(|c| c.seen_unix >= cutoff);
+        if self.last_saved.as_ref() == Some(&snapshot) {
+            return Ok(false);
+        }
+        match self.checkpointer.save(&snapshot) {
+            Ok(()) => {
+                metrics::counter!("shipper_checkpoint_writes_total").increment(1);
+                self.last_saved = Some(snapshot);
+                Ok(true)
+            }
+            Err(e) => {
+                metrics::counter!("shipper_checkpoint_errors_total").increment(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The running writer thread; [`CheckpointWriter::stop`] makes a last write and joins it.
+pub struct CheckpointWriter {
+    stop: mpsc::Sender<()>,
+    thread: Option<JoinHandle<Persister>>,
+}
+
+impl CheckpointWriter {
+    pub fn spawn(mut persister: Persister, every: Duration) -> std::io::Result<CheckpointWriter> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || loop {
+                let finish = !matches!(stopped.recv_timeout(every), Err(RecvTimeoutError::Timeout));
+                if let Err(e) = persister.save_if_changed() {
+                    tracing::error!(error = %e, "cannot save checkpoints; will retry");
+                }
+                if finish {
+                    return persister;
+                }
+            })?;
+        Ok(CheckpointWriter {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Writes once more and stops; returns the persister for a final write by the caller.
+    pub fn stop(mut self) -> Option<Persister> {
+        let _ = self.stop.send(());
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::fingerprint::TailMark;
+    use crate::input::read_budget::ReadBudget;
+
+    #[test]
+    fn the_writer_saves_changes_and_a_last_time_at_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(AckTable::new(Arc::new(ReadBudget::new(100))));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let slot = table.insert(FileCheckpoint {
+            key: 1,
+            fingerprint: 1,
+            dev: 0,
+            ino: 0,
+            path: "a.log".into(),
+            offset: 0,
+            tail: TailMark::default(),
+            seen_unix: now,
+        });
+        let checkpointer = Arc::new(Checkpointer::new(dir.path()).unwrap());
+        let writer = CheckpointWriter::spawn(
+            Persister::new(
+                Arc::clone(&table),
+                Arc::clone(&checkpointer),
+                Duration::from_secs(3600),
+            ),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        table.record_read(slot, 42, TailMark::default(), true);
+        let mut persister = writer.stop().expect("joined");
+        assert_eq!(checkpointer.load().unwrap().files[0].offset, 42);
+        assert!(
+            !persister.save_if_changed().unwrap(),
+            "nothing changed since"
+        );
+    }
+}
