@@ -15,7 +15,9 @@ use shipper::alerting::notify::{deliver, Dispatcher, RetryPolicy, Sender};
 use shipper::output::retry::Backoff;
 
 fn notification(status: AlertStatus) -> Notification {
-    let since = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 6, 30, 0).unwrap();
+    let since = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 26, 6, 30, 0)
+        .unwrap();
     Notification {
         status,
         reminder: false,
@@ -25,7 +27,8 @@ fn notification(status: AlertStatus) -> Notification {
         group: "payment".into(),
         condition: "≥ 5 documents (log.category SystemError) within 1m".into(),
         since,
-        resolved_at: (status == AlertStatus::Resolved).then(|| since + chrono::Duration::seconds(90)),
+        resolved_at: (status == AlertStatus::Resolved)
+            .then(|| since + chrono::Duration::seconds(90)),
         count: 6,
         total: 8,
         value: None,
@@ -76,24 +79,45 @@ fn telegram_gets_a_send_message_request_as_the_bot_api_defines_it() {
     let targets = telegram_target(&rx, "42,@ops_room");
     let rt = runtime();
     for t in &targets {
-        rt.block_on(deliver(&sender(t), &notification(AlertStatus::Firing), fast_retry(), "telegram"))
-            .unwrap();
+        rt.block_on(deliver(
+            &sender(t),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "telegram",
+        ))
+        .unwrap();
     }
     let got = rx.received("/");
     assert_eq!(got.len(), 2);
     for r in &got {
         assert_eq!(r.path, "/bot123456:SECRETtoken/sendMessage");
-        assert!(r.content_type.starts_with("application/json"), "{}", r.content_type);
+        assert!(
+            r.content_type.starts_with("application/json"),
+            "{}",
+            r.content_type
+        );
         assert_eq!(r.body["parse_mode"], "HTML");
         assert_eq!(r.body["link_preview_options"]["is_disabled"], true);
         let text = r.body["text"].as_str().unwrap();
-        assert!(text.contains("<b>[FIRING] SystemError burst: service payment</b>"), "{text}");
-        assert!(text.contains("bank gateway &lt;core&gt; timed out &amp; gave up"), "{text}");
+        assert!(
+            text.contains("<b>[FIRING] SystemError burst: service payment</b>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bank gateway &lt;core&gt; timed out &amp; gave up"),
+            "{text}"
+        );
         assert!(text.contains("<code>0199a1b2-tx</code>"));
-        assert!(text.contains("2026-11-26 10:00:00 +03:30 (Asia/Tehran)"), "{text}");
+        assert!(
+            text.contains("2026-11-26 10:00:00 +03:30 (Asia/Tehran)"),
+            "{text}"
+        );
         assert!(text.chars().count() <= 4096);
     }
-    assert_eq!(got[0].body["chat_id"], 42, "numeric chat ids are sent as integers");
+    assert_eq!(
+        got[0].body["chat_id"], 42,
+        "numeric chat ids are sent as integers"
+    );
     assert_eq!(got[1].body["chat_id"], "@ops_room");
 }
 
@@ -104,13 +128,21 @@ fn slack_gets_text_and_blocks_as_incoming_webhooks_define_them() {
         channels::parse_webhook(&rx.url("/services/T000/B000/SECRETpath")).unwrap(),
     );
     runtime()
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Resolved), fast_retry(), "slack"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Resolved),
+            fast_retry(),
+            "slack",
+        ))
         .unwrap();
     let got = rx.received("/services/");
     assert_eq!(got.len(), 1);
     let body = &got[0].body;
     assert!(got[0].content_type.starts_with("application/json"));
-    assert_eq!(body["text"], "[RESOLVED] SystemError burst: service payment");
+    assert_eq!(
+        body["text"],
+        "[RESOLVED] SystemError burst: service payment"
+    );
     let blocks = body["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["type"], "plain_text");
@@ -131,7 +163,12 @@ fn the_webhook_gets_the_documented_json_document() {
     let rx = HttpReceiver::start();
     let target = ChannelTarget::Webhook(channels::parse_webhook(&rx.url("/hook")).unwrap());
     runtime()
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "webhook"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "webhook",
+        ))
         .unwrap();
     let got = rx.received("/hook");
     assert_eq!(got.len(), 1);
@@ -147,7 +184,10 @@ fn the_webhook_gets_the_documented_json_document() {
     assert_eq!(b["count"], 6);
     assert_eq!(b["last_error"]["transaction_id"], "0199a1b2-tx");
     assert_eq!(b["last_error"]["type"], "GatewayTimeout");
-    assert!(b["kibana_url"].as_str().unwrap().starts_with("http://localhost:5601/"));
+    assert!(b["kibana_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://localhost:5601/"));
 }
 
 #[test]
@@ -156,9 +196,18 @@ fn failures_that_may_pass_are_retried_and_the_message_arrives_once() {
     rx.fail_next(&[503, 500]);
     let target = ChannelTarget::Webhook(channels::parse_webhook(&rx.url("/hook")).unwrap());
     runtime()
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "webhook"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "webhook",
+        ))
         .unwrap();
-    assert_eq!(rx.received("/hook").len(), 3, "two failures, then the success");
+    assert_eq!(
+        rx.received("/hook").len(),
+        3,
+        "two failures, then the success"
+    );
 }
 
 #[test]
@@ -168,14 +217,27 @@ fn telegram_retry_after_is_honoured_and_refusals_are_not_retried_nor_leak_the_to
     let rt = runtime();
     rx.fail_next(&[429]);
     let started = std::time::Instant::now();
-    rt.block_on(deliver(&sender(target), &notification(AlertStatus::Firing), fast_retry(), "telegram"))
-        .unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(900), "waited retry_after");
+    rt.block_on(deliver(
+        &sender(target),
+        &notification(AlertStatus::Firing),
+        fast_retry(),
+        "telegram",
+    ))
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited retry_after"
+    );
     assert_eq!(rx.received("/").len(), 2);
 
     rx.fail_next(&[400]);
     let err = rt
-        .block_on(deliver(&sender(target), &notification(AlertStatus::Firing), fast_retry(), "telegram"))
+        .block_on(deliver(
+            &sender(target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "telegram",
+        ))
         .unwrap_err();
     assert_eq!(rx.received("/").len(), 3, "a 400 is not retried");
     assert!(!err.retryable);
@@ -187,10 +249,16 @@ fn telegram_retry_after_is_honoured_and_refusals_are_not_retried_nor_leak_the_to
 fn an_unreachable_channel_gives_up_after_the_attempts_without_leaking_the_url() {
     let port = peers::free_port();
     let target = ChannelTarget::Slack(
-        channels::parse_webhook(&format!("http://127.0.0.1:{port}/services/T/B/SECRETpath")).unwrap(),
+        channels::parse_webhook(&format!("http://127.0.0.1:{port}/services/T/B/SECRETpath"))
+            .unwrap(),
     );
     let err = runtime()
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "slack"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "slack",
+        ))
         .unwrap_err();
     assert!(err.retryable);
     assert!(!err.message.contains("SECRET"), "{}", err.message);
@@ -250,19 +318,36 @@ fn an_email_reaches_a_real_smtp_server_with_authentication() {
     );
     let target = ChannelTarget::Email(channels::parse_email(&line).unwrap());
     let rt = runtime();
-    rt.block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "email"))
-        .unwrap();
-    wait_for("the mail", Duration::from_secs(5), || smtp.mails().len() == 1);
+    rt.block_on(deliver(
+        &sender(&target),
+        &notification(AlertStatus::Firing),
+        fast_retry(),
+        "email",
+    ))
+    .unwrap();
+    wait_for("the mail", Duration::from_secs(5), || {
+        smtp.mails().len() == 1
+    });
     let mail = &smtp.mails()[0];
     assert_eq!(mail.login.as_deref(), Some("alerts"), "authenticated");
     assert_eq!(mail.mail_from, "didban@example.com");
     assert_eq!(mail.rcpt_tos, vec!["ops@example.com", "oncall@example.com"]);
     assert_eq!(mail.subject, "[FIRING] SystemError burst: service payment");
     assert!(mail.to.contains("ops@example.com") && mail.to.contains("oncall@example.com"));
-    assert!(mail.body.contains("Since: 2026-11-26 10:00:00 +03:30 (Asia/Tehran)"), "{}", mail.body);
-    assert!(mail.body.contains("Last error: GatewayTimeout: bank gateway <core> timed out & gave up"));
+    assert!(
+        mail.body
+            .contains("Since: 2026-11-26 10:00:00 +03:30 (Asia/Tehran)"),
+        "{}",
+        mail.body
+    );
+    assert!(mail
+        .body
+        .contains("Last error: GatewayTimeout: bank gateway <core> timed out & gave up"));
     assert!(mail.body.contains("Transaction: 0199a1b2-tx"));
-    assert!(mail.body.contains("≥ 5 documents"), "non-ASCII survives the transfer encoding");
+    assert!(
+        mail.body.contains("≥ 5 documents"),
+        "non-ASCII survives the transfer encoding"
+    );
 
     let wrong = format!(
         "smtp://alerts:wrong@127.0.0.1:{}/?from=didban@example.com&to=ops@example.com&starttls=off",
@@ -270,7 +355,12 @@ fn an_email_reaches_a_real_smtp_server_with_authentication() {
     );
     let target = ChannelTarget::Email(channels::parse_email(&wrong).unwrap());
     let err = rt
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "email"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "email",
+        ))
         .unwrap_err();
     assert!(!err.message.contains("wrong"), "{}", err.message);
     assert_eq!(smtp.mails().len(), 1);
@@ -289,7 +379,12 @@ fn starttls_is_required_unless_turned_off_by_name() {
     );
     let target = ChannelTarget::Email(channels::parse_email(&line).unwrap());
     let err = runtime()
-        .block_on(deliver(&sender(&target), &notification(AlertStatus::Firing), fast_retry(), "email"))
+        .block_on(deliver(
+            &sender(&target),
+            &notification(AlertStatus::Firing),
+            fast_retry(),
+            "email",
+        ))
         .unwrap_err();
     assert!(!err.message.contains("secret"), "{}", err.message);
     std::thread::sleep(Duration::from_millis(200));

@@ -54,10 +54,11 @@ impl HttpReceiver {
         let shared = Arc::clone(&state);
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                let shared = Arc::clone(&shared);
-                async move { record(shared, uri, headers, body) }
-            });
+            let app =
+                axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let shared = Arc::clone(&shared);
+                    async move { record(shared, uri, headers, body) }
+                });
             let _ = axum::serve(listener, app).await;
         });
         HttpReceiver {
@@ -185,7 +186,9 @@ impl SmtpPeer {
             .stderr(Stdio::null())
             .status();
         if !matches!(probe, Ok(s) if s.success()) {
-            eprintln!("SKIPPED: the SMTP peer needs Python's aiosmtpd: pip install aiosmtpd==1.4.6");
+            eprintln!(
+                "SKIPPED: the SMTP peer needs Python's aiosmtpd: pip install aiosmtpd==1.4.6"
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("mail dir");
@@ -201,7 +204,9 @@ impl SmtpPeer {
             .expect("start aiosmtpd");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("aiosmtpd output");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("aiosmtpd output");
         assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
         Some(SmtpPeer { port, dir, child })
     }

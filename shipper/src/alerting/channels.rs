@@ -302,7 +302,9 @@ pub fn parse_email(line: &str) -> Result<EmailTarget, String> {
                 }
                 "on" | "true" | "yes" | "required" => {}
                 "off" | "false" | "no" => {
-                    return Err("starttls=off makes no sense with smtps:// (TLS from the start)".into())
+                    return Err(
+                        "starttls=off makes no sense with smtps:// (TLS from the start)".into(),
+                    )
                 }
                 other => return Err(format!("starttls={other:?}: use on or off")),
             },
@@ -355,9 +357,11 @@ mod tests {
 
     #[test]
     fn a_telegram_line_gives_one_target_per_chat_with_the_whole_token() {
-        let targets =
-            parse_telegram("telegram://123456:AAbb-Cc_dd@telegram?chats=-1001234,@ops_room", &api())
-                .unwrap();
+        let targets = parse_telegram(
+            "telegram://123456:AAbb-Cc_dd@telegram?chats=-1001234,@ops_room",
+            &api(),
+        )
+        .unwrap();
         assert_eq!(targets.len(), 2);
         let ChannelTarget::Telegram(t) = &targets[0] else {
             panic!("not telegram")
@@ -390,8 +394,10 @@ mod tests {
             parse_webhook("https://hooks.slack.com/services/T000/B000/SECRETpath").unwrap(),
         ));
         targets.push(ChannelTarget::Email(
-            parse_email("smtp://bot:SECRETpass@mail.example.com:587/?from=a@example.com&to=b@example.com")
-                .unwrap(),
+            parse_email(
+                "smtp://bot:SECRETpass@mail.example.com:587/?from=a@example.com&to=b@example.com",
+            )
+            .unwrap(),
         ));
         targets.push(ChannelTarget::Webhook(
             parse_webhook("https://hooks.example.com/alerts?key=SECRETkey").unwrap(),
@@ -407,18 +413,21 @@ mod tests {
 
     #[test]
     fn smtp_means_starttls_required_and_smtps_means_implicit_tls() {
-        let e = parse_email("smtp://u:p%40ss@mail.example.com/?from=a@example.com&to=b@example.com,c@example.com").unwrap();
+        let e = parse_email(
+            "smtp://u:p%40ss@mail.example.com/?from=a@example.com&to=b@example.com,c@example.com",
+        )
+        .unwrap();
         assert_eq!(e.security, SmtpSecurity::StartTls);
         assert_eq!(e.port, 587);
         assert_eq!(e.password.as_deref(), Some("p@ss"), "percent-decoded");
         assert_eq!(e.to, vec!["b@example.com", "c@example.com"]);
-        let e = parse_email("smtps://mail.example.com/?from=a@example.com&to=b@example.com").unwrap();
+        let e =
+            parse_email("smtps://mail.example.com/?from=a@example.com&to=b@example.com").unwrap();
         assert_eq!((e.security, e.port), (SmtpSecurity::ImplicitTls, 465));
         assert_eq!(e.username, None);
-        let e = parse_email(
-            "smtp://127.0.0.1:2525/?from=a@example.com&to=b@example.com&starttls=off",
-        )
-        .unwrap();
+        let e =
+            parse_email("smtp://127.0.0.1:2525/?from=a@example.com&to=b@example.com&starttls=off")
+                .unwrap();
         assert_eq!((e.security, e.port), (SmtpSecurity::Plain, 2525));
     }
 
@@ -427,11 +436,26 @@ mod tests {
         let cases = [
             ("smtp://mail.example.com/?to=b@example.com", "sender"),
             ("smtp://mail.example.com/?from=a@example.com", "recipient"),
-            ("smtp://mail.example.com/?from=nobody&to=b@example.com", "from="),
-            ("smtp://u@mail.example.com/?from=a@example.com&to=b@example.com", "password"),
-            ("http://mail.example.com/?from=a@example.com&to=b@example.com", "smtp://"),
-            ("smtps://mail.example.com/?from=a@example.com&to=b@example.com&starttls=off", "smtps"),
-            ("smtp://mail.example.com/?from=a@example.com&to=b@example.com&cc=x", "unknown option"),
+            (
+                "smtp://mail.example.com/?from=nobody&to=b@example.com",
+                "from=",
+            ),
+            (
+                "smtp://u@mail.example.com/?from=a@example.com&to=b@example.com",
+                "password",
+            ),
+            (
+                "http://mail.example.com/?from=a@example.com&to=b@example.com",
+                "smtp://",
+            ),
+            (
+                "smtps://mail.example.com/?from=a@example.com&to=b@example.com&starttls=off",
+                "smtps",
+            ),
+            (
+                "smtp://mail.example.com/?from=a@example.com&to=b@example.com&cc=x",
+                "unknown option",
+            ),
         ];
         for (line, why) in cases {
             let err = parse_email(line).unwrap_err();

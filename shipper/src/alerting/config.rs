@@ -562,9 +562,11 @@ mod tests {
             alert_telegram: Some(String::new()),
             ..AlertArgs::default()
         };
-        assert!(AlertSettings::from_sources(&empty, AlertsSection::default())
-            .unwrap()
-            .is_none());
+        assert!(
+            AlertSettings::from_sources(&empty, AlertsSection::default())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -604,7 +606,9 @@ mod tests {
             channels = ["telegram"]
             "#,
         );
-        let s = AlertSettings::from_sources(&slack(), file).unwrap().unwrap();
+        let s = AlertSettings::from_sources(&slack(), file)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.targets.len(), 2);
         assert_eq!(s.rules.len(), 1);
         let r = &s.rules[0];
@@ -620,10 +624,22 @@ mod tests {
     #[test]
     fn wrong_rules_and_values_are_named() {
         let cases = [
-            ("[[rules]]\nname = \"x\"\nthreshold = 0\nwindow = \"1m\"", "threshold"),
-            ("[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"soon\"", "window"),
-            ("[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"1m\"\nchannels = [\"email\"]", "channels"),
-            ("[[rules]]\nname = \"SystemError burst\"\nthreshold = 1\nwindow = \"1m\"", "name"),
+            (
+                "[[rules]]\nname = \"x\"\nthreshold = 0\nwindow = \"1m\"",
+                "threshold",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"soon\"",
+                "window",
+            ),
+            (
+                "[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"1m\"\nchannels = [\"email\"]",
+                "channels",
+            ),
+            (
+                "[[rules]]\nname = \"SystemError burst\"\nthreshold = 1\nwindow = \"1m\"",
+                "name",
+            ),
             ("timezone = \"Mars/Olympus\"", "LOG_TIMEZONE"),
             ("kibana_url = \"kibana:5601\"", "KIBANA_URL"),
             ("[uptime]\ndown_checks = 0", "ALERT_UPTIME_DOWN_CHECKS"),
@@ -649,8 +665,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_the_alerts_section_are_refused() {
-        let err = toml::from_str::<AlertsSection>("[[rules]]\nname = \"x\"\nthreshhold = 1\nwindow = \"1m\"")
-            .unwrap_err();
+        let err = toml::from_str::<AlertsSection>(
+            "[[rules]]\nname = \"x\"\nthreshhold = 1\nwindow = \"1m\"",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("threshhold"), "{err}");
     }
 }

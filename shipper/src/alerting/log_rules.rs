@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::config::LogRule;
 use super::message::{kibana, AlertSource, AlertStatus, LastError, Notification};
-use super::telemetry as m;
 use super::tap::LogEvent;
+use super::telemetry as m;
 use super::window::SlidingCount;
 use super::MessageContext;
 
@@ -56,7 +56,12 @@ impl LogRuleEvaluator {
     }
 
     /// Counts one event; returns the notifications of instances it made fire.
-    pub fn observe(&mut self, event: LogEvent, now: Instant, wall: DateTime<Utc>) -> Vec<Notification> {
+    pub fn observe(
+        &mut self,
+        event: LogEvent,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         let written = event
             .timestamp
@@ -89,7 +94,10 @@ impl LogRuleEvaluator {
             });
             instance.window.add(now, 1);
             instance.last = LastError {
-                message: event.error_message.clone().or_else(|| event.message.clone()),
+                message: event
+                    .error_message
+                    .clone()
+                    .or_else(|| event.message.clone()),
                 error_type: event.error_type.clone(),
                 transaction_id: event.transaction_id.clone(),
                 timestamp: event.timestamp.clone(),
@@ -324,7 +332,10 @@ mod tests {
         let pay = resolved.iter().find(|n| n.group == "payment").unwrap();
         assert_eq!(pay.status, AlertStatus::Resolved);
         assert_eq!(pay.total, 12);
-        assert_eq!(pay.last_error.as_ref().unwrap().transaction_id.as_deref(), Some("tx-11"));
+        assert_eq!(
+            pay.last_error.as_ref().unwrap().transaction_id.as_deref(),
+            Some("tx-11")
+        );
         assert!(e.tick(t0 + secs(200), w0).is_empty(), "resolved only once");
         assert!(e.instances.is_empty(), "quiet instances are forgotten");
     }
@@ -341,7 +352,17 @@ mod tests {
             let now = t0 + secs(4 * k);
             sent.extend(e.observe(event("payment", "tx", now, None), now, w0));
             let later = now + secs(2);
-            assert!(k < 2 || e.instances.values().next().unwrap().window.clone().count(later) < 3);
+            assert!(
+                k < 2
+                    || e.instances
+                        .values()
+                        .next()
+                        .unwrap()
+                        .window
+                        .clone()
+                        .count(later)
+                        < 3
+            );
             sent.extend(e.tick(later, w0));
         }
         assert_eq!(sent.len(), 1, "one firing, no flapping");

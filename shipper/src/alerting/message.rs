@@ -159,9 +159,10 @@ impl Notification {
             (AlertSource::Uptime, AlertStatus::Firing) => {
                 facts.push(("Checks", format!("{} consecutive down", self.count)))
             }
-            (AlertSource::Uptime, AlertStatus::Resolved) => {
-                facts.push(("Checks", format!("{} down in a row before it came back", self.total)))
-            }
+            (AlertSource::Uptime, AlertStatus::Resolved) => facts.push((
+                "Checks",
+                format!("{} down in a row before it came back", self.total),
+            )),
             (AlertSource::Latency, _) => {}
         }
         if let Some(v) = &self.value {
@@ -349,7 +350,10 @@ pub mod kibana {
 
     /// Discover on the logs data view, filtered on one transaction over the last day.
     pub fn discover_transaction(kibana: &Url, transaction_id: &str) -> String {
-        let kql = format!("transaction.id:\"{}\"", transaction_id.replace(['"', '\\'], ""));
+        let kql = format!(
+            "transaction.id:\"{}\"",
+            transaction_id.replace(['"', '\\'], "")
+        );
         let g = "(time:(from:now-24h,to:now))";
         let a = format!(
             "(dataSource:(dataViewId:{LOGS_DATA_VIEW},type:dataView),query:(language:kuery,query:{}))",
@@ -421,8 +425,14 @@ mod tests {
     #[test]
     fn the_message_says_what_where_since_when_how_many_and_the_last_error() {
         let text = sample().plain_text();
-        assert!(text.starts_with("[FIRING] SystemError burst: service payment"), "{text}");
-        assert!(text.contains("Since: 2026-11-26 13:30:00 +03:30 (Asia/Tehran)"), "{text}");
+        assert!(
+            text.starts_with("[FIRING] SystemError burst: service payment"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Since: 2026-11-26 13:30:00 +03:30 (Asia/Tehran)"),
+            "{text}"
+        );
         assert!(text.contains("Count: 7 in the window, 9 since it started"));
         assert!(text.contains("Last error: DependencyDown: db <primary> & replica down"));
         assert!(text.contains("Transaction: tx-42"));
@@ -444,7 +454,10 @@ mod tests {
         assert_eq!(p["text"], "[FIRING] SystemError burst: service payment");
         assert_eq!(p["blocks"][0]["type"], "header");
         let section = p["blocks"][1]["text"]["text"].as_str().unwrap();
-        assert!(section.contains("db &lt;primary&gt; &amp; replica down"), "{section}");
+        assert!(
+            section.contains("db &lt;primary&gt; &amp; replica down"),
+            "{section}"
+        );
         assert_eq!(
             p["blocks"][2]["elements"][0]["url"],
             "http://localhost:5601/app/discover#/?_a=x&_g=y"
@@ -472,7 +485,10 @@ mod tests {
         let link = kibana::discover_transaction(&k, "0199-ab'c");
         assert!(link.starts_with("https://kibana.example.com:5601/app/discover#/?_g=(time:(from:now-24h,to:now))&_a="), "{link}");
         assert!(link.contains("dataViewId:didban-logs"), "{link}");
-        assert!(link.contains("query:'transaction.id:%220199-ab!'c%22'"), "{link}");
+        assert!(
+            link.contains("query:'transaction.id:%220199-ab!'c%22'"),
+            "{link}"
+        );
         assert_eq!(
             kibana::dashboard(&k, kibana::UPTIME_DASHBOARD),
             "https://kibana.example.com:5601/app/dashboards#/view/didban-uptime"

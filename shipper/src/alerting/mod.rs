@@ -121,7 +121,8 @@ impl AlertEngine {
             Some(uptime) => {
                 let mut cfg = es.clone();
                 cfg.request_timeout = POLL_TIMEOUT.min(cfg.request_timeout);
-                let client = EsClient::new(&cfg).context("the uptime rules' Elasticsearch client")?;
+                let client =
+                    EsClient::new(&cfg).context("the uptime rules' Elasticsearch client")?;
                 let evaluator = UptimeEvaluator::new(uptime.clone(), ctx);
                 Some(tokio::spawn(run_uptime(
                     client,
@@ -151,9 +152,7 @@ impl AlertEngine {
 
     /// The tap for the file server; `None` when there are no log rules.
     pub fn take_tap(&mut self) -> Option<Box<dyn DocumentTap>> {
-        self.tap
-            .take()
-            .map(|t| Box::new(t) as Box<dyn DocumentTap>)
+        self.tap.take().map(|t| Box::new(t) as Box<dyn DocumentTap>)
     }
 
     /// Stops the engine once reading has stopped: the log events still queued are
@@ -164,7 +163,10 @@ impl AlertEngine {
         // The tap's sender went with the file server; if it was never installed, drop it so
         // the evaluator sees the end of its queue.
         self.tap = None;
-        for task in [self.evaluator.take(), self.poller.take()].into_iter().flatten() {
+        for task in [self.evaluator.take(), self.poller.take()]
+            .into_iter()
+            .flatten()
+        {
             let abort = task.abort_handle();
             if tokio::time::timeout_at(until, task).await.is_err() {
                 abort.abort();
@@ -262,7 +264,9 @@ async fn run_uptime(
                 let now = Instant::now();
                 failing_since.get_or_insert(now);
                 // First failure, then at most one line every five minutes while it lasts.
-                if last_failure_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(300)) {
+                if last_failure_log
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(300))
+                {
                     last_failure_log = Some(now);
                     tracing::warn!(error = %reason, "cannot read Heartbeat's data; uptime rules are paused until it works");
                 }

@@ -37,12 +37,18 @@ pub fn describe() {
         TRANSITIONS,
         "Alert state changes, by rule and new status (firing, resolved)"
     );
-    describe_gauge!(FIRING, "Alert instances firing now, by source (logs, uptime)");
+    describe_gauge!(
+        FIRING,
+        "Alert instances firing now, by source (logs, uptime)"
+    );
     describe_counter!(
         NOTIFICATIONS,
         "Notifications by channel and outcome: sent, failed (gave up after retries or refused), suppressed (rate limit), dropped (queue full), abandoned (shutdown)"
     );
-    describe_counter!(RETRIES, "Notification delivery attempts retried, by channel");
+    describe_counter!(
+        RETRIES,
+        "Notification delivery attempts retried, by channel"
+    );
     describe_histogram!(
         DELIVERY_SECONDS,
         Unit::Seconds,
@@ -52,5 +58,8 @@ pub fn describe() {
         UPTIME_QUERIES,
         "Queries of Heartbeat's data by outcome: ok, no_data (no heartbeat index yet), error"
     );
-    describe_gauge!(UPTIME_MONITORS, "Heartbeat monitors seen by the last query, by status");
+    describe_gauge!(
+        UPTIME_MONITORS,
+        "Heartbeat monitors seen by the last query, by status"
+    );
 }

@@ -231,7 +231,8 @@ impl UptimeEvaluator {
                         streak as u64,
                         wall,
                     ));
-                    metrics::counter!(m::TRANSITIONS, "rule" => UPTIME_RULE, "status" => "firing").increment(1);
+                    metrics::counter!(m::TRANSITIONS, "rule" => UPTIME_RULE, "status" => "firing")
+                        .increment(1);
                     state.down = Some(firing);
                 }
                 None => {}
@@ -251,7 +252,7 @@ impl UptimeEvaluator {
                     }
                     if view.checks.first().is_some_and(|c| c.up) {
                         out.push(self.ctx.uptime_notification(
-                        self.settings.down_checks,
+                            self.settings.down_checks,
                             view,
                             f,
                             AlertStatus::Resolved,
@@ -265,7 +266,7 @@ impl UptimeEvaluator {
                         if now.saturating_duration_since(f.last_sent) >= every {
                             f.last_sent = now;
                             out.push(self.ctx.uptime_notification(
-                        self.settings.down_checks,
+                                self.settings.down_checks,
                                 view,
                                 f,
                                 AlertStatus::Firing,
@@ -278,7 +279,8 @@ impl UptimeEvaluator {
                 }
             }
             if let Some(threshold) = self.settings.latency_threshold {
-                let enough = view.up_checks_in_window >= u64::from(self.settings.latency_min_checks);
+                let enough =
+                    view.up_checks_in_window >= u64::from(self.settings.latency_min_checks);
                 let threshold_us = threshold.as_micros() as f64;
                 match (&mut state.slow, view.p95_us) {
                     (None, Some(p95)) if enough && p95 > threshold_us => {
@@ -372,9 +374,7 @@ impl MessageContext {
             source: AlertSource::Uptime,
             group_field: "monitor",
             group: monitor_label(view),
-            condition: format!(
-                "{down_checks} consecutive checks down"
-            ),
+            condition: format!("{down_checks} consecutive checks down"),
             since: firing.since,
             resolved_at: (status == AlertStatus::Resolved).then_some(wall),
             count: streak,
@@ -449,7 +449,10 @@ pub enum PollError {
 }
 
 /// Runs one search against Elasticsearch.
-pub async fn poll(client: &EsClient, settings: &UptimeSettings) -> Result<Vec<MonitorView>, PollError> {
+pub async fn poll(
+    client: &EsClient,
+    settings: &UptimeSettings,
+) -> Result<Vec<MonitorView>, PollError> {
     let path = format!(
         "/{}/_search?ignore_unavailable=true&allow_no_indices=true",
         settings.index
@@ -465,7 +468,8 @@ pub async fn poll(client: &EsClient, settings: &UptimeSettings) -> Result<Vec<Mo
         .map_err(|e| PollError::Failed(e.to_string()))?;
     let parsed: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     if reply.status == 404
-        && parsed.pointer("/error/type").and_then(Value::as_str) == Some("index_not_found_exception")
+        && parsed.pointer("/error/type").and_then(Value::as_str)
+            == Some("index_not_found_exception")
     {
         return Err(PollError::NoIndex(settings.index.clone()));
     }
@@ -567,14 +571,45 @@ mod tests {
         let mut e = UptimeEvaluator::new(settings(), ctx());
         let t = Instant::now();
         let w = Utc::now();
-        assert!(e.evaluate(&[view(vec![check(20, false), check(10, false), check(0, true)])], t, w).is_empty());
-        let fired = e.evaluate(&[view(vec![check(30, false), check(20, false), check(10, false)])], t, w);
+        assert!(e
+            .evaluate(
+                &[view(vec![
+                    check(20, false),
+                    check(10, false),
+                    check(0, true)
+                ])],
+                t,
+                w
+            )
+            .is_empty());
+        let fired = e.evaluate(
+            &[view(vec![
+                check(30, false),
+                check(20, false),
+                check(10, false),
+            ])],
+            t,
+            w,
+        );
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].status, AlertStatus::Firing);
         assert_eq!(fired[0].group, "payment (payment-health)");
         assert_eq!(fired[0].count, 3);
-        assert_eq!(fired[0].since, DateTime::from_timestamp(1_700_000_010, 0).unwrap());
-        assert!(e.evaluate(&[view(vec![check(40, false), check(30, false), check(20, false)])], t, w).is_empty());
+        assert_eq!(
+            fired[0].since,
+            DateTime::from_timestamp(1_700_000_010, 0).unwrap()
+        );
+        assert!(e
+            .evaluate(
+                &[view(vec![
+                    check(40, false),
+                    check(30, false),
+                    check(20, false)
+                ])],
+                t,
+                w
+            )
+            .is_empty());
         let resolved = e.evaluate(&[view(vec![check(50, true), check(40, false)])], t, w);
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].status, AlertStatus::Resolved);
@@ -590,13 +625,19 @@ mod tests {
         let mut v = view(vec![check(0, true)]);
         v.up_checks_in_window = 2;
         v.p95_us = Some(3_000_000.0);
-        assert!(e.evaluate(std::slice::from_ref(&v), t, w).is_empty(), "too few checks");
+        assert!(
+            e.evaluate(std::slice::from_ref(&v), t, w).is_empty(),
+            "too few checks"
+        );
         v.up_checks_in_window = 30;
         let fired = e.evaluate(std::slice::from_ref(&v), t, w);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].value.as_deref(), Some("p95 3000 ms"));
         v.p95_us = Some(950_000.0);
-        assert!(e.evaluate(std::slice::from_ref(&v), t, w).is_empty(), "hysteresis");
+        assert!(
+            e.evaluate(std::slice::from_ref(&v), t, w).is_empty(),
+            "hysteresis"
+        );
         v.p95_us = Some(200_000.0);
         let resolved = e.evaluate(std::slice::from_ref(&v), t, w);
         assert_eq!(resolved.len(), 1);
@@ -607,7 +648,10 @@ mod tests {
     fn the_query_asks_for_enough_checks_and_the_p95_of_up_checks() {
         let q = query(&settings());
         assert_eq!(q["aggs"]["monitors"]["terms"]["field"], "monitor.id");
-        assert_eq!(q["aggs"]["monitors"]["aggs"]["latest"]["top_hits"]["size"], 12);
+        assert_eq!(
+            q["aggs"]["monitors"]["aggs"]["latest"]["top_hits"]["size"],
+            12
+        );
         assert_eq!(
             q["aggs"]["monitors"]["aggs"]["latency"]["aggs"]["p95"]["percentiles"]["field"],
             "monitor.duration.us"

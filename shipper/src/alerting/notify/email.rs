@@ -47,7 +47,11 @@ impl EmailSender {
         Ok(EmailSender {
             transport: builder.build(),
             from: parse(&target.from)?,
-            to: target.to.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
+            to: target
+                .to
+                .iter()
+                .map(|a| parse(a))
+                .collect::<Result<_, _>>()?,
             shown,
         })
     }

@@ -135,7 +135,9 @@ impl Sender {
             ChannelTarget::Telegram(t) => {
                 Sender::Telegram(telegram::TelegramSender::new(t.clone(), http.clone()))
             }
-            ChannelTarget::Slack(u) => Sender::Slack(slack::SlackSender::new(u.clone(), http.clone())),
+            ChannelTarget::Slack(u) => {
+                Sender::Slack(slack::SlackSender::new(u.clone(), http.clone()))
+            }
             ChannelTarget::Email(e) => Sender::Email(email::EmailSender::new(e)?),
             ChannelTarget::Webhook(u) => {
                 Sender::Webhook(webhook::WebhookSender::new(u.clone(), http.clone()))

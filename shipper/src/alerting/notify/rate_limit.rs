@@ -53,6 +53,10 @@ mod tests {
         assert!(r.try_take(t0 + Duration::from_secs(10)), "one every 10 s");
         assert!(!r.try_take(t0 + Duration::from_secs(11)));
         let later = t0 + Duration::from_secs(3600);
-        assert_eq!((0..10).filter(|_| r.try_take(later)).count(), 6, "never more than the capacity");
+        assert_eq!(
+            (0..10).filter(|_| r.try_take(later)).count(),
+            6,
+            "never more than the capacity"
+        );
     }
 }

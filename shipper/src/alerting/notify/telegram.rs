@@ -51,10 +51,7 @@ impl TelegramSender {
             .await
             .map_err(|e| DeliveryError::from_reqwest("Telegram", e))?;
         let status = response.status().as_u16();
-        let answer: Value = response
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) && answer["ok"] == json!(true) {
             return Ok(());
         }
@@ -63,7 +60,11 @@ impl TelegramSender {
             .pointer("/parameters/retry_after")
             .and_then(Value::as_u64)
             .map(Duration::from_secs);
-        let code = if (200..300).contains(&status) { 500 } else { status };
+        let code = if (200..300).contains(&status) {
+            500
+        } else {
+            status
+        };
         Err(DeliveryError::from_status(
             code,
             retry_after,
