@@ -23,6 +23,8 @@ struct Pending {
     end: u64,
     tail: TailMark,
     acked: bool,
+    /// When the line was read, in milliseconds since the table was made.
+    read_ms: u32,
 }
 
 /// A file identity and its delivery state.
@@ -52,6 +54,7 @@ impl Slot {
 pub struct AckTable {
     slots: Mutex<Vec<Slot>>,
     budget: Arc<ReadBudget>,
+    born: std::time::Instant,
 }
 
 impl AckTable {
@@ -59,6 +62,7 @@ impl AckTable {
         AckTable {
             slots: Mutex::new(Vec::new()),
             budget,
+            born: std::time::Instant::now(),
         }
     }
 
@@ -80,6 +84,8 @@ impl AckTable {
     /// Records a line read from `slot`, ending at `end`, and returns its sequence number.
     /// A line that yields no document (an empty line) is `safe_now`.
     pub fn record_read(&self, slot: u32, end: u64, tail: TailMark, safe_now: bool) -> u64 {
+        // Wraps after 49 days; ages are taken with wrapping_sub, so they stay right.
+        let read_ms = self.born.elapsed().as_millis() as u32;
         let mut slots = self.lock();
         let Some(s) = slots.get_mut(slot as usize) else {
             return 0;
@@ -89,6 +95,7 @@ impl AckTable {
             end,
             tail,
             acked: safe_now,
+            read_ms,
         });
         if safe_now {
             s.advance();
@@ -115,6 +122,17 @@ impl AckTable {
                 Some(p) => (p.end, p.tail),
                 None => (s.checkpoint.offset, s.checkpoint.tail),
             })
+    }
+
+    /// How long the oldest line of `slot` not yet safe has waited since it was read: the
+    /// delivery lag of that file, in time.
+    pub fn oldest_unacknowledged_age(&self, slot: u32) -> std::time::Duration {
+        let now_ms = self.born.elapsed().as_millis() as u32;
+        self.lock()
+            .get(slot as usize)
+            .and_then(|s| s.pending.iter().find(|p| !p.acked))
+            .map(|p| std::time::Duration::from_millis(u64::from(now_ms.wrapping_sub(p.read_ms))))
+            .unwrap_or_default()
     }
 
     /// Lines read from `slot` whose documents are not yet safe.

@@ -64,6 +64,8 @@ pub struct InputStats {
     pub files_open: AtomicU64,
     pub bytes_behind: AtomicU64,
     pub deleted_files_open: AtomicU64,
+    /// Age of the oldest line read but not yet acknowledged, over all files.
+    pub lag_ms: AtomicU64,
     pub paused: AtomicBool,
 }
 
@@ -622,14 +624,23 @@ impl Sink {
         }
         let mut behind_total = 0;
         let mut deleted = 0;
+        let mut lag_max = Duration::ZERO;
         for w in watchers {
             if let Some(cp) = self.table.get(w.slot) {
                 let behind = w.size.saturating_sub(cp.offset);
                 behind_total += behind;
-                metrics::gauge!("shipper_file_bytes_behind", "path" => w.path.display().to_string()).set(behind as f64);
+                let path = w.path.display().to_string();
+                let lag = self.table.oldest_unacknowledged_age(w.slot);
+                lag_max = lag_max.max(lag);
+                metrics::gauge!("shipper_file_bytes_behind", "path" => path.clone())
+                    .set(behind as f64);
+                metrics::gauge!("shipper_file_lag_seconds", "path" => path).set(lag.as_secs_f64());
             }
             deleted += u64::from(w.deleted);
         }
+        self.stats
+            .lag_ms
+            .store(lag_max.as_millis() as u64, Ordering::Relaxed);
         self.stats
             .bytes_behind
             .store(behind_total, Ordering::Relaxed);
