@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::decode::{inspect, Decoded, Present, ENRICHED_KEYS};
 use super::doc_id::write_id;
@@ -58,8 +59,27 @@ pub struct Enricher {
     host_json: String,
     agent_name_json: String,
     agent_version_json: String,
-    datasets: HashMap<String, String>,
+    namespace_json: String,
+    /// Service name -> dataset, with the dataset as a JSON string: computed once per name,
+    /// not once per line.
+    datasets: HashMap<String, Arc<Dataset>>,
+    /// The read time last seen, and as a JSON string (it changes once per read round).
+    ingested: (String, String),
     tap: Option<Box<dyn DocumentTap>>,
+}
+
+/// A dataset name and the same as a JSON string literal.
+#[derive(Debug)]
+struct Dataset {
+    name: String,
+    json: String,
+}
+
+impl Dataset {
+    fn new(name: String) -> Arc<Dataset> {
+        let json = json_string(&name);
+        Arc::new(Dataset { name, json })
+    }
 }
 
 impl Enricher {
@@ -69,7 +89,9 @@ impl Enricher {
             host_json: json_string(host_name),
             agent_name_json: json_string(agent_name),
             agent_version_json: json_string(env!("CARGO_PKG_VERSION")),
+            namespace_json: json_string(namespace),
             datasets: HashMap::new(),
+            ingested: (String::new(), "\"\"".to_string()),
             tap: None,
         }
     }
@@ -88,6 +110,9 @@ impl Enricher {
         ingested: &str,
         out: &mut Vec<u8>,
     ) -> Encoded {
+        if self.ingested.0 != ingested {
+            self.ingested = (ingested.to_string(), json_string(ingested));
+        }
         let bytes = trim_line(line.bytes);
         if bytes.iter().all(|b| b.is_ascii_whitespace()) && !line.truncated {
             return Encoded::Empty;
@@ -106,9 +131,10 @@ impl Enricher {
                 facts,
             }) => {
                 let dataset = self.dataset_for(service_name.as_deref(), &file.dataset);
+                let dataset = &*dataset;
                 if let Some(tap) = self.tap.as_mut() {
                     tap.observe(&TappedDocument {
-                        dataset: &dataset,
+                        dataset: &dataset.name,
                         service_name: service_name.as_deref(),
                         category: facts.category.as_deref(),
                         level: facts.level.as_deref(),
@@ -120,14 +146,14 @@ impl Enricher {
                         unparsed: false,
                     });
                 }
-                self.write_action(out, &dataset, file.key, line.offset);
+                self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
                 let close = bytes
                     .iter()
                     .rposition(|b| *b == b'}')
                     .unwrap_or(bytes.len());
                 out.extend_from_slice(&bytes[..close]);
-                self.write_fields(out, present, !empty, &dataset, file, line.offset, ingested);
+                self.write_fields(out, present, !empty, dataset, file, line.offset);
                 out.extend_from_slice(b"}\n");
                 Encoded::Document { source_start }
             }
@@ -155,17 +181,18 @@ impl Enricher {
                 if line.unterminated {
                     tags.push(TAG_UNTERMINATED);
                 }
-                let dataset = file.dataset.clone();
+                let dataset = self.dataset_for(None, &file.dataset);
+                let dataset = &*dataset;
                 if let Some(tap) = self.tap.as_mut() {
                     let text = String::from_utf8_lossy(bytes);
                     tap.observe(&TappedDocument {
-                        dataset: &dataset,
+                        dataset: &dataset.name,
                         message: Some(&text),
                         unparsed: true,
                         ..TappedDocument::default()
                     });
                 }
-                self.write_action(out, &dataset, file.key, line.offset);
+                self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
                 out.extend_from_slice(b"{\"message\":");
                 out.extend_from_slice(json_string(&String::from_utf8_lossy(bytes)).as_bytes());
@@ -184,31 +211,26 @@ impl Enricher {
                     out.extend_from_slice(b",\"didban.parse_error\":");
                     out.extend_from_slice(json_string(&reason).as_bytes());
                 }
-                self.write_fields(
-                    out,
-                    Present::default(),
-                    true,
-                    &dataset,
-                    file,
-                    line.offset,
-                    ingested,
-                );
+                self.write_fields(out, Present::default(), true, dataset, file, line.offset);
                 out.extend_from_slice(b"}\n");
                 Encoded::Document { source_start }
             }
         }
     }
 
-    fn dataset_for(&mut self, service_name: Option<&str>, fallback: &str) -> String {
-        let Some(name) = service_name else {
-            return fallback.to_string();
-        };
-        if let Some(d) = self.datasets.get(name) {
-            return d.clone();
+    fn dataset_for(&mut self, service_name: Option<&str>, fallback: &str) -> Arc<Dataset> {
+        let key = service_name.unwrap_or(fallback);
+        if let Some(d) = self.datasets.get(key) {
+            return Arc::clone(d);
         }
-        let d = route::dataset(name).unwrap_or_else(|| fallback.to_string());
+        let name = match service_name {
+            Some(name) => route::dataset(name).unwrap_or_else(|| fallback.to_string()),
+            None => fallback.to_string(),
+        };
+        let d = Dataset::new(name);
+        // Bounded: a flood of distinct service names must not grow memory without end.
         if self.datasets.len() < 1024 {
-            self.datasets.insert(name.to_string(), d.clone());
+            self.datasets.insert(key.to_string(), Arc::clone(&d));
         }
         d
     }
@@ -223,34 +245,30 @@ impl Enricher {
         out.extend_from_slice(b"\"}}\n");
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_fields(
         &self,
         out: &mut Vec<u8>,
         present: Present,
         mut comma: bool,
-        dataset: &str,
+        dataset: &Dataset,
         file: &SourceFile,
         offset: u64,
-        ingested: &str,
     ) {
         let mut offset_buf = itoa::Buffer::new();
-        let dataset_json = json_string(dataset);
-        let namespace_json = json_string(&self.namespace);
-        let ingested_json = json_string(ingested);
+        let ingested_json = &self.ingested.1;
         let values: [&str; 12] = [
-            &ingested_json,
+            ingested_json,
             &self.host_json,
             "\"didban-shipper\"",
             &self.agent_name_json,
             &self.agent_version_json,
             &file.path_json,
             offset_buf.format(offset),
-            &ingested_json,
+            ingested_json,
             "\"logs\"",
-            &dataset_json,
-            &namespace_json,
-            &dataset_json,
+            &dataset.json,
+            &self.namespace_json,
+            &dataset.json,
         ];
         for (i, (key, value)) in ENRICHED_KEYS.iter().zip(values).enumerate() {
             if present.has_index(i) {
