@@ -108,13 +108,13 @@ where
         LINE_BUFFER.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => {
                 self.format_event(&mut buf, event, &ctx);
-                self.sink.send(buf.as_slice().to_vec());
+                self.sink.send(&buf);
             }
             // Only reachable if formatting a value logs by itself; use a fresh buffer.
             Err(_) => {
                 let mut buf = Vec::with_capacity(512);
                 self.format_event(&mut buf, event, &ctx);
-                self.sink.send(buf);
+                self.sink.send(&buf);
             }
         });
     }
