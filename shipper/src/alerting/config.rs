@@ -14,7 +14,8 @@ use url::Url;
 use super::channels::{self, ChannelKind, ChannelTarget};
 
 /// The environment variables (and flags) of alerting; flattened into the shipper's `Cli`.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// `Debug` is written by hand: the channel lines hold secrets.
+#[derive(Clone, Default, clap::Args)]
 pub struct AlertArgs {
     /// Telegram channel: telegram://<bot-token>@telegram?chats=<chat-id>[,<chat-id>]
     /// [alerts.channels.telegram].
@@ -67,6 +68,31 @@ pub struct AlertArgs {
     /// Window of the p95 latency (default 5m) [alerts.uptime.latency_window].
     #[arg(long, env = "ALERT_LATENCY_WINDOW")]
     pub alert_latency_window: Option<String>,
+}
+
+impl std::fmt::Debug for AlertArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "<set>");
+        f.debug_struct("AlertArgs")
+            .field("alert_telegram", &set(&self.alert_telegram))
+            .field("alert_telegram_api_url", &self.alert_telegram_api_url)
+            .field("alert_slack", &set(&self.alert_slack))
+            .field("alert_email", &set(&self.alert_email))
+            .field("alert_webhook", &set(&self.alert_webhook))
+            .field("kibana_url", &self.kibana_url)
+            .field("log_timezone", &self.log_timezone)
+            .field("alert_default_rules", &self.alert_default_rules)
+            .field("alert_reminder_interval", &self.alert_reminder_interval)
+            .field(
+                "alert_rate_limit_per_minute",
+                &self.alert_rate_limit_per_minute,
+            )
+            .field("alert_uptime_interval", &self.alert_uptime_interval)
+            .field("alert_uptime_down_checks", &self.alert_uptime_down_checks)
+            .field("alert_latency_threshold", &self.alert_latency_threshold)
+            .field("alert_latency_window", &self.alert_latency_window)
+            .finish()
+    }
 }
 
 /// `[alerts]` in the configuration file.
@@ -661,6 +687,23 @@ mod tests {
         let file = section("[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"1m\"");
         let err = AlertSettings::from_sources(&AlertArgs::default(), file).unwrap_err();
         assert!(err.reason.contains("no channel"), "{err}");
+    }
+
+    #[test]
+    fn debug_of_the_settings_and_arguments_hides_the_channel_secrets() {
+        let args = AlertArgs {
+            alert_telegram: Some("telegram://1:SECRETa@telegram?chats=5".into()),
+            alert_slack: Some("https://hooks.slack.com/services/T/B/SECRETb".into()),
+            alert_email: Some("smtp://u:SECRETc@h/?from=a@example.com&to=b@example.com".into()),
+            alert_webhook: Some("https://example.com/SECRETd".into()),
+            ..AlertArgs::default()
+        };
+        let file = section("[channels]\nslack = \"https://hooks.slack.com/services/SECRETe\"");
+        assert!(!format!("{file:?}").contains("SECRET"));
+        let settings = AlertSettings::from_sources(&args, file).unwrap().unwrap();
+        for text in [format!("{args:?}"), format!("{settings:?}")] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
     }
 
     #[test]
