@@ -216,7 +216,9 @@ impl Notification {
         };
         let mut out = format!("{icon} <b>{}</b>\n", html(&self.title()));
         for (label, value) in self.facts() {
-            let value = clip_chars(&value, 700);
+            // Within Telegram's 4096 characters whatever the facts hold: the error gets the
+            // most room, since it is what the reader acts on.
+            let value = clip_chars(&value, if label == "Last error" { 1200 } else { 250 });
             if label == "Transaction" {
                 out.push_str(&format!("<b>{label}:</b> <code>{}</code>\n", html(&value)));
             } else {
