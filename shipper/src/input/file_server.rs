@@ -136,6 +136,9 @@ pub struct FileServer {
     _watch: Option<PathWatch>,
     last_scan: Option<Instant>,
     scan_needed: bool,
+    /// Some matching file has no complete first line yet, so it could not be identified:
+    /// look again on every wake-up, not only at the next periodic scan.
+    unidentified: bool,
 }
 
 impl FileServer {
@@ -197,6 +200,7 @@ impl FileServer {
             _watch: watch,
             last_scan: None,
             scan_needed: true,
+            unidentified: false,
         })
     }
 
@@ -220,7 +224,11 @@ impl FileServer {
             let scan_due = self
                 .last_scan
                 .is_none_or(|t| now.duration_since(t) >= self.cfg.scan_interval);
-            if self.scan_needed || scan_due {
+            let retry_unidentified = self.unidentified
+                && self.last_scan.is_none_or(|t| {
+                    now.duration_since(t) >= self.cfg.poll_interval.min(Duration::from_millis(100))
+                });
+            if self.scan_needed || scan_due || retry_unidentified {
                 self.scan();
             }
             self.sink.ingested = now_rfc3339();
@@ -245,7 +253,7 @@ impl FileServer {
             }
             match self.wake_rx.recv_timeout(sleep) {
                 Ok(wake) => {
-                    self.scan_needed |= wake == Wake::Rescan;
+                    self.scan_needed |= wake == Wake::Rescan || self.unidentified;
                     while let Ok(more) = self.wake_rx.try_recv() {
                         self.scan_needed |= more == Wake::Rescan;
                     }
@@ -334,6 +342,7 @@ impl FileServer {
     fn scan(&mut self) {
         self.last_scan = Some(Instant::now());
         self.scan_needed = false;
+        self.unidentified = false;
         let now_unix = unix_now();
         let mut seen: HashSet<u32> = HashSet::new();
         for path in self.paths.discover() {
@@ -393,7 +402,8 @@ impl FileServer {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
         let Some(fp) = fingerprint(&file, false)? else {
-            return Ok(None); // no complete first line yet
+            self.unidentified = true; // no complete first line yet
+            return Ok(None);
         };
         if self.watchers.iter().any(|w| w.fingerprint == fp) {
             // A copy (copytruncate in progress) or a hard link of a file being read: the
