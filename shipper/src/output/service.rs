@@ -8,6 +8,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// `_bulk` with the response cut to what the retry rules read. A full item is ~200 bytes
+/// (`_index`, `_id`, `_version`, `_shards`, `_seq_no`, ...); filtered it is ~25, which
+/// makes reading the response of a 2000-document batch about eight times cheaper. Index and
+/// id, when a log line needs them, come from the request's own action line.
+pub const BULK_PATH: &str =
+    "/_bulk?filter_path=errors,items.*.status,items.*.error,items.*.failure_store";
+
 use reqwest::Method;
 
 use super::client::{EsClient, Reply};
@@ -58,7 +65,7 @@ impl BulkService {
         let result = {
             let _in_flight = InFlightGuard::new(&self.telemetry);
             self.client
-                .send(Method::POST, "/_bulk", Some(request.body.clone()))
+                .send(Method::POST, BULK_PATH, Some(request.body.clone()))
                 .await
         };
         request_builder::give_back(batch, request);
@@ -188,11 +195,11 @@ impl BulkService {
                 }
                 ItemVerdict::FailureStore => {
                     failure_store += 1;
-                    tracing::debug!(
-                        index = result.index.as_deref().unwrap_or_default(),
-                        id = result.id.as_deref().unwrap_or_default(),
-                        "document stored in the failure store"
-                    );
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        let (index, id) =
+                            super::dead_letter::action_target(item.action(&batch.body));
+                        tracing::debug!(index, id, "document stored in the failure store");
+                    }
                     safe.push(item.origin);
                 }
                 ItemVerdict::Retry(reason) => {

@@ -88,8 +88,10 @@ pub fn handle(
     body: &[u8],
     params: &BulkParams,
     started: Instant,
+    filter: Option<&str>,
 ) -> Result<Vec<u8>, EsError> {
     let ops = parse_bulk(body, params)?;
+    let mut rendered: Vec<Rendered> = Vec::with_capacity(ops.len());
     let plan = shared.faults.item_plan(ops.len());
     let mut out: Vec<u8> = Vec::with_capacity(ops.len() * 200 + 64);
     let mut errors = false;
@@ -126,9 +128,7 @@ pub fn handle(
         }
     }
     for (i, op) in ops.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+        let _ = i;
         let name = op.index.as_deref().unwrap_or("");
         let id = op.id.clone().unwrap_or_else(|| random_id(20));
         let opname = op.op.as_str();
@@ -176,11 +176,16 @@ pub fn handle(
                 created += 1;
                 *by_status.entry(201).or_default() += 1;
                 let index_json = serde_json::to_string(&concrete).unwrap_or_else(|_| "null".into());
+                let start = out.len();
                 let _ = write!(
                     out,
                     "{{\"{opname}\":{{\"_index\":{index_json},\"_id\":{id_json},\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{},\"_primary_term\":1,\"status\":201}}}}",
                     state.seq_no - 1
                 );
+                rendered.push(Rendered {
+                    range: start..out.len(),
+                    created_as: Some(opname),
+                });
             }
             Err(e) => {
                 errors = true;
@@ -191,23 +196,26 @@ pub fn handle(
                 let index_json = serde_json::to_string(name).unwrap_or_else(|_| "null".into());
                 let err_json =
                     serde_json::to_string(&e.to_object()).unwrap_or_else(|_| "{}".into());
+                let start = out.len();
                 let _ = write!(
                     out,
                     "{{\"{opname}\":{{\"_index\":{index_json},\"_id\":{id_json},\"status\":{},\"error\":{err_json}}}}}",
                     e.status
                 );
+                rendered.push(Rendered {
+                    range: start..out.len(),
+                    created_as: None,
+                });
             }
         }
     }
     drop(state);
-    let mut body = Vec::with_capacity(out.len() + 64);
-    let _ = write!(
-        body,
-        "{{\"errors\":{errors},\"took\":{},\"items\":[",
-        started.elapsed().as_millis()
-    );
-    body.extend_from_slice(&out);
-    body.extend_from_slice(b"]}");
+    let took = started.elapsed().as_millis();
+    let filtered = filter.and_then(|spec| filtered_body(errors, took, &out, &rendered, spec));
+    let body = match filtered {
+        Some(body) => body,
+        None => full_body(errors, took, &out, &rendered, filter),
+    };
     shared.observer.update_stats(|s| {
         s.bulk_requests += 1;
         s.items += ops.len() as u64;
@@ -218,4 +226,184 @@ pub fn handle(
         }
     });
     Ok(body)
+}
+
+/// Where one item's JSON sits in the rendered items, and whether it is a plain success.
+struct Rendered {
+    range: std::ops::Range<usize>,
+    /// `Some(op)` for a 201: its filtered form depends only on `op`, not its values.
+    created_as: Option<&'static str>,
+}
+
+/// The whole response, unfiltered or filtered through a tree (the slow, general way).
+fn full_body(
+    errors: bool,
+    took: u128,
+    items: &[u8],
+    rendered: &[Rendered],
+    filter: Option<&str>,
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(items.len() + rendered.len() + 64);
+    let _ = write!(body, "{{\"errors\":{errors},\"took\":{took},\"items\":[");
+    for (i, r) in rendered.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&items[r.range.clone()]);
+    }
+    body.extend_from_slice(b"]}");
+    match filter {
+        None => body,
+        Some(spec) => match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) => serde_json::to_vec(&crate::filter_path::apply(&v, spec)).unwrap_or(body),
+            Err(_) => body,
+        },
+    }
+}
+
+/// `filter_path` applied without a tree per document. Every created item has the same
+/// shape, so the filter is applied once to a sample; if what it keeps does not depend on
+/// the item's values (index, id, sequence number), that result stands for every created
+/// item. Failed items (rare) are filtered one by one. `None` when the shortcut does not
+/// apply (the filter keeps per-item values): the caller then filters the whole tree.
+fn filtered_body(
+    errors: bool,
+    took: u128,
+    items: &[u8],
+    rendered: &[Rendered],
+    spec: &str,
+) -> Option<Vec<u8>> {
+    use serde_json::{json, Value};
+    let sample = |op: &str, index: &str, id: &str, seq: u64| {
+        json!({ "errors": errors, "took": took, "items": [{ op: {
+            "_index": index, "_id": id, "_version": 1, "result": "created",
+            "_shards": {"total": 2, "successful": 1, "failed": 0},
+            "_seq_no": seq, "_primary_term": 1, "status": 201 } }] })
+    };
+    let mut templates: HashMap<&str, Option<Vec<u8>>> = HashMap::new();
+    let mut top: Option<Value> = None;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for r in rendered {
+        let item = match r.created_as {
+            Some(op) => {
+                if !templates.contains_key(op) {
+                    let a = crate::filter_path::apply(&sample(op, "\u{1}a", "\u{1}b", 1), spec);
+                    let b = crate::filter_path::apply(&sample(op, "\u{2}c", "\u{2}d", 2), spec);
+                    if a != b {
+                        return None;
+                    }
+                    let kept = a
+                        .get("items")
+                        .and_then(|i| i.get(0))
+                        .map(|i| serde_json::to_vec(i).unwrap_or_default());
+                    templates.insert(op, kept);
+                    top.get_or_insert(a);
+                }
+                templates.get(op).cloned().flatten()
+            }
+            None => {
+                let v: Value = serde_json::from_slice(&items[r.range.clone()]).ok()?;
+                let doc = json!({ "errors": errors, "took": took, "items": [v] });
+                let filtered = crate::filter_path::apply(&doc, spec);
+                let kept = filtered
+                    .get("items")
+                    .and_then(|i| i.get(0))
+                    .map(|i| serde_json::to_vec(i).unwrap_or_default());
+                top.get_or_insert(filtered);
+                kept
+            }
+        };
+        if let Some(item) = item {
+            parts.push(item);
+        }
+    }
+    // The top-level fields as the filter keeps them (their values are the real ones).
+    let top = match top {
+        Some(t) => t,
+        None => crate::filter_path::apply(&json!({ "errors": errors, "took": took }), spec),
+    };
+    let mut body = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 64);
+    body.push(b'{');
+    let mut first = true;
+    if let Some(map) = top.as_object() {
+        for (k, v) in map {
+            if k == "items" {
+                continue;
+            }
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            let _ = write!(body, "{}:{}", Value::String(k.clone()), v);
+        }
+    }
+    if !parts.is_empty() {
+        if !first {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"items\":[");
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(p);
+        }
+        body.push(b']');
+    }
+    body.push(b'}');
+    Some(body)
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    /// Two created items and one failed one, rendered as `handle` renders them.
+    fn sample() -> (Vec<u8>, Vec<Rendered>) {
+        let mut out = Vec::new();
+        let mut rendered = Vec::new();
+        for (i, id) in ["a", "b"].iter().enumerate() {
+            let start = out.len();
+            let _ = write!(out, "{{\"create\":{{\"_index\":\".ds-logs-x-default-2026.11.26-000001\",\"_id\":\"{id}\",\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{i},\"_primary_term\":1,\"status\":201}}}}");
+            rendered.push(Rendered {
+                range: start..out.len(),
+                created_as: Some("create"),
+            });
+        }
+        let start = out.len();
+        out.extend_from_slice(br#"{"create":{"_index":"logs-x-default","_id":"c}{","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}"#);
+        rendered.push(Rendered {
+            range: start..out.len(),
+            created_as: None,
+        });
+        (out, rendered)
+    }
+
+    fn value(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).expect("JSON")
+    }
+
+    #[test]
+    fn the_shortcut_filters_exactly_like_the_tree() {
+        let (out, rendered) = sample();
+        for spec in [
+            "errors,items.*.status,items.*.error,items.*.failure_store",
+            "items.*.error",
+            "errors",
+            "-items",
+            "took,items.*.status",
+        ] {
+            let slow = full_body(true, 3, &out, &rendered, Some(spec));
+            let fast = filtered_body(true, 3, &out, &rendered, spec).expect("the shortcut applies");
+            assert_eq!(value(&fast), value(&slow), "filter_path={spec}");
+        }
+    }
+
+    #[test]
+    fn filters_keeping_per_item_values_take_the_general_path() {
+        let (out, rendered) = sample();
+        assert!(filtered_body(true, 3, &out, &rendered, "items.*._id").is_none());
+        let slow = full_body(true, 3, &out, &rendered, Some("items.*._id"));
+        assert_eq!(value(&slow)["items"][2]["create"]["_id"], "c}{");
+    }
 }

@@ -153,16 +153,9 @@ async fn bulk_inner(
         pipeline: q.get("pipeline").cloned(),
     };
     if let Some(bh) = &shared.blackhole {
-        let bytes = blackhole::handle(shared, bh, &decoded.bytes, &params, started)?;
-        return Ok(match q.get("filter_path") {
-            Some(_) => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    EsError::new(500, "exception", format!("blackhole response: {e}"))
-                })?;
-                finish(q, v)
-            }
-            None => crate::error::bytes_response(StatusCode::OK, bytes),
-        });
+        let filter = q.get("filter_path").map(String::as_str);
+        let bytes = blackhole::handle(shared, bh, &decoded.bytes, &params, started, filter)?;
+        return Ok(crate::error::bytes_response(StatusCode::OK, bytes));
     }
     let ops = parse_bulk(&decoded.bytes, &params)?;
     let outcomes = execute(shared, &ops);
