@@ -269,9 +269,13 @@ fn a_file_empty_at_start_is_read_as_soon_as_its_first_line_arrives() {
     let log = setup.logs().join("payment.log");
     fs::write(&log, b"").expect("an empty file");
     let shipper = setup.start();
-    wait_until("ready", WAIT, || shipper.get("/ready").is_some_and(|r| r.0 == 200));
+    wait_until("ready", WAIT, || {
+        shipper.get("/ready").is_some_and(|r| r.0 == 200)
+    });
     std::thread::sleep(Duration::from_millis(300));
     write_lines(&log, "payment", 0, 100);
-    wait_until("the lines of the once-empty file", WAIT, || es.count("logs-*") >= 100);
+    wait_until("the lines of the once-empty file", WAIT, || {
+        es.count("logs-*") >= 100
+    });
     assert_exactly_once(&es, "logs-*", 100);
 }

@@ -70,7 +70,12 @@ fn shipper_field_samples() -> BTreeMap<&'static str, Value> {
         ("data_stream.type", json!("logs")),
         ("data_stream.dataset", json!("payment")),
         ("data_stream.namespace", json!("default")),
-        ("tags", json!(["invalid_json"])),
+        ("tags", json!(["_jsonparsefailure"])),
+        ("log.flags", json!(["truncated"])),
+        (
+            "didban.parse_error",
+            json!("expected value at line 1 column 1"),
+        ),
         ("message", json!("not JSON at all")),
     ])
 }
@@ -286,4 +291,72 @@ fn settings_use_the_retention_policy_we_ship() {
         "retention in days: {delete_after}"
     );
     assert!(phases["delete"]["actions"]["delete"].is_object());
+}
+
+/// The documents the shipper really builds (through its own enrichment code) for a service
+/// log line and for each kind of bad line: every field of each must be mapped with a type
+/// that accepts its value, so the template cannot fall behind the shipper either.
+#[test]
+fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
+    use shipper::input::fingerprint::TailMark;
+    use shipper::input::line_reader::Line;
+    use shipper::transform::{Encoded, Enricher, SourceFile};
+
+    let identity = service_kit::line::ServiceIdentity {
+        name: "loan-resource".into(),
+        version: "0.1.0".into(),
+        environment: "production".into(),
+        host: "3f2a9c1b7d4e".into(),
+    };
+    let formatter = service_kit::line::LineFormatter::new(&identity, chrono_tz::Asia::Tehran);
+    let service_line = formatter.dropped_lines_report(2);
+    let service_line = service_line
+        .strip_suffix(b"\n")
+        .unwrap_or(&service_line)
+        .to_vec();
+    let cases: Vec<(Vec<u8>, bool, bool)> = vec![
+        (service_line, false, false),
+        (b"plain text, not JSON".to_vec(), false, false),
+        (b"caf\xe9 \xff invalid UTF-8".to_vec(), false, false),
+        (
+            br#"{"service.name":"payment","message":"cut"#.to_vec(),
+            true,
+            false,
+        ),
+        (b"last words".to_vec(), false, true),
+    ];
+    let mapped = mapped_fields();
+    let mut enricher = Enricher::new("shipper-host", "shipper", "default");
+    let file = SourceFile::new(
+        0xfeed,
+        std::path::Path::new("/var/log/didban/loan-resource.log"),
+    );
+    for (bytes, truncated, unterminated) in cases {
+        let line = Line {
+            offset: 4096,
+            end: 4096 + bytes.len() as u64 + 1,
+            bytes: &bytes,
+            truncated,
+            unterminated,
+            tail: TailMark::default(),
+        };
+        let mut out = Vec::new();
+        let Encoded::Document { source_start } =
+            enricher.encode(&line, &file, "2026-11-26T10:00:00.000Z", &mut out)
+        else {
+            panic!("no document for {:?}", String::from_utf8_lossy(&bytes));
+        };
+        let document: serde_json::Map<String, Value> =
+            serde_json::from_slice(&out[source_start..out.len() - 1])
+                .expect("the shipper writes JSON");
+        for (field, value) in &document {
+            let kind = mapped.get(field).unwrap_or_else(|| {
+                panic!("{field} (from a document the shipper builds) is not mapped in {MAPPINGS}")
+            });
+            assert!(
+                accepts(kind, value),
+                "{field}: type {kind} does not accept {value}"
+            );
+        }
+    }
 }
