@@ -34,6 +34,9 @@ struct Slot {
     /// Sequence number of `pending[0]`.
     base_seq: u64,
     pending: VecDeque<Pending>,
+    /// Not seen for longer than the retention: left out of checkpoints, and its place is
+    /// reused by the next new identity.
+    forgotten: bool,
 }
 
 impl Slot {
@@ -73,11 +76,17 @@ impl AckTable {
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
     pub fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
         let mut slots = self.lock();
-        slots.push(Slot {
+        let slot = Slot {
             checkpoint,
             base_seq: 0,
             pending: VecDeque::new(),
-        });
+            forgotten: false,
+        };
+        if let Some(i) = slots.iter().position(|s| s.forgotten) {
+            slots[i] = slot;
+            return i as u32;
+        }
+        slots.push(slot);
         (slots.len() - 1) as u32
     }
 
@@ -105,7 +114,11 @@ impl AckTable {
 
     /// The saved state of every identity, as the checkpoint should record it now.
     pub fn snapshot(&self) -> Vec<FileCheckpoint> {
-        self.lock().iter().map(|s| s.checkpoint.clone()).collect()
+        self.lock()
+            .iter()
+            .filter(|s| !s.forgotten)
+            .map(|s| s.checkpoint.clone())
+            .collect()
     }
 
     /// The saved state of one slot.
@@ -175,9 +188,24 @@ impl AckTable {
         self.lock()
             .iter()
             .enumerate()
-            .filter(|(_, s)| pred(&s.checkpoint))
+            .filter(|(_, s)| !s.forgotten && pred(&s.checkpoint))
             .map(|(i, s)| (i as u32, s.checkpoint.clone()))
             .collect()
+    }
+
+    /// Forgets identities last seen before `cutoff` (Unix seconds) that have nothing in
+    /// flight, so a shipper running for months does not carry every file it ever read.
+    /// Returns how many were forgotten.
+    pub fn forget_seen_before(&self, cutoff: u64) -> usize {
+        let mut forgotten = 0;
+        for s in self.lock().iter_mut() {
+            if !s.forgotten && s.pending.is_empty() && s.checkpoint.seen_unix < cutoff {
+                s.forgotten = true;
+                s.checkpoint.path = PathBuf::new();
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
@@ -288,6 +316,27 @@ mod tests {
         t.acknowledge(&[origin(slot, 0)]);
         t.acknowledge(&[origin(slot, 0)]);
         assert_eq!(t.budget().used(), 0);
+    }
+
+    #[test]
+    fn old_identities_are_forgotten_and_their_place_reused() {
+        let t = table();
+        let mut old = checkpoint(10);
+        old.seen_unix = 100;
+        let old_slot = t.insert(old);
+        let mut busy = checkpoint(0);
+        busy.seen_unix = 100;
+        let busy_slot = t.insert(busy);
+        t.record_read(busy_slot, 5, TailMark::default(), false);
+        assert_eq!(
+            t.forget_seen_before(200),
+            1,
+            "a slot with lines in flight is kept"
+        );
+        assert_eq!(t.snapshot().len(), 1);
+        assert!(t.find(|c| c.offset == 10).is_empty());
+        assert_eq!(t.insert(checkpoint(0)), old_slot, "the place is reused");
+        assert_eq!(t.snapshot().len(), 2);
     }
 
     #[test]

@@ -42,6 +42,13 @@ impl Persister {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let cutoff = now.saturating_sub(self.forget_after.as_secs());
+        let forgotten = self.table.forget_seen_before(cutoff);
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "forgot the checkpoints of files not seen for SHIPPER_FORGET_AFTER"
+            );
+        }
         let mut snapshot = self.table.snapshot();
         snapshot.retain(|c| c.seen_unix >= cutoff);
         if self.last_saved.as_ref() == Some(&snapshot) {
