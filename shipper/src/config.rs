@@ -38,10 +38,10 @@ pub struct Cli {
     pub elasticsearch_username: Option<String>,
     /// Password for basic authentication [elasticsearch.password].
     #[arg(long, env = "ELASTICSEARCH_PASSWORD", hide_env_values = true)]
-    pub elasticsearch_password: Option<String>,
+    pub elasticsearch_password: Option<Secret>,
     /// Encoded API key, sent as `Authorization: ApiKey <key>` [elasticsearch.api_key].
     #[arg(long, env = "ELASTICSEARCH_API_KEY", hide_env_values = true)]
-    pub elasticsearch_api_key: Option<String>,
+    pub elasticsearch_api_key: Option<Secret>,
     /// PEM file of the CA that signed the nodes' certificates [elasticsearch.ca_cert].
     #[arg(long, env = "ELASTICSEARCH_CA_CERT")]
     pub elasticsearch_ca_cert: Option<PathBuf>,
@@ -123,6 +123,24 @@ pub struct Cli {
     /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
     #[command(flatten)]
     pub alerts: crate::alerting::AlertArgs,
+}
+
+/// A password or key given on the command line or in the environment: printed as
+/// `<redacted>` by `Debug`, so logging the settings can never leak it.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,11 +287,13 @@ impl Settings {
         let password = cli
             .elasticsearch_password
             .clone()
+            .map(|s| s.0)
             .or(es.password)
             .filter(|s| !s.is_empty());
         let api_key = cli
             .elasticsearch_api_key
             .clone()
+            .map(|s| s.0)
             .or(es.api_key)
             .filter(|s| !s.is_empty());
         let auth = match (username, password, api_key) {
@@ -782,6 +802,20 @@ mod tests {
         c.alerts.alert_webhook = Some("http://127.0.0.1:9/hook".into());
         c.alerts.alert_uptime_down_checks = Some("three".into());
         assert!(err(&c).contains("ALERT_UPTIME_DOWN_CHECKS"), "{}", err(&c));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Cli {
+            elasticsearch_password: Some(Secret("hunter2-password".into())),
+            elasticsearch_api_key: Some(Secret("c2VjcmV0LWFwaS1rZXk=".into())),
+            ..Cli::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
     }
 
     #[test]
