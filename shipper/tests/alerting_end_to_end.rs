@@ -486,3 +486,116 @@ fn a_monitor_down_for_three_checks_fires_once_and_resolves_once_when_up() {
         "a missing index is reported once:\n{own_log}"
     );
 }
+
+/// The `payment` binary, built next to this test by `cargo test --workspace`.
+fn payment_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = dir.join("payment");
+    assert!(
+        binary.exists(),
+        "{} is missing: build the services first (cargo test --workspace builds them)",
+        binary.display()
+    );
+    binary
+}
+
+/// The whole path for real: the `payment` service fails to reach its card processor six
+/// times, writes SystemError lines, the shipper reads them, and every channel gets exactly
+/// one firing message naming the transaction id of the request that crossed the threshold,
+/// then one resolved message.
+#[test]
+fn the_payment_service_s_system_errors_reach_every_channel_once() {
+    let server = es();
+    let channels = Channels::start();
+    let setup = Setup::new(&server.url());
+    let config = setup.dir.path().join("shipper.toml");
+    std::fs::write(
+        &config,
+        r#"
+[alerts]
+default_rules = false
+
+[[alerts.rules]]
+name = "SystemError burst"
+category = "SystemError"
+threshold = 5
+window = "3s"
+resolve_after = "1s"
+"#,
+    )
+    .unwrap();
+    let setup = channels
+        .configure(setup)
+        .env("SHIPPER_CONFIG", config.to_str().unwrap());
+    let shipper = setup.start();
+    let payment = service_kit::testing::start_service(
+        &payment_binary().to_string_lossy(),
+        "payment",
+        &setup.logs(),
+        // Nothing listens there: every card payment is a real connection refusal.
+        &[("PAYMENT_GATEWAY_URL", "http://127.0.0.1:9")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let client = reqwest::blocking::Client::new();
+    let mut transactions = Vec::new();
+    for _ in 0..6 {
+        let response = client
+            .get(payment.url("/system-error"))
+            .send()
+            .expect("payment answers");
+        assert!(response.status().is_server_error(), "{}", response.status());
+        transactions.push(
+            response
+                .headers()
+                .get("x-transaction-id")
+                .and_then(|v| v.to_str().ok())
+                .expect("a transaction id header")
+                .to_string(),
+        );
+    }
+    // The alert fires on the fifth error (the threshold): its last error is that request's.
+    let firing_tx = &transactions[4];
+
+    wait_for(
+        "one firing message per channel",
+        Duration::from_secs(30),
+        || channels.all_have(1),
+    );
+    let hook = &channels.webhook()[0];
+    assert_eq!(hook["status"], "firing");
+    assert_eq!(hook["group"]["value"], "payment");
+    assert_eq!(hook["last_error"]["transaction_id"], firing_tx.as_str());
+    assert!(channels.telegram()[0].contains(firing_tx.as_str()));
+    assert!(channels.slack()[0].starts_with("[FIRING] SystemError burst: service payment"));
+    if let Some(mail) = channels.mails().first() {
+        assert_eq!(mail.subject, "[FIRING] SystemError burst: service payment");
+    }
+    wait_for(
+        "one resolved message per channel",
+        Duration::from_secs(30),
+        || channels.all_have(2),
+    );
+    assert_eq!(channels.webhook()[1]["status"], "resolved");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(channels.all_have(2), "{:?}", channels.counts());
+    // The service's lines were shipped too, into its data stream.
+    wait_for(
+        "the SystemError lines indexed",
+        Duration::from_secs(10),
+        || {
+            server
+                .documents("logs-payment-default")
+                .iter()
+                .filter(|d| d.source["log.category"] == "SystemError")
+                .count()
+                >= 6
+        },
+    );
+    drop(payment);
+    drop(shipper);
+}
