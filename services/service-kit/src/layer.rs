@@ -149,6 +149,10 @@ struct FieldWriter<'a> {
     buf: &'a mut Vec<u8>,
     category_written: bool,
     sensitive: u64,
+    /// The value being written is a transaction id: written as is. Ids are checked to hold
+    /// no card number when they enter (see `transaction::is_sane`), and masking digits
+    /// inside a UUID would corrupt the one field that ties a request's lines together.
+    verbatim: bool,
 }
 
 impl<'a> FieldWriter<'a> {
@@ -157,6 +161,7 @@ impl<'a> FieldWriter<'a> {
             buf,
             category_written: false,
             sensitive: 0,
+            verbatim: false,
         }
     }
 
@@ -167,6 +172,7 @@ impl<'a> FieldWriter<'a> {
         if name == schema::LOG_CATEGORY {
             self.category_written = true;
         }
+        self.verbatim = name == schema::TRANSACTION_ID;
         let sensitive = match field.index() {
             i if i < 64 => self.sensitive & (1 << i) != 0,
             _ => redact::is_sensitive_field(name),
@@ -179,7 +185,11 @@ impl<'a> FieldWriter<'a> {
     }
 
     fn text(&mut self, value: &str) {
-        json::write_str(self.buf, &redact::mask_pans(value));
+        if self.verbatim {
+            json::write_str(self.buf, value);
+        } else {
+            json::write_str(self.buf, &redact::mask_pans(value));
+        }
     }
 }
 

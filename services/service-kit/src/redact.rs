@@ -94,7 +94,10 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
             end += 1;
         }
         // Any consecutive groups holding 13 to 19 digits that pass Luhn are a card number;
-        // the run may carry other numbers before or after it (`/accounts/<pan> 404`).
+        // the run may carry other numbers before or after it (`/accounts/<pan> 404`). Digits
+        // glued to a letter belong to an identifier (a UUID's `-7928 8042fffe`, a hex
+        // hash), not to a card number written out.
+        let glued = |at: Option<&u8>| at.is_some_and(|b| b.is_ascii_alphabetic());
         let mut g = 0;
         while g < groups.len() {
             let mut digits: Vec<u8> = Vec::with_capacity(MAX_PAN_DIGITS);
@@ -104,7 +107,13 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
                 if digits.len() > MAX_PAN_DIGITS {
                     break;
                 }
-                if digits.len() >= MIN_PAN_DIGITS && luhn_valid(&digits) {
+                let before = groups[g].0.checked_sub(1).and_then(|k| bytes.get(k));
+                let after = bytes.get(stop);
+                if digits.len() >= MIN_PAN_DIGITS
+                    && !glued(before)
+                    && !glued(after)
+                    && luhn_valid(&digits)
+                {
                     matched = Some((h, digits.len()));
                 }
             }
@@ -211,6 +220,22 @@ mod tests {
         assert_eq!(
             mask_pans("status 200 4111 1111 1111 1111 ok"),
             "status 200 **** **** **** 1111 ok"
+        );
+    }
+
+    #[test]
+    fn digits_inside_identifiers_are_not_card_numbers() {
+        // Real UUID v7s whose digit groups happen to pass the Luhn check.
+        for id in [
+            "01a2161d-6e3d-7559-9420-79288042fffe",
+            "01a2161d-5011-7691-8479-84330f6406bf",
+            "sha-4111111111111111abc",
+        ] {
+            assert_eq!(mask_pans(id), id);
+        }
+        assert_eq!(
+            mask_pans("card:4111111111111111."),
+            "card:************1111."
         );
     }
 

@@ -55,13 +55,18 @@ impl fmt::Display for TransactionId {
     }
 }
 
-/// Whether a caller-supplied id may be used as is.
+/// Whether a caller-supplied id may be used as is: bounded, safe characters, and no card
+/// number in it (transaction ids are logged verbatim, never masked).
 pub fn is_sane(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_LEN
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && matches!(
+            crate::redact::mask_pans(text),
+            std::borrow::Cow::Borrowed(_)
+        )
 }
 
 tokio::task_local! {
@@ -108,7 +113,18 @@ mod tests {
 
     #[test]
     fn unsafe_or_oversized_caller_ids_are_replaced_by_a_uuid_v7() {
-        for id in ["", "a b", "x\"}", "ü", &"x".repeat(65), "a/b", "a\tb"] {
+        // The last two: card numbers, which would otherwise be logged verbatim.
+        for id in [
+            "",
+            "a b",
+            "x\"}",
+            "ü",
+            &"x".repeat(65),
+            "a/b",
+            "a\tb",
+            "4111111111111111",
+            "4111-1111-1111-1111",
+        ] {
             let h = HeaderValue::from_bytes(id.as_bytes()).ok();
             let tx = TransactionId::from_header_or_generate(h.as_ref());
             assert_ne!(tx.as_str(), id);
