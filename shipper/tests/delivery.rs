@@ -279,3 +279,57 @@ fn a_file_empty_at_start_is_read_as_soon_as_its_first_line_arrives() {
     });
     assert_exactly_once(&es, "logs-*", 100);
 }
+
+/// Peak resident memory of a process, in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[test]
+fn during_an_outage_reading_pauses_and_memory_stays_within_the_budget() {
+    let es = es();
+    let setup = Setup::new(&es.url())
+        .env("SHIPPER_MEMORY_BUDGET", "4MiB")
+        .env("SHIPPER_BATCH_MAX_BYTES", "1MiB");
+    let log = setup.logs().join("payment.log");
+    let shipper = setup.start();
+    write_lines(&log, "payment", 0, 100);
+    wait_until("before the outage", WAIT, || es.count("logs-*") >= 100);
+    es.stop_listening();
+    // About 60 MiB of lines: fifteen times the budget.
+    let total = 400_000;
+    for chunk in 0..40 {
+        write_lines(&log, "payment", 100 + chunk * 10_000, 10_000);
+    }
+    wait_until("reading to pause", WAIT, || {
+        shipper.metric("shipper_reading_paused") == Some(1.0)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let used = shipper
+        .metric("shipper_read_budget_used_bytes")
+        .unwrap_or(f64::MAX);
+    assert!(used <= 4.0 * 1024.0 * 1024.0, "budget in use: {used}");
+    let read = shipper.metric("shipper_bytes_read_total").unwrap_or(0.0);
+    let written = fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as f64;
+    assert!(
+        read < written / 4.0,
+        "the files are the buffer: {read} of {written} bytes read"
+    );
+    let rss = peak_rss_mib(shipper.child.id());
+    eprintln!("during the outage: {used} budget bytes in use, {read} of {written} bytes read, peak RSS {rss:.1} MiB");
+    assert!(rss < 64.0, "peak RSS {rss:.1} MiB during the outage");
+
+    es.resume_listening().expect("resume");
+    wait_until(
+        "every line after the outage",
+        Duration::from_secs(120),
+        || es.count("logs-*") >= total + 100,
+    );
+    assert_exactly_once(&es, "logs-*", total + 100);
+}

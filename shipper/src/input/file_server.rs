@@ -554,8 +554,7 @@ impl Sink {
         if !self.budget.try_take(cost) {
             // Let the output work off what is batched, and wait for acknowledgements.
             self.flush()?;
-            self.stats.paused.store(true, Ordering::Relaxed);
-            metrics::gauge!("shipper_reading_paused").set(1.0);
+            self.set_paused(true);
             loop {
                 if self.shutdown.is_cancelled() {
                     return Err(Stop::Shutdown);
@@ -565,8 +564,7 @@ impl Sink {
                 }
                 self.maybe_publish_lag(&[]);
             }
-            self.stats.paused.store(false, Ordering::Relaxed);
-            metrics::gauge!("shipper_reading_paused").set(0.0);
+            self.set_paused(false);
         }
         let start = self.batcher.body().len();
         match self
@@ -598,10 +596,29 @@ impl Sink {
 
     /// Hands the current batch to the output.
     fn flush(&mut self) -> Result<(), Stop> {
-        if let Some(batch) = self.batcher.take() {
-            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+        let Some(batch) = self.batcher.take() else {
+            return Ok(());
+        };
+        match self.tx.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Stop::OutputGone),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
+                // Every request slot is busy (Elasticsearch slow or down): reading waits here.
+                self.set_paused(true);
+                let sent = self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone);
+                self.set_paused(false);
+                sent
+            }
         }
-        Ok(())
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        if paused {
+            // The counters must be current while reading waits, however long that is.
+            self.publish_round();
+        }
+        self.stats.paused.store(paused, Ordering::Relaxed);
+        metrics::gauge!("shipper_reading_paused").set(if paused { 1.0 } else { 0.0 });
     }
 
     fn publish_round(&mut self) {
