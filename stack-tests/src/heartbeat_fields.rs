@@ -19,6 +19,7 @@ pub const HEARTBEAT_FIELDS: &[(&str, &str)] = &[
     ("summary.up", "integer"),
     ("summary.down", "integer"),
     ("summary.status", "keyword"),
+    ("summary.final_attempt", "boolean"),
     ("url.full", "wildcard"),
     ("http.response.status_code", "long"),
     ("http.rtt.total.us", "long"),

@@ -282,3 +282,15 @@ fn the_services_and_uptime_dashboards_exist_and_read_the_right_data() {
         );
     }
 }
+
+/// The uptime alert rules query Heartbeat's data too: every field they use must be one
+/// Heartbeat 9.2 writes.
+#[test]
+fn every_heartbeat_field_the_alert_rules_use_exists() {
+    for field in shipper::alerting::uptime::HEARTBEAT_FIELDS_USED {
+        assert!(
+            stack_tests::heartbeat_fields::heartbeat_field_type(field).is_some(),
+            "{field}: not a Heartbeat field we know of"
+        );
+    }
+}

@@ -48,6 +48,22 @@ pub struct MonitorView {
     pub up_checks_in_window: u64,
 }
 
+/// Every Heartbeat field the uptime rules query or read. The static checks of the stack
+/// keep it in agreement with the fields Heartbeat 9.2 maps; a test below keeps it in
+/// agreement with [`query`].
+pub const HEARTBEAT_FIELDS_USED: &[&str] = &[
+    "@timestamp",
+    "monitor.id",
+    "monitor.name",
+    "monitor.status",
+    "monitor.duration.us",
+    "url.full",
+    "error.message",
+    "summary.status",
+    "summary.down",
+    "summary.final_attempt",
+];
+
 /// The search body of one poll.
 pub fn query(settings: &UptimeSettings) -> Value {
     let lookback = settings.latency_window.max(MIN_LOOKBACK).as_secs();
@@ -492,6 +508,47 @@ pub async fn poll(
 
 #[cfg(test)]
 mod tests {
+    /// Field names in a query body: `"field": ...` values and the keys of `range`, `term`
+    /// and `sort` clauses.
+    fn queried_fields(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, val) in map {
+                    match (k.as_str(), val) {
+                        ("field", Value::String(f)) => out.push(f.clone()),
+                        ("range" | "term", Value::Object(inner)) => {
+                            out.extend(inner.keys().cloned())
+                        }
+                        ("sort", Value::Array(items)) => {
+                            for item in items {
+                                if let Value::Object(m) = item {
+                                    out.extend(m.keys().cloned());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    queried_fields(val, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| queried_fields(i, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_field_the_query_uses_is_declared() {
+        let mut fields = Vec::new();
+        queried_fields(&query(&settings()), &mut fields);
+        assert!(fields.len() >= 4, "{fields:?}");
+        for f in fields {
+            assert!(
+                HEARTBEAT_FIELDS_USED.contains(&f.as_str()),
+                "{f} is not in HEARTBEAT_FIELDS_USED"
+            );
+        }
+    }
+
     use super::*;
 
     fn settings() -> UptimeSettings {
