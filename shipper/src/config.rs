@@ -26,6 +26,9 @@ use crate::transform::route;
 #[derive(Debug, Parser, Default)]
 #[command(name = "shipper", version, about, long_about = None)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML configuration file.
     #[arg(long, env = "SHIPPER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -123,6 +126,24 @@ pub struct Cli {
     /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
     #[command(flatten)]
     pub alerts: crate::alerting::AlertArgs,
+}
+
+/// What to do instead of shipping.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// A live view of a running shipper, read from its /metrics: rates, retries, dead
+    /// letters, bulk latency, and the files that are behind.
+    Top {
+        /// Where the shipper serves /metrics (its SHIPPER_METRICS_ADDR), or a URL.
+        #[arg(long, default_value = "127.0.0.1:9600")]
+        addr: String,
+        /// Time between two refreshes, e.g. 1s.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Print one screen (after one interval) and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 /// A password or key given on the command line or in the environment: printed as

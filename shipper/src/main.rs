@@ -5,10 +5,18 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use shipper::config::{Cli, LogFormat, Settings};
+use shipper::config::{Cli, Command, LogFormat, Settings};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Top {
+        addr,
+        interval,
+        once,
+    }) = &cli.command
+    {
+        return top(addr, *interval, *once);
+    }
     let settings = match Settings::load(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -34,6 +42,22 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("shipper: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `shipper top`: see [`shipper::observe::top`].
+fn top(addr: &str, interval: std::time::Duration, once: bool) -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(shipper::observe::top::run(addr, interval, once)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shipper top: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

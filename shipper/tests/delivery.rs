@@ -333,3 +333,36 @@ fn during_an_outage_reading_pauses_and_memory_stays_within_the_budget() {
     );
     assert_exactly_once(&es, "logs-*", total + 100);
 }
+
+#[test]
+fn shipper_top_shows_a_running_shipper() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let shipper = setup.start();
+    write_lines(&log, "payment", 0, 500);
+    wait_until("the lines", WAIT, || es.count("logs-*") >= 500);
+    wait_until("the metrics", WAIT, || {
+        shipper
+            .metric("shipper_documents_indexed_total")
+            .unwrap_or(0.0)
+            >= 500.0
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shipper"))
+        .args(["top", "--once", "--interval", "200ms", "--addr"])
+        .arg(format!("127.0.0.1:{}", shipper.metrics_port))
+        .output()
+        .expect("run shipper top");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{screen}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(screen.contains("elasticsearch: up"), "{screen}");
+    let indexed = screen
+        .lines()
+        .find(|l| l.starts_with("documents indexed"))
+        .unwrap_or_default();
+    assert!(indexed.trim_end().ends_with("500"), "{screen}");
+}

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod summary;
+pub mod top;
 
 /// Describes the input-side metrics (the output describes its own), so `/metrics` carries
 /// HELP lines for every series.
