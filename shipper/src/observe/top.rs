@@ -269,7 +269,6 @@ shipper_bulk_duration_seconds_count 10
                 "shipper_documents_indexed_total 900",
                 "shipper_documents_indexed_total 2900",
             )
-            .replace("{le=\"0.01\"} 5", "{le=\"0.01\"} 5")
             .replace("{le=\"0.1\"} 9", "{le=\"0.1\"} 19")
             .replace("{le=\"+Inf\"} 10", "{le=\"+Inf\"} 20")
     }
