@@ -12,6 +12,8 @@
 //!    latency (p50/p99), observed as the moment the test server holds the line.
 //!
 //! Figures are printed as a table, with ratios against rsyslog measured in the same run.
+//! `SHIPPER_*` variables in the bench's environment are passed to the shipper, to compare
+//! settings (e.g. `SHIPPER_BATCH_MAX_DOCS=500`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -198,6 +200,12 @@ fn shipper_command(url: &str, glob: &str, data: &Path) -> Command {
         .env("SHIPPER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    // Settings to compare (batch sizes, in-flight requests, budget) pass through.
+    for (key, value) in std::env::vars() {
+        if key.starts_with("SHIPPER_") {
+            cmd.env(key, value);
+        }
+    }
     cmd
 }
 
