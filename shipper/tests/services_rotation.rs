@@ -101,7 +101,10 @@ fn a_rotating_service_log_is_shipped_exactly_once_across_shipper_crashes() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let seen = access_lines();
-    let missing: Vec<&String> = transactions.iter().filter(|t| !seen.contains_key(*t)).collect();
+    let missing: Vec<&String> = transactions
+        .iter()
+        .filter(|t| !seen.contains_key(*t))
+        .collect();
     if !missing.is_empty() {
         let on_disk: usize = std::fs::read_dir(setup.logs())
             .expect("the log dir")
@@ -109,7 +112,11 @@ fn a_rotating_service_log_is_shipped_exactly_once_across_shipper_crashes() {
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .map(|text| missing.iter().filter(|t| text.contains(t.as_str())).count())
             .sum();
-        let extra: Vec<&String> = seen.keys().filter(|k| !transactions.contains(k)).take(3).collect();
+        let extra: Vec<&String> = seen
+            .keys()
+            .filter(|k| !transactions.contains(k))
+            .take(3)
+            .collect();
         panic!(
             "{} of {wanted} missing ({on_disk} of them are in the files), {} indexed, extra e.g. {extra:?}, first missing {:?}\nshipper log:\n{}",
             missing.len(),
