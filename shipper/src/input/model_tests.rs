@@ -21,9 +21,10 @@ use crate::batch::{Acknowledge, Batch, BatchLimits};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write(usize),
-    RotateRename,
-    CopyTruncate,
+    /// Lines appended to one of two services' active files.
+    Write(usize, usize),
+    RotateRename(usize),
+    CopyTruncate(usize),
     Step,
     AckAll,
     /// Elasticsearch stored the held batches but the responses were lost.
@@ -34,9 +35,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1usize..25).prop_map(Op::Write),
-        1 => Just(Op::RotateRename),
-        1 => Just(Op::CopyTruncate),
+        4 => (1usize..25, 0usize..2).prop_map(|(n, f)| Op::Write(n, f)),
+        1 => (0usize..2).prop_map(Op::RotateRename),
+        1 => (0usize..2).prop_map(Op::CopyTruncate),
         3 => Just(Op::Step),
         2 => Just(Op::AckAll),
         1 => Just(Op::IndexWithoutAck),
@@ -107,8 +108,16 @@ impl Harness {
         }
     }
 
-    fn active(&self) -> PathBuf {
-        self.dir.join("app.log")
+    fn active(&self, file: usize) -> PathBuf {
+        self.dir.join(format!("app{file}.log"))
+    }
+
+    fn rotated_name(&mut self, file: usize) -> PathBuf {
+        let to = self
+            .dir
+            .join(format!("app{file}.log.{:04}", self.next_rotation));
+        self.next_rotation += 1;
+        to
     }
 
     fn rotated(&self) -> Vec<PathBuf> {
@@ -116,7 +125,10 @@ impl Harness {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n != "app.log"))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().ends_with(".log"))
+            })
             .collect();
         v.sort();
         v
@@ -124,38 +136,36 @@ impl Harness {
 
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Write(n) => {
+            Op::Write(n, file) => {
                 let mut f = OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(self.active())
+                    .open(self.active(*file))
                     .unwrap();
                 let mut buf = String::new();
                 for _ in 0..*n {
                     let line = format!("line-{:06}", self.next_line);
                     self.next_line += 1;
                     buf.push_str(&format!(
-                        "{{\"service.name\":\"app\",\"message\":\"{line}\"}}\n"
+                        "{{\"service.name\":\"app{file}\",\"message\":\"{line}\"}}\n"
                     ));
                     self.written.push(line);
                 }
                 f.write_all(buf.as_bytes()).unwrap();
             }
-            Op::RotateRename => {
-                if self.active().exists() {
-                    let to = self.dir.join(format!("app.log.{:04}", self.next_rotation));
-                    self.next_rotation += 1;
-                    fs::rename(self.active(), to).unwrap();
+            Op::RotateRename(file) => {
+                if self.active(*file).exists() {
+                    let to = self.rotated_name(*file);
+                    fs::rename(self.active(*file), to).unwrap();
                 }
             }
-            Op::CopyTruncate => {
-                if self.active().exists() {
-                    let to = self.dir.join(format!("app.log.{:04}", self.next_rotation));
-                    self.next_rotation += 1;
-                    fs::copy(self.active(), &to).unwrap();
+            Op::CopyTruncate(file) => {
+                if self.active(*file).exists() {
+                    let to = self.rotated_name(*file);
+                    fs::copy(self.active(*file), &to).unwrap();
                     OpenOptions::new()
                         .write(true)
-                        .open(self.active())
+                        .open(self.active(*file))
                         .unwrap()
                         .set_len(0)
                         .unwrap();
@@ -235,7 +245,7 @@ fn start(
     let checkpointer = Arc::new(Checkpointer::new(data).unwrap());
     let (tx, rx) = tokio::sync::mpsc::channel(100_000);
     let cfg = FileServerConfig {
-        include: vec![format!("{}/app.log*", dir.display())],
+        include: vec![format!("{}/app*.log*", dir.display())],
         exclude: vec![],
         max_line_bytes: 1024,
         poll_interval: Duration::from_millis(10),
@@ -316,12 +326,12 @@ proptest! {
 #[test]
 fn copytruncate_then_restart_before_reading_the_copy() {
     check(&[
-        Op::Write(5),
+        Op::Write(5, 0),
         Op::Step,
-        Op::Write(3),
-        Op::CopyTruncate,
+        Op::Write(3, 0),
+        Op::CopyTruncate(0),
         Op::Restart,
-        Op::Write(2),
+        Op::Write(2, 0),
     ])
     .unwrap();
 }
@@ -329,15 +339,17 @@ fn copytruncate_then_restart_before_reading_the_copy() {
 #[test]
 fn rename_rotation_while_responses_are_lost() {
     check(&[
-        Op::Write(10),
+        Op::Write(10, 0),
+        Op::Write(7, 1),
         Op::Step,
         Op::IndexWithoutAck,
-        Op::RotateRename,
-        Op::Write(4),
+        Op::RotateRename(0),
+        Op::Write(4, 0),
         Op::Restart,
+        Op::CopyTruncate(1),
         Op::Step,
         Op::DeleteShippedRotated,
-        Op::Write(3),
+        Op::Write(3, 1),
     ])
     .unwrap();
 }
