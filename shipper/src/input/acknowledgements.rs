@@ -100,6 +100,10 @@ impl AckTable {
             return 0;
         };
         let seq = s.base_seq + s.pending.len() as u64;
+        if end > s.checkpoint.sent_offset {
+            s.checkpoint.sent_offset = end;
+            s.checkpoint.sent_tail = tail;
+        }
         s.pending.push_back(Pending {
             end,
             tail,
@@ -146,6 +150,20 @@ impl AckTable {
             .and_then(|s| s.pending.iter().find(|p| !p.acked))
             .map(|p| std::time::Duration::from_millis(u64::from(now_ms.wrapping_sub(p.read_ms))))
             .unwrap_or_default()
+    }
+
+    /// The furthest offset this identity's ids were used to, and the mark of the bytes
+    /// before it: what a file must hold to be this identity (see
+    /// [`FileCheckpoint::sent_offset`]).
+    pub fn evidence(&self, slot: u32) -> Option<(u64, TailMark)> {
+        self.lock().get(slot as usize).map(|s| {
+            let c = &s.checkpoint;
+            if c.sent_offset > c.offset {
+                (c.sent_offset, c.sent_tail)
+            } else {
+                (c.offset, c.tail)
+            }
+        })
     }
 
     /// Lines read from `slot` whose documents are not yet safe.
@@ -268,6 +286,7 @@ mod tests {
             offset,
             tail: TailMark::default(),
             seen_unix: 0,
+            ..FileCheckpoint::default()
         }
     }
 

@@ -18,7 +18,7 @@ const STABLE: &str = "checkpoints.json";
 const TEMP: &str = "checkpoints.json.tmp";
 
 /// The saved position of one file identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {
     /// Identity used in document ids.
     pub key: FileKey,
@@ -33,6 +33,13 @@ pub struct FileCheckpoint {
     pub offset: u64,
     /// Mark of the bytes just before `offset`.
     pub tail: TailMark,
+    /// End of the last line read (and so possibly sent): the identity's document ids are
+    /// in use up to here. A file that claims this identity must hold the same bytes before
+    /// it (checked with `sent_tail`), or a new line could take an id an old one already has.
+    #[serde(default)]
+    pub sent_offset: u64,
+    #[serde(default)]
+    pub sent_tail: TailMark,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
     pub seen_unix: u64,
 }
@@ -175,6 +182,7 @@ mod tests {
             offset,
             tail: TailMark { len: 3, hash: 9 },
             seen_unix: 1_700_000_000,
+            ..FileCheckpoint::default()
         }
     }
 
@@ -187,6 +195,19 @@ mod tests {
         cp.save(&[sample(20)]).unwrap();
         assert_eq!(cp.load().unwrap().files, vec![sample(20)]);
         assert!(!dir.path().join(TEMP).exists());
+    }
+
+    #[test]
+    fn checkpoints_of_the_previous_format_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpointer::new(dir.path()).unwrap();
+        fs::write(
+            dir.path().join(STABLE),
+            br#"{"version":"1","files":[{"key":1,"fingerprint":2,"dev":3,"ino":4,"path":"a.log","offset":5,"tail":{"len":0,"hash":0},"seen_unix":6}]}"#,
+        )
+        .unwrap();
+        let files = cp.load().unwrap().files;
+        assert_eq!((files[0].offset, files[0].sent_offset), (5, 0));
     }
 
     #[test]

@@ -133,6 +133,7 @@ mod tests {
             offset: 0,
             tail: TailMark::default(),
             seen_unix: now,
+            ..FileCheckpoint::default()
         });
         let checkpointer = Arc::new(Checkpointer::new(dir.path()).unwrap());
         let writer = CheckpointWriter::spawn(

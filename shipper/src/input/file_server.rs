@@ -139,6 +139,8 @@ pub struct FileServer {
     /// Some matching file has no complete first line yet, so it could not be identified:
     /// look again on every wake-up, not only at the next periodic scan.
     unidentified: bool,
+    /// Device and inode of every file the current scan found.
+    present: std::collections::HashMap<(u64, u64), PathBuf>,
 }
 
 impl FileServer {
@@ -201,6 +203,7 @@ impl FileServer {
             last_scan: None,
             scan_needed: true,
             unidentified: false,
+            present: Default::default(),
         })
     }
 
@@ -345,11 +348,20 @@ impl FileServer {
         self.unidentified = false;
         let now_unix = unix_now();
         let mut seen: HashSet<u32> = HashSet::new();
-        for path in self.paths.discover() {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let (dev, ino) = (meta.dev(), meta.ino());
+        let found: Vec<(PathBuf, u64, u64)> = self
+            .paths
+            .discover()
+            .into_iter()
+            .filter_map(|path| {
+                let meta = std::fs::metadata(&path).ok()?;
+                Some((path, meta.dev(), meta.ino()))
+            })
+            .collect();
+        self.present = found
+            .iter()
+            .map(|(path, dev, ino)| ((*dev, *ino), path.clone()))
+            .collect();
+        for (path, dev, ino) in found {
             if let Some(w) = self
                 .watchers
                 .iter_mut()
@@ -405,10 +417,34 @@ impl FileServer {
             self.unidentified = true; // no complete first line yet
             return Ok(None);
         };
-        if self.watchers.iter().any(|w| w.fingerprint == fp) {
-            // A copy (copytruncate in progress) or a hard link of a file being read: the
-            // original is read; this one is looked at again if the original goes away.
-            return Ok(None);
+        for w in self.watchers.iter().filter(|w| w.fingerprint == fp) {
+            // Is the file being read still what was read of it? If it was truncated or
+            // rewritten since its last turn (this is likely its copy), decide after that turn
+            // has given its identity up.
+            let Some((pos, tail)) = self.sink.table.read_position(w.slot) else {
+                continue;
+            };
+            let active_len = w.reader.file().metadata()?.len();
+            let intact = active_len >= pos
+                && tail.matches(w.reader.file(), pos)?
+                && fingerprint(w.reader.file(), false)? == Some(fp);
+            if !intact {
+                return Ok(None);
+            }
+            match compare_heads(&file, w.reader.file())? {
+                // A copy (copytruncate) holds its original's bytes and is never longer than
+                // an original that was not truncated: the original is read, this one is
+                // looked at again when the original goes away.
+                Heads::Same if size <= active_len => return Ok(None),
+                Heads::TooShort if size <= active_len => {
+                    // Nothing but the shared first line yet: wait for the bytes that tell.
+                    self.unidentified = true;
+                    return Ok(None);
+                }
+                // Only the first line (a header, a banner) is shared, or this one holds more
+                // than the original ever did: another file, with an identity of its own.
+                _ => {}
+            }
         }
         let active: HashSet<u32> = self.watchers.iter().map(|w| w.slot).collect();
         let mut candidates = self
@@ -421,10 +457,25 @@ impl FileServer {
         // The same inode first: the most likely to be the same file.
         candidates.sort_by_key(|(_, c)| !(c.dev == dev && c.ino == ino));
         for (slot, cp) in candidates {
-            let Some((offset, tail)) = self.sink.table.read_position(slot) else {
+            let (Some((offset, _)), Some((used, used_tail))) = (
+                self.sink.table.read_position(slot),
+                self.sink.table.evidence(slot),
+            ) else {
                 continue;
             };
-            if size >= offset && tail.matches(&file, offset)? {
+            if (cp.dev, cp.ino) != (dev, ino) {
+                // The file this identity was last seen as is still here and still holds what
+                // was read of it: the identity is that file's, not this one's (which only
+                // starts with the same line).
+                if let Some(other) = self.present.get(&(cp.dev, cp.ino)) {
+                    if holds(other, fp, used, &used_tail) {
+                        continue;
+                    }
+                }
+            }
+            // This file must hold what was read of the identity, up to the last line whose
+            // id may have been used; reading resumes after the last line known to be safe.
+            if size >= used && used_tail.matches(&file, used)? {
                 tracing::info!(path = %path.display(), offset, was = %cp.path.display(), "resuming a known file");
                 self.sink
                     .table
@@ -451,6 +502,7 @@ impl FileServer {
             offset: 0,
             tail: Default::default(),
             seen_unix: now_unix,
+            ..FileCheckpoint::default()
         });
         tracing::info!(path = %path.display(), size, "new file; reading from the start");
         self.watch(slot, key, fp, dev, ino, path, file, 0, size);
@@ -512,6 +564,13 @@ fn poll(w: &mut Watcher, sink: &mut Sink, cfg: &FileServerConfig) -> Result<Verd
         // longer: only its head tells. Checked whenever the file changed, not on every turn.
         if let Ok(Some(fp)) = fingerprint(w.reader.file(), false) {
             if fp != w.fingerprint {
+                return Ok(Verdict::Truncated);
+            }
+        }
+        // A rewrite that starts with the same line (a header) keeps the fingerprint: the
+        // bytes before the read position tell.
+        if let Some((pos, tail)) = sink.table.read_position(w.slot) {
+            if pos <= size && !tail.matches(w.reader.file(), pos).unwrap_or(true) {
                 return Ok(Verdict::Truncated);
             }
         }
@@ -687,6 +746,61 @@ impl Sink {
             }
         }
     }
+}
+
+/// How the beginnings of two files with the same fingerprint compare.
+#[derive(Debug, PartialEq, Eq)]
+enum Heads {
+    Same,
+    Differ,
+    TooShort,
+}
+
+/// Bytes compared to tell a copy from another file that merely starts with the same line.
+const HEAD_COMPARE: usize = 16 * 1024;
+
+/// Compares the first bytes both files have (up to [`HEAD_COMPARE`]). A copy made by
+/// copytruncate holds the same bytes as its original; two files that only share a first
+/// line (a header, a banner) differ right after it. Equal bytes that end within the first
+/// line prove nothing yet.
+fn compare_heads(a: &File, b: &File) -> std::io::Result<Heads> {
+    use std::os::unix::fs::FileExt;
+    let read = |f: &File| -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; HEAD_COMPARE];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = f.read_at(&mut buf[filled..], filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    };
+    let (a, b) = (read(a)?, read(b)?);
+    let n = a.len().min(b.len());
+    if a[..n] != b[..n] {
+        return Ok(Heads::Differ);
+    }
+    let first_line = memchr::memchr(b'\n', &a[..n]).map_or(n, |i| i + 1);
+    if n <= first_line {
+        Ok(Heads::TooShort)
+    } else {
+        Ok(Heads::Same)
+    }
+}
+
+/// Does the file at `path` start with the first line `fp` and hold, before `offset`, the
+/// bytes `tail` was made from?
+fn holds(path: &Path, fp: Fingerprint, offset: u64, tail: &super::fingerprint::TailMark) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    size >= offset
+        && matches!(fingerprint(&file, false), Ok(Some(f)) if f == fp)
+        && tail.matches(&file, offset).unwrap_or(false)
 }
 
 /// Does `path` still name the file `dev`/`ino`?

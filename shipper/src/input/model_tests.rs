@@ -84,6 +84,10 @@ struct Harness {
     held: Vec<Batch>,
     index: Index,
     written: Vec<String>,
+    /// Every new file starts with the same header line (a banner), which makes first
+    /// lines, and so fingerprints, collide across files.
+    header: bool,
+    headers_written: usize,
     next_line: usize,
     next_rotation: usize,
 }
@@ -103,6 +107,8 @@ impl Harness {
             held: Vec::new(),
             index: Index::default(),
             written: Vec::new(),
+            header: false,
+            headers_written: 0,
             next_line: 0,
             next_rotation: 0,
         }
@@ -143,6 +149,11 @@ impl Harness {
                     .open(self.active(*file))
                     .unwrap();
                 let mut buf = String::new();
+                if self.header && f.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+                    buf.push_str(HEADER);
+                    buf.push('\n');
+                    self.headers_written += 1;
+                }
                 for _ in 0..*n {
                     let line = format!("line-{:06}", self.next_line);
                     self.next_line += 1;
@@ -275,9 +286,16 @@ fn start(
     (server, table, rx)
 }
 
+const HEADER: &str = "# app log, format 1";
+
 fn check(ops: &[Op]) -> Result<(), TestCaseError> {
+    check_with(ops, false)
+}
+
+fn check_with(ops: &[Op], header: bool) -> Result<(), TestCaseError> {
     let root = tempfile::tempdir().unwrap();
     let mut h = Harness::new(root.path());
+    h.header = header;
     for op in ops {
         h.apply(op);
     }
@@ -290,9 +308,15 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
         h.index.conflicts
     );
     let mut per_line: HashMap<&str, usize> = HashMap::new();
+    let mut headers = 0;
     for msg in h.index.docs.values() {
+        if msg == HEADER {
+            headers += 1;
+            continue;
+        }
         *per_line.entry(msg.as_str()).or_default() += 1;
     }
+    prop_assert_eq!(headers, h.headers_written, "one header document per file");
     let missing: Vec<&String> = h
         .written
         .iter()
@@ -310,7 +334,7 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
         "indexed twice under different ids: {:?}",
         twice.first()
     );
-    prop_assert_eq!(h.index.docs.len(), h.written.len());
+    prop_assert_eq!(h.index.docs.len(), h.written.len() + h.headers_written);
     Ok(())
 }
 
@@ -318,9 +342,32 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_line_is_indexed_exactly_once(ops in proptest::collection::vec(op(), 1..40)) {
-        check(&ops)?;
+    fn every_line_is_indexed_exactly_once(
+        header in proptest::bool::ANY,
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        check_with(&ops, header)?;
     }
+}
+
+#[test]
+fn files_that_share_their_first_line_are_still_told_apart() {
+    check_with(
+        &[
+            Op::Write(3, 0),
+            Op::Step,
+            Op::RotateRename(0),
+            Op::Write(2, 0),
+            Op::Step,
+            Op::Write(4, 1),
+            Op::CopyTruncate(1),
+            Op::Write(1, 1),
+            Op::Restart,
+            Op::Write(2, 0),
+        ],
+        true,
+    )
+    .unwrap();
 }
 
 #[test]
