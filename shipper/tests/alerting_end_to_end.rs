@@ -149,30 +149,28 @@ impl Channels {
     }
 }
 
+/// A shipper setup with every channel configured and one rule: five SystemErrors within
+/// `window` fire, one second below resolves.
+fn burst_rule(es_url: &str, channels: &Channels, window: &str) -> Setup {
+    let setup = Setup::new(es_url);
+    let config = setup.dir.path().join("shipper.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\ndefault_rules = false\n\n[[alerts.rules]]\nname = \"SystemError burst\"\ncategory = \"SystemError\"\nthreshold = 5\nwindow = \"{window}\"\nresolve_after = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    channels
+        .configure(setup)
+        .env("SHIPPER_CONFIG", config.to_str().unwrap())
+}
+
 #[test]
 fn a_system_error_burst_gives_each_channel_one_firing_then_one_resolved_message() {
     let server = es();
     let channels = Channels::start();
-    let setup = Setup::new(&server.url());
-    let config = setup.dir.path().join("shipper.toml");
-    std::fs::write(
-        &config,
-        r#"
-[alerts]
-default_rules = false
-
-[[alerts.rules]]
-name = "SystemError burst"
-category = "SystemError"
-threshold = 5
-window = "2s"
-resolve_after = "1s"
-"#,
-    )
-    .unwrap();
-    let setup = channels
-        .configure(setup)
-        .env("SHIPPER_CONFIG", config.to_str().unwrap());
+    let setup = burst_rule(&server.url(), &channels, "2s");
     let mut shipper = setup.start();
     let log = setup.logs().join("payment.log");
 
@@ -487,22 +485,6 @@ fn a_monitor_down_for_three_checks_fires_once_and_resolves_once_when_up() {
     );
 }
 
-/// The `payment` binary, built next to this test by `cargo test --workspace`.
-fn payment_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let binary = dir.join("payment");
-    assert!(
-        binary.exists(),
-        "{} is missing: build the services first (cargo test --workspace builds them)",
-        binary.display()
-    );
-    binary
-}
-
 /// The whole path for real: the `payment` service fails to reach its card processor six
 /// times, writes SystemError lines, the shipper reads them, and every channel gets exactly
 /// one firing message naming the transaction id of the request that crossed the threshold,
@@ -511,29 +493,10 @@ fn payment_binary() -> std::path::PathBuf {
 fn the_payment_service_s_system_errors_reach_every_channel_once() {
     let server = es();
     let channels = Channels::start();
-    let setup = Setup::new(&server.url());
-    let config = setup.dir.path().join("shipper.toml");
-    std::fs::write(
-        &config,
-        r#"
-[alerts]
-default_rules = false
-
-[[alerts.rules]]
-name = "SystemError burst"
-category = "SystemError"
-threshold = 5
-window = "3s"
-resolve_after = "1s"
-"#,
-    )
-    .unwrap();
-    let setup = channels
-        .configure(setup)
-        .env("SHIPPER_CONFIG", config.to_str().unwrap());
+    let setup = burst_rule(&server.url(), &channels, "3s");
     let shipper = setup.start();
     let payment = service_kit::testing::start_service(
-        &payment_binary().to_string_lossy(),
+        &support::service_binary("payment").to_string_lossy(),
         "payment",
         &setup.logs(),
         // Nothing listens there: every card payment is a real connection refusal.

@@ -368,7 +368,7 @@ impl FileServer {
                 .find(|w| w.dev == dev && w.ino == ino)
             {
                 seen.insert(w.slot);
-                if w.path != path && !points_to(&w.path, dev, ino) {
+                if w.path != path && !points_to(&w.path, dev, ino) && points_to(&path, dev, ino) {
                     tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                     w.path = path.clone();
                     w.source = SourceFile::new(w.key, &path);
@@ -412,7 +412,16 @@ impl FileServer {
         now_unix: u64,
     ) -> std::io::Result<Option<u32>> {
         let file = File::open(path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != (dev, ino) {
+            // Renamed between the look at the directory and the open (a rotation cascade
+            // shifting names): what was opened is another file. Decide at the next scan, from
+            // the file itself; a watcher must never pair one file's descriptor with another
+            // file's inode.
+            self.scan_needed = true;
+            return Ok(None);
+        }
+        let size = meta.len();
         let Some(fp) = fingerprint(&file, false)? else {
             self.unidentified = true; // no complete first line yet
             return Ok(None);

@@ -224,3 +224,20 @@ pub fn assert_exactly_once(server: &EsTestServer, expr: &str, n: usize) {
     assert_eq!(distinct_ids, n, "one id per line");
     assert_eq!(per_message.len(), n, "no unexpected documents");
 }
+
+/// A service binary (`payment`, `reservation`, ...), built next to the test binaries by
+/// `cargo test --workspace`.
+pub fn service_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build the services first (cargo test --workspace builds them)",
+        binary.display()
+    );
+    binary
+}
