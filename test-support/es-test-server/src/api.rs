@@ -240,7 +240,46 @@ fn head_status(found: bool) -> Response {
     }
 }
 
-// ----- component templates ------------------------------------------------
+// ----- component and index templates ---------------------------------------
+
+/// The JSON body of a PUT that requires one.
+async fn required_json_body(shared: &Shared, req: Request) -> Result<Value, Response> {
+    match json_body(shared, req, true).await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(EsError::parse("request body is required").into_response()),
+        Err(r) => Err(r),
+    }
+}
+
+/// Does `name` match one of the comma-separated wildcard `patterns`?
+fn matches_any(patterns: &str, name: &str) -> bool {
+    patterns.split(',').any(|p| wildcard::matches(p, name))
+}
+
+/// `GET /_component_template[/<pattern>]` and `GET /_index_template[/<pattern>]` answer the
+/// same way: `{"<list_key>": [{"name", "<item_key>": body}]}`, and 404 for a name without
+/// wildcards that matches nothing.
+fn templates_response<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Value)>,
+    pattern: Option<&str>,
+    list_key: &str,
+    item_key: &str,
+    label: &str,
+) -> Response {
+    let list: Vec<Value> = entries
+        .filter(|(name, _)| pattern.is_none_or(|p| matches_any(p, name)))
+        .map(|(name, body)| json!({"name": name, item_key: body}))
+        .collect();
+    if list.is_empty() {
+        if let Some(p) = pattern {
+            if !p.contains('*') {
+                return EsError::resource_not_found(format!("{label} matching [{p}] not found"))
+                    .into_response();
+            }
+        }
+    }
+    json_response(StatusCode::OK, &json!({ list_key: list }))
+}
 
 async fn put_component_template(
     State(shared): State<Arc<Shared>>,
@@ -248,9 +287,8 @@ async fn put_component_template(
     Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
-    let body = match json_body(&shared, req, true).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return EsError::parse("request body is required").into_response(),
+    let body = match required_json_body(&shared, req).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     match shared
@@ -264,23 +302,17 @@ async fn put_component_template(
 
 fn component_templates_response(shared: &Shared, pattern: Option<&str>) -> Response {
     let cluster = shared.lock_cluster();
-    let list: Vec<Value> = cluster
+    let entries = cluster
         .component_templates
         .values()
-        .filter(|t| pattern.is_none_or(|p| p.split(',').any(|p| wildcard::matches(p, &t.name))))
-        .map(|t| json!({"name": t.name, "component_template": t.body}))
-        .collect();
-    if list.is_empty() {
-        if let Some(p) = pattern {
-            if !p.contains('*') {
-                return EsError::resource_not_found(format!(
-                    "component template matching [{p}] not found"
-                ))
-                .into_response();
-            }
-        }
-    }
-    json_response(StatusCode::OK, &json!({"component_templates": list}))
+        .map(|t| (&t.name, &t.body));
+    templates_response(
+        entries,
+        pattern,
+        "component_templates",
+        "component_template",
+        "component template",
+    )
 }
 
 async fn get_component_templates_all(State(shared): State<Arc<Shared>>) -> Response {
@@ -299,11 +331,7 @@ async fn head_component_template(
     Path(name): Path<String>,
 ) -> Response {
     let c = shared.lock_cluster();
-    head_status(
-        c.component_templates
-            .keys()
-            .any(|k| name.split(',').any(|p| wildcard::matches(p, k))),
-    )
+    head_status(c.component_templates.keys().any(|k| matches_any(&name, k)))
 }
 
 async fn delete_component_template(
@@ -324,9 +352,8 @@ async fn put_index_template(
     Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
-    let body = match json_body(&shared, req, true).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return EsError::parse("request body is required").into_response(),
+    let body = match required_json_body(&shared, req).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     match shared
@@ -340,23 +367,14 @@ async fn put_index_template(
 
 fn index_templates_response(shared: &Shared, pattern: Option<&str>) -> Response {
     let cluster = shared.lock_cluster();
-    let list: Vec<Value> = cluster
-        .index_templates
-        .values()
-        .filter(|t| pattern.is_none_or(|p| p.split(',').any(|p| wildcard::matches(p, &t.name))))
-        .map(|t| json!({"name": t.name, "index_template": t.body}))
-        .collect();
-    if list.is_empty() {
-        if let Some(p) = pattern {
-            if !p.contains('*') {
-                return EsError::resource_not_found(format!(
-                    "index template matching [{p}] not found"
-                ))
-                .into_response();
-            }
-        }
-    }
-    json_response(StatusCode::OK, &json!({"index_templates": list}))
+    let entries = cluster.index_templates.values().map(|t| (&t.name, &t.body));
+    templates_response(
+        entries,
+        pattern,
+        "index_templates",
+        "index_template",
+        "index template",
+    )
 }
 
 async fn get_index_templates_all(State(shared): State<Arc<Shared>>) -> Response {
@@ -375,11 +393,7 @@ async fn head_index_template(
     Path(name): Path<String>,
 ) -> Response {
     let c = shared.lock_cluster();
-    head_status(
-        c.index_templates
-            .keys()
-            .any(|k| name.split(',').any(|p| wildcard::matches(p, k))),
-    )
+    head_status(c.index_templates.keys().any(|k| matches_any(&name, k)))
 }
 
 async fn delete_index_template(
@@ -399,9 +413,8 @@ async fn put_ilm(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let body = match json_body(&shared, req, true).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return EsError::parse("request body is required").into_response(),
+    let body = match required_json_body(&shared, req).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     match shared
@@ -575,9 +588,8 @@ async fn get_cluster_settings(State(shared): State<Arc<Shared>>) -> Response {
 /// `PUT _cluster/settings`: only `data_streams.failure_store.enabled` is
 /// modelled; other settings are refused so a test does not silently rely on them.
 async fn put_cluster_settings(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let body = match json_body(&shared, req, true).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return EsError::parse("request body is required").into_response(),
+    let body = match required_json_body(&shared, req).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let Some(obj) = body.as_object() else {

@@ -643,3 +643,57 @@ fn threaded_start_serves_blocking_clients() {
     .unwrap();
     assert_eq!(out, 200);
 }
+
+#[tokio::test]
+async fn templates_read_back_by_name_and_pattern_and_missing_names_are_404() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let put = |path: &str, body: Value| {
+        let req = c.put(format!("{url}{path}")).json(&body);
+        async move { req.send().await.expect("answer").status().as_u16() }
+    };
+    let comp = json!({"template": {"mappings": {"properties": {"a": {"type": "keyword"}}}}});
+    assert_eq!(
+        put("/_component_template/didban-a", comp.clone()).await,
+        200
+    );
+    let index = json!({"index_patterns": ["logs-a-*"], "priority": 250, "data_stream": {}, "composed_of": ["didban-a"]});
+    assert_eq!(put("/_index_template/didban-a", index).await, 200);
+    let get = |path: String| {
+        let req = c.get(format!("{url}{path}"));
+        async move {
+            let r = req.send().await.expect("answer");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    for (kind, item) in [
+        ("_component_template", "component_template"),
+        ("_index_template", "index_template"),
+    ] {
+        let list = format!("{kind}s").trim_start_matches('_').to_string();
+        let (s, v) = get(format!("/{kind}/didban-a")).await;
+        assert_eq!(s, 200, "{kind}");
+        assert_eq!(v[&list][0]["name"], "didban-a", "{v}");
+        assert!(v[&list][0][item].is_object(), "{v}");
+        let (s, v) = get(format!("/{kind}/nomatch-*")).await;
+        assert_eq!(
+            (s, v[&list].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{kind}: a pattern matching nothing"
+        );
+        let (s, v) = get(format!("/{kind}/missing")).await;
+        assert_eq!(s, 404, "{kind}");
+        assert_eq!(v["error"]["type"], "resource_not_found_exception");
+        let head = |name: &str| c.head(format!("{url}/{kind}/{name}")).send();
+        assert_eq!(head("didban-a").await.expect("answer").status(), 200);
+        assert_eq!(head("missing").await.expect("answer").status(), 404);
+    }
+    assert_eq!(
+        comp,
+        get("/_component_template/didban-a".into()).await.1["component_templates"][0]
+            ["component_template"]
+    );
+}
