@@ -13,9 +13,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::batch::BatchLimits;
+use crate::encode::route;
+use crate::encode::EncodeConfig;
 use crate::input::file_server::FileServerConfig;
 use crate::output::{Auth, OutputConfig};
-use crate::transform::route;
 
 /// didban's log shipper: tails JSON log files into Elasticsearch data streams, every line
 /// exactly once.
@@ -251,6 +252,7 @@ pub enum LogFormat {
 pub struct Settings {
     pub output: OutputConfig,
     pub input: FileServerConfig,
+    pub encode: EncodeConfig,
     pub data_dir: PathBuf,
     pub metrics_addr: SocketAddr,
     pub memory_budget: usize,
@@ -579,6 +581,8 @@ impl Settings {
                 checkpoint_interval: Duration::from_secs(1),
                 forget_after,
                 bytes_per_turn: 4 * 1024 * 1024,
+            },
+            encode: EncodeConfig {
                 host_name,
                 agent_name: "shipper".to_string(),
                 namespace,
@@ -714,9 +718,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Settings::merge(&cli(dir.path()), FileConfig::default()).unwrap();
         assert_eq!(s.metrics_addr.to_string(), "0.0.0.0:9600");
-        assert_eq!(s.input.namespace, "default");
+        assert_eq!(s.encode.namespace, "default");
         assert_eq!(s.input.exclude, vec!["*.gz"]);
-        assert!(s.memory_budget >= 2 * s.input.batch.max_bytes);
+        assert!(s.memory_budget >= 2 * s.encode.batch.max_bytes);
         assert_eq!(s.output.auth, Auth::None);
     }
 
@@ -769,7 +773,7 @@ mod tests {
         assert_eq!(s.output.nodes[0].as_str(), "http://127.0.0.1:9200/");
         assert_eq!(s.input.include, vec!["/var/log/didban/*.log*"]);
         assert_eq!(
-            s.input.namespace, "prod",
+            s.encode.namespace, "prod",
             "the file fills what the environment leaves out"
         );
         assert!(

@@ -3,12 +3,16 @@
 //! The data flows through the modules in this order, and acknowledgements flow back:
 //!
 //! ```text
-//! input::paths ──> input::file_server ──> transform (decode, enrich, route, id)
-//!    (globs,           (identity, reading,        │
-//!     notify)           checkpoints)              v
-//!        ^                                   batch::Batcher ──> output (bulk, retry,
-//!        └──── input::acknowledgements <───────────────────────  dead letters)
+//! input::paths ─> input::file_server ──LineSink──> encode::Encoder ──> batch ──> output
+//!   (globs,        (reads; asks           (decode, enrich,      (NDJSON     (bulk, retry,
+//!    notify)        input::identity        route, id)            bodies)     dead letters)
+//!                   which file is which)                                        │
+//!        input::checkpoint <── input::acknowledgements <──────────────────────────┘
 //! ```
+//!
+//! `pipeline.rs` builds and wires these stages. Where to look first: which file is which is
+//! decided in `input::identity::decide`; a line becomes a document in `encode::enrich`; the
+//! settings are declared in `config`.
 //!
 //! Every document's `_id` is derived from the identity of the file it came from and the byte
 //! offset of its line, and every action is a `create`; a checkpoint only moves past lines whose
@@ -20,8 +24,8 @@
 pub mod alerting;
 pub mod batch;
 pub mod config;
+pub mod encode;
 pub mod input;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
-pub mod transform;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerting::AlertEngine;
 use crate::config::Settings;
+use crate::encode::Encoder;
 use crate::input::acknowledgements::AckTable;
 use crate::input::checkpoint::Checkpointer;
 use crate::input::file_server::{save_checkpoints, FileServer, InputStats};
@@ -58,32 +59,43 @@ pub async fn run(
     }
     ready.store(true, Ordering::Relaxed);
 
+    // Acknowledgements flow back from the output into this table, which moves the
+    // checkpoints and gives the read budget back.
     let budget = Arc::new(ReadBudget::new(settings.memory_budget));
-    let table = Arc::new(AckTable::new(budget));
+    let table = Arc::new(AckTable::new(Arc::clone(&budget)));
     let input_stats = Arc::new(InputStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
-    let server_cfg = settings.input.clone();
-    let mut file_server = FileServer::new(
-        server_cfg,
-        Arc::clone(&table),
-        Arc::clone(&checkpointer),
-        tx,
-        shutdown.clone(),
-        Arc::clone(&input_stats),
-    )?;
-    // Alerting starts once Elasticsearch is ready (the uptime rules query it); its tap goes
-    // into the file server before the file server moves to its thread.
-    let alerts = match settings.alerts.clone() {
+
+    // Alerting starts once Elasticsearch is ready (the uptime rules query it); its tap sees
+    // every document the encode stage makes.
+    let (alerts, tap) = match settings.alerts.clone() {
         Some(alert_settings) => {
             let mut engine =
                 AlertEngine::start(alert_settings, &settings.output, shutdown.clone())?;
-            if let Some(tap) = engine.take_tap() {
-                file_server.set_tap(tap);
-            }
-            Some(engine)
+            let tap = engine.take_tap();
+            (Some(engine), tap)
         }
-        None => None,
+        None => (None, None),
     };
+
+    // input -> encode -> batch: one thread reads every file and hands each line, without a
+    // copy, to the encode stage, which sends full batches to the output's channel.
+    let encoder = Encoder::new(
+        &settings.encode,
+        budget,
+        tx,
+        shutdown.clone(),
+        Arc::clone(&input_stats),
+        tap,
+    );
+    let file_server = FileServer::new(
+        settings.input.clone(),
+        Arc::clone(&table),
+        Arc::clone(&checkpointer),
+        Box::new(encoder),
+        shutdown.clone(),
+        Arc::clone(&input_stats),
+    )?;
     let reader = std::thread::Builder::new()
         .name("file-server".into())
         .spawn(move || file_server.run())

@@ -19,7 +19,7 @@
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! if let Some(alerts) = settings.alerts.clone() {
 //!     let mut engine = AlertEngine::start(alerts, &settings.output, shutdown.clone())?;
-//!     let tap = engine.take_tap(); // for FileServer::set_tap
+//!     let tap = engine.take_tap(); // for the encode stage (encode::Encoder::new)
 //!     # drop(tap);
 //!     // ... run until shutdown is cancelled, then:
 //!     engine.shutdown(std::time::Duration::from_secs(5)).await;
@@ -47,9 +47,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{AlertArgs, AlertSettings, AlertsSection};
 
+use crate::encode::DocumentTap;
 use crate::output::client::EsClient;
 use crate::output::OutputConfig;
-use crate::transform::DocumentTap;
 use log_rules::LogRuleEvaluator;
 use notify::{Dispatcher, RetryPolicy};
 use tap::{AlertTap, LogEvent};

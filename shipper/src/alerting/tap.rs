@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::config::{LogRule, RuleFilter};
 use super::telemetry as m;
-use crate::transform::{DocumentTap, TappedDocument};
+use crate::encode::{DocumentTap, TappedDocument};
 
 /// Longest text kept from a document field: enough for a message, bounded memory per event.
 const MAX_FIELD_BYTES: usize = 512;

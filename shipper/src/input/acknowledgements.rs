@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::checkpoint::FileCheckpoint;
-use super::fingerprint::TailMark;
+use super::identity::TailMark;
 use super::read_budget::ReadBudget;
 use crate::batch::{Acknowledge, Origin};
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fingerprint::{FileKey, Fingerprint, TailMark};
+use super::identity::{FileKey, Fingerprint, TailMark};
 
 const STABLE: &str = "checkpoints.json";
 const TEMP: &str = "checkpoints.json.tmp";

@@ -113,7 +113,7 @@ impl Drop for CheckpointWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::fingerprint::TailMark;
+    use crate::input::identity::TailMark;
     use crate::input::read_budget::ReadBudget;
 
     #[test]

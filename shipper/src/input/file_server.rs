@@ -5,9 +5,11 @@
 //! inode it opened, not the name: after a rename rotation it reads the old file to its end
 //! while the new one is picked up under the name; after a copytruncate it sees the file
 //! shrink, gives up that identity, and continues the same identity in the copy, if the globs
-//! see the copy, exactly where it stopped. Lines go through the read budget (which pauses
-//! this loop while the output is behind), are encoded into the current batch, and recorded
-//! in the acknowledgement table so that only acknowledged lines move the checkpoint.
+//! see the copy, exactly where it stopped. Which file is which is not decided here but in
+//! [`super::identity`]: this loop gathers the facts and carries the verdicts out. Each line is
+//! recorded in the acknowledgement table (so that only acknowledged lines move the
+//! checkpoint) and handed to the [`LineSink`] the pipeline gave it, which may block while the
+//! output is behind: that is how reading pauses.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -22,16 +24,13 @@ use tokio_util::sync::CancellationToken;
 use super::acknowledgements::AckTable;
 use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
 use super::checkpoint_writer::{CheckpointWriter, Persister};
-use super::fingerprint::{fingerprint, salted_key, FileKey, Fingerprint};
-use super::line_reader::{Line, LineReader};
+use super::identity::decide::{self, Identified, OpenCheck};
+use super::identity::evidence::{FileProbe, OpenFileProbe, OpenTwin};
+use super::identity::{fingerprint, salted_key, FileKey, Fingerprint};
+use super::line_reader::LineReader;
+use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
 use super::paths::{watch, PathWatch, PathsProvider, Wake};
-use super::read_budget::ReadBudget;
-use crate::batch::{Batch, BatchLimits, Batcher, Origin};
-use crate::transform::{Encoded, Enricher, SourceFile};
-
-/// Bytes of enrichment assumed per line when charging the read budget, so the budget bounds
-/// the encoded documents held in memory, not only the raw lines.
-const ENRICHMENT_ALLOWANCE: usize = 320;
+use crate::batch::{Acknowledge, Origin};
 
 #[derive(Debug, Clone)]
 pub struct FileServerConfig {
@@ -50,10 +49,6 @@ pub struct FileServerConfig {
     pub forget_after: Duration,
     /// Bytes read from one file before giving the next file its turn.
     pub bytes_per_turn: usize,
-    pub host_name: String,
-    pub agent_name: String,
-    pub namespace: String,
-    pub batch: BatchLimits,
 }
 
 /// Counters the summary line and `/metrics` read.
@@ -77,12 +72,6 @@ pub enum FileServerError {
     Paths(#[from] super::paths::PathsError),
 }
 
-/// Why reading stops.
-enum Stop {
-    Shutdown,
-    OutputGone,
-}
-
 struct Watcher {
     slot: u32,
     key: FileKey,
@@ -90,7 +79,6 @@ struct Watcher {
     dev: u64,
     ino: u64,
     path: PathBuf,
-    source: SourceFile,
     reader: LineReader,
     /// Size and modification time when the head was last verified.
     checked: (u64, i64, i64),
@@ -109,29 +97,17 @@ enum Verdict {
     Finished,
 }
 
-/// What the loop needs besides the watchers (kept apart so a line borrowed from a watcher's
-/// reader can be handed to it).
-struct Sink {
-    table: Arc<AckTable>,
-    budget: Arc<ReadBudget>,
-    persister: Option<Persister>,
-    enricher: Enricher,
-    batcher: Batcher,
-    tx: tokio::sync::mpsc::Sender<Batch>,
-    shutdown: CancellationToken,
-    stats: Arc<InputStats>,
-    ingested: String,
-    last_lag: Instant,
-    checkpoint_interval: Duration,
-    lines: u64,
-    bytes: u64,
-}
-
 pub struct FileServer {
     cfg: FileServerConfig,
     paths: PathsProvider,
     watchers: Vec<Watcher>,
-    sink: Sink,
+    /// Where every line goes.
+    sink: Box<dyn LineSink>,
+    table: Arc<AckTable>,
+    persister: Option<Persister>,
+    shutdown: CancellationToken,
+    stats: Arc<InputStats>,
+    last_lag: Instant,
     wake_rx: mpsc::Receiver<Wake>,
     _watch: Option<PathWatch>,
     last_scan: Option<Instant>,
@@ -144,12 +120,13 @@ pub struct FileServer {
 }
 
 impl FileServer {
-    /// Loads the checkpoints into `table` and prepares the loop; no file is opened yet.
-    pub fn new(
+    /// Loads the checkpoints into `table` and prepares the loop, which hands every line to
+    /// `sink`; no file is opened yet.
+    pub(crate) fn new(
         cfg: FileServerConfig,
         table: Arc<AckTable>,
         checkpointer: Arc<Checkpointer>,
-        tx: tokio::sync::mpsc::Sender<Batch>,
+        sink: Box<dyn LineSink>,
         shutdown: CancellationToken,
         stats: Arc<InputStats>,
     ) -> Result<FileServer, FileServerError> {
@@ -173,31 +150,21 @@ impl FileServer {
                 None
             }
         };
-        let budget = Arc::clone(table.budget());
-        let sink = Sink {
-            budget,
-            persister: Some(Persister::new(
-                Arc::clone(&table),
-                checkpointer,
-                cfg.forget_after,
-            )),
-            enricher: Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace),
-            batcher: Batcher::new(cfg.batch),
-            tx,
-            shutdown,
-            stats,
-            ingested: now_rfc3339(),
-            last_lag: Instant::now(),
-            checkpoint_interval: cfg.checkpoint_interval,
-            table,
-            lines: 0,
-            bytes: 0,
-        };
+        let persister = Some(Persister::new(
+            Arc::clone(&table),
+            checkpointer,
+            cfg.forget_after,
+        ));
         Ok(FileServer {
             cfg,
             paths,
             watchers: Vec::new(),
             sink,
+            table,
+            persister,
+            shutdown,
+            stats,
+            last_lag: Instant::now(),
             wake_rx,
             _watch: watch,
             last_scan: None,
@@ -210,7 +177,7 @@ impl FileServer {
     /// Runs until shutdown (or until the output stops taking batches), then sends the batch
     /// in progress and saves the checkpoints. Blocking: run it on its own thread.
     pub fn run(mut self) {
-        let writer = self.sink.persister.take().and_then(|p| {
+        let writer = self.persister.take().and_then(|p| {
             match CheckpointWriter::spawn(p, self.cfg.checkpoint_interval) {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -220,7 +187,7 @@ impl FileServer {
             }
         });
         loop {
-            if self.sink.shutdown.is_cancelled() {
+            if self.shutdown.is_cancelled() {
                 break;
             }
             let now = Instant::now();
@@ -234,7 +201,7 @@ impl FileServer {
             if self.scan_needed || scan_due || retry_unidentified {
                 self.scan();
             }
-            self.sink.ingested = now_rfc3339();
+            self.sink.begin_round();
             match self.read_round() {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -245,13 +212,16 @@ impl FileServer {
                 }
             }
             // Nothing more to read now: send what waited long enough, save, sleep.
-            if self.sink.batcher.is_due(Instant::now()) && self.sink.flush().is_err() {
+            let due = self.sink.deadline().is_some_and(|d| d <= Instant::now());
+            if due && self.sink.flush().is_err() {
                 break;
             }
-            self.sink.maybe_publish_lag(&self.watchers);
-            self.sink.publish_round();
+            if self.last_lag.elapsed() >= self.cfg.checkpoint_interval {
+                self.publish_lag();
+            }
+            self.sink.publish();
             let mut sleep = self.cfg.poll_interval;
-            if let Some(deadline) = self.sink.batcher.deadline() {
+            if let Some(deadline) = self.sink.deadline() {
                 sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
             }
             match self.wake_rx.recv_timeout(sleep) {
@@ -266,19 +236,12 @@ impl FileServer {
             }
         }
         let _ = self.sink.flush();
-        self.sink.publish_round();
+        self.sink.publish();
         if let Some(w) = writer {
-            self.sink.persister = w.stop();
+            self.persister = w.stop();
         }
-        self.sink.save_now(&self.watchers);
+        self.save_now();
         tracing::info!("reading stopped");
-    }
-
-    /// Shows every document read to `tap` (alert rules), on this thread.
-    pub fn set_tap(&mut self, tap: Box<dyn crate::transform::DocumentTap>) {
-        let cfg = &self.cfg;
-        let enricher = Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace).with_tap(tap);
-        self.sink.enricher = enricher;
     }
 
     /// One deterministic pass, for tests and tools: evaluate the globs, read everything that
@@ -287,7 +250,7 @@ impl FileServer {
     pub fn step(&mut self) -> bool {
         for _ in 0..4 {
             self.scan();
-            self.sink.ingested = now_rfc3339();
+            self.sink.begin_round();
             loop {
                 match self.read_round() {
                     Ok(true) => continue,
@@ -302,8 +265,8 @@ impl FileServer {
         if self.sink.flush().is_err() {
             return false;
         }
-        self.sink.publish_round();
-        self.sink.save_now(&self.watchers);
+        self.sink.publish();
+        self.save_now();
         true
     }
 
@@ -313,7 +276,12 @@ impl FileServer {
         let mut index = 0;
         while index < self.watchers.len() {
             let before = self.watchers[index].reader.line_offset();
-            let verdict = poll(&mut self.watchers[index], &mut self.sink, &self.cfg)?;
+            let verdict = poll(
+                &mut self.watchers[index],
+                self.sink.as_mut(),
+                &self.table,
+                &self.cfg,
+            )?;
             let w = &self.watchers[index];
             progressed |= w.reader.line_offset() != before;
             match verdict {
@@ -329,7 +297,7 @@ impl FileServer {
                 }
             }
         }
-        if self.sink.batcher.is_full() {
+        if self.sink.is_full() {
             self.sink.flush()?;
         }
         Ok(progressed)
@@ -371,8 +339,8 @@ impl FileServer {
                 if w.path != path && !points_to(&w.path, dev, ino) && points_to(&path, dev, ino) {
                     tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                     w.path = path.clone();
-                    w.source = SourceFile::new(w.key, &path);
-                    self.sink.table.relocate(w.slot, dev, ino, path, now_unix);
+                    self.sink.describe(w.slot, w.key, &path);
+                    self.table.relocate(w.slot, dev, ino, path, now_unix);
                 }
                 w.gone = false;
                 continue;
@@ -389,21 +357,21 @@ impl FileServer {
         }
         for w in &mut self.watchers {
             if seen.contains(&w.slot) {
-                self.sink.table.touch(w.slot, now_unix);
+                self.table.touch(w.slot, now_unix);
             } else if !w.gone {
                 tracing::debug!(path = %w.path.display(), "file left the globs; reading it to its end");
                 w.gone = true;
             }
         }
-        self.sink
-            .stats
+        self.stats
             .files_open
             .store(self.watchers.len() as u64, Ordering::Relaxed);
         metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
     }
 
-    /// Decides which identity a newly seen file has and opens a watcher on it; returns its
-    /// slot, or `None` when the file cannot be told apart yet or is a copy of a file being read.
+    /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and
+    /// watches it; returns its slot, or `None` when the file cannot be told apart yet or is a
+    /// copy of a file being read.
     fn open(
         &mut self,
         path: &Path,
@@ -426,96 +394,96 @@ impl FileServer {
             self.unidentified = true; // no complete first line yet
             return Ok(None);
         };
-        for w in self.watchers.iter().filter(|w| w.fingerprint == fp) {
-            // Is the file being read still what was read of it? If it was truncated or
-            // rewritten since its last turn (this is likely its copy), decide after that turn
-            // has given its identity up.
-            let Some((pos, tail)) = self.sink.table.read_position(w.slot) else {
-                continue;
-            };
-            let active_len = w.reader.file().metadata()?.len();
-            let intact = active_len >= pos
-                && tail.matches(w.reader.file(), pos)?
-                && fingerprint(w.reader.file(), false)? == Some(fp);
-            if !intact {
-                return Ok(None);
-            }
-            match compare_heads(&file, w.reader.file())? {
-                // A copy (copytruncate) holds its original's bytes and is never longer than
-                // an original that was not truncated: the original is read, this one is
-                // looked at again when the original goes away.
-                Heads::Same if size <= active_len => return Ok(None),
-                Heads::TooShort if size <= active_len => {
-                    // Nothing but the shared first line yet: wait for the bytes that tell.
-                    self.unidentified = true;
-                    return Ok(None);
-                }
-                // Only the first line (a header, a banner) is shared, or this one holds more
-                // than the original ever did: another file, with an identity of its own.
-                _ => {}
-            }
-        }
+        let open_twins: Vec<OpenTwin<'_>> = self
+            .watchers
+            .iter()
+            .filter(|w| w.fingerprint == fp)
+            .filter_map(|w| {
+                let read_position = self.table.read_position(w.slot)?;
+                Some(OpenTwin {
+                    file: w.reader.file(),
+                    read_position: Some(read_position),
+                })
+            })
+            .collect();
+        let twins: Vec<decide::Twin> = (0..open_twins.len())
+            .map(|index| decide::Twin { index })
+            .collect();
         let active: HashSet<u32> = self.watchers.iter().map(|w| w.slot).collect();
-        let mut candidates = self
-            .sink
+        let known: Vec<decide::Known> = self
             .table
             .find(|c| c.fingerprint == fp)
             .into_iter()
             .filter(|(slot, _)| !active.contains(slot))
-            .collect::<Vec<_>>();
-        // The same inode first: the most likely to be the same file.
-        candidates.sort_by_key(|(_, c)| !(c.dev == dev && c.ino == ino));
-        for (slot, cp) in candidates {
-            let (Some((offset, _)), Some((used, used_tail))) = (
-                self.sink.table.read_position(slot),
-                self.sink.table.evidence(slot),
-            ) else {
-                continue;
-            };
-            if (cp.dev, cp.ino) != (dev, ino) {
-                // The file this identity was last seen as is still here and still holds what
-                // was read of it: the identity is that file's, not this one's (which only
-                // starts with the same line).
-                if let Some(other) = self.present.get(&(cp.dev, cp.ino)) {
-                    if holds(other, fp, used, &used_tail) {
-                        continue;
-                    }
-                }
-            }
-            // This file must hold what was read of the identity, up to the last line whose
-            // id may have been used; reading resumes after the last line known to be safe.
-            if size >= used && used_tail.matches(&file, used)? {
-                tracing::info!(path = %path.display(), offset, was = %cp.path.display(), "resuming a known file");
-                self.sink
-                    .table
-                    .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
-                self.watch(slot, cp.key, fp, dev, ino, path, file, offset, size);
-                return Ok(Some(slot));
-            }
-        }
-        let key = if self.sink.table.find(|c| c.key == fp).is_empty() {
-            fp
-        } else {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            salted_key(fp, dev, ino, nanos)
-        };
-        let slot = self.sink.table.insert(FileCheckpoint {
-            key,
+            .filter_map(|(slot, cp)| {
+                let (read_offset, _) = self.table.read_position(slot)?;
+                let (used, used_tail) = self.table.evidence(slot)?;
+                Some(decide::Known {
+                    slot,
+                    key: cp.key,
+                    dev: cp.dev,
+                    ino: cp.ino,
+                    read_offset,
+                    used,
+                    used_tail,
+                })
+            })
+            .collect();
+        let key_taken = !self.table.find(|c| c.key == fp).is_empty();
+        let seen = decide::Seen {
             fingerprint: fp,
             dev,
             ino,
-            path: path.to_path_buf(),
-            offset: 0,
-            tail: Default::default(),
-            seen_unix: now_unix,
-            ..FileCheckpoint::default()
-        });
-        tracing::info!(path = %path.display(), size, "new file; reading from the start");
-        self.watch(slot, key, fp, dev, ino, path, file, 0, size);
-        Ok(Some(slot))
+            size,
+        };
+        let mut probe = FileProbe {
+            seen: &file,
+            fingerprint: fp,
+            twins: open_twins,
+            present: &self.present,
+        };
+        let verdict = decide::identify(seen, &twins, &known, key_taken, &mut probe)?;
+        drop(probe);
+        match verdict {
+            Identified::AfterTwinsTurn | Identified::CopyOfOpen => Ok(None),
+            Identified::NeedMoreBytes => {
+                self.unidentified = true;
+                Ok(None)
+            }
+            Identified::Resume { slot, key, offset } => {
+                let was = self.table.get(slot).map(|c| c.path).unwrap_or_default();
+                tracing::info!(path = %path.display(), offset, was = %was.display(), "resuming a known file");
+                self.table
+                    .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
+                self.watch(slot, key, fp, dev, ino, path, file, offset, size);
+                Ok(Some(slot))
+            }
+            Identified::New { salted } => {
+                let key = if salted {
+                    let nanos = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    salted_key(fp, dev, ino, nanos)
+                } else {
+                    fp
+                };
+                let slot = self.table.insert(FileCheckpoint {
+                    key,
+                    fingerprint: fp,
+                    dev,
+                    ino,
+                    path: path.to_path_buf(),
+                    offset: 0,
+                    tail: Default::default(),
+                    seen_unix: now_unix,
+                    ..FileCheckpoint::default()
+                });
+                tracing::info!(path = %path.display(), size, "new file; reading from the start");
+                self.watch(slot, key, fp, dev, ino, path, file, 0, size);
+                Ok(Some(slot))
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -531,6 +499,7 @@ impl FileServer {
         offset: u64,
         size: u64,
     ) {
+        self.sink.describe(slot, key, path);
         self.watchers.push(Watcher {
             slot,
             key,
@@ -538,7 +507,6 @@ impl FileServer {
             dev,
             ino,
             path: path.to_path_buf(),
-            source: SourceFile::new(key, path),
             reader: LineReader::new(file, offset, self.cfg.max_line_bytes),
             checked: (0, 0, 0),
             size,
@@ -547,180 +515,14 @@ impl FileServer {
             deleted: false,
         });
     }
-}
-
-/// One turn of one file.
-fn poll(w: &mut Watcher, sink: &mut Sink, cfg: &FileServerConfig) -> Result<Verdict, Stop> {
-    let meta = match w.reader.file().metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(path = %w.path.display(), error = %e, "cannot stat an open file");
-            return Ok(Verdict::Keep);
-        }
-    };
-    let size = meta.len();
-    w.size = size;
-    w.deleted = meta.nlink() == 0;
-    if w.deleted {
-        w.gone = true;
-    }
-    if size < w.reader.read_offset() {
-        return Ok(Verdict::Truncated);
-    }
-    let stamp = (size, meta.mtime(), meta.mtime_nsec());
-    if stamp != w.checked {
-        // Truncated and written again between two looks, the file may be as long as before or
-        // longer: only its head tells. Checked whenever the file changed, not on every turn.
-        if let Ok(Some(fp)) = fingerprint(w.reader.file(), false) {
-            if fp != w.fingerprint {
-                return Ok(Verdict::Truncated);
-            }
-        }
-        // A rewrite that starts with the same line (a header) keeps the fingerprint: the
-        // bytes before the read position tell.
-        if let Some((pos, tail)) = sink.table.read_position(w.slot) {
-            if pos <= size && !tail.matches(w.reader.file(), pos).unwrap_or(true) {
-                return Ok(Verdict::Truncated);
-            }
-        }
-        w.checked = stamp;
-    }
-    let mut budget_for_turn = cfg.bytes_per_turn as u64;
-    loop {
-        let line = match w.reader.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!(path = %w.path.display(), error = %e, "read error; will retry");
-                break;
-            }
-        };
-        w.last_data = Instant::now();
-        let len = line.end - line.offset;
-        sink.take(&line, w.slot, &w.source)?;
-        budget_for_turn = budget_for_turn.saturating_sub(len);
-        if budget_for_turn == 0 {
-            return Ok(Verdict::Keep);
-        }
-    }
-    if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
-        // The writer has moved on: its last line will never get a newline.
-        if let Some(line) = w.reader.take_unterminated() {
-            sink.take(&line, w.slot, &w.source)?;
-        }
-        return Ok(Verdict::Finished);
-    }
-    Ok(Verdict::Keep)
-}
-
-impl Sink {
-    /// Encodes one line into the current batch, after paying for it from the read budget.
-    fn take(&mut self, line: &Line<'_>, slot: u32, source: &SourceFile) -> Result<(), Stop> {
-        self.lines += 1;
-        self.bytes += line.end - line.offset;
-        let cost = self.budget.cost(line.bytes.len() + ENRICHMENT_ALLOWANCE);
-        if !self.budget.try_take(cost) {
-            // Let the output work off what is batched, and wait for acknowledgements.
-            self.flush()?;
-            self.set_paused(true);
-            loop {
-                if self.shutdown.is_cancelled() {
-                    return Err(Stop::Shutdown);
-                }
-                if self.budget.take_within(cost, Duration::from_millis(100)) {
-                    break;
-                }
-                self.maybe_publish_lag(&[]);
-            }
-            self.set_paused(false);
-        }
-        let start = self.batcher.body().len();
-        match self
-            .enricher
-            .encode(line, source, &self.ingested, self.batcher.body())
-        {
-            Encoded::Document { source_start } => {
-                let seq = self.table.record_read(slot, line.end, line.tail, false);
-                self.batcher.commit(
-                    start,
-                    source_start,
-                    Origin {
-                        file: slot,
-                        seq,
-                        budget_bytes: cost as u32,
-                    },
-                );
-                if self.batcher.is_full() {
-                    self.flush()?;
-                }
-            }
-            Encoded::Empty => {
-                self.table.record_read(slot, line.end, line.tail, true);
-                self.budget.give_back(cost);
-            }
-        }
-        Ok(())
-    }
-
-    /// Hands the current batch to the output.
-    fn flush(&mut self) -> Result<(), Stop> {
-        let Some(batch) = self.batcher.take() else {
-            return Ok(());
-        };
-        match self.tx.try_send(batch) {
-            Ok(()) => Ok(()),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Stop::OutputGone),
-            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
-                // Every request slot is busy (Elasticsearch slow or down): reading waits here.
-                self.set_paused(true);
-                let sent = self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone);
-                self.set_paused(false);
-                sent
-            }
-        }
-    }
-
-    fn set_paused(&mut self, paused: bool) {
-        if paused {
-            // The counters must be current while reading waits, however long that is.
-            self.publish_round();
-        }
-        self.stats.paused.store(paused, Ordering::Relaxed);
-        metrics::gauge!("shipper_reading_paused").set(if paused { 1.0 } else { 0.0 });
-    }
-
-    fn publish_round(&mut self) {
-        if self.lines > 0 {
-            metrics::counter!("shipper_lines_read_total").increment(self.lines);
-            metrics::counter!("shipper_bytes_read_total").increment(self.bytes);
-            self.stats
-                .lines_read
-                .fetch_add(self.lines, Ordering::Relaxed);
-            self.stats
-                .bytes_read
-                .fetch_add(self.bytes, Ordering::Relaxed);
-            self.lines = 0;
-            self.bytes = 0;
-        }
-        metrics::gauge!("shipper_read_budget_used_bytes").set(self.budget.used() as f64);
-    }
-
-    fn maybe_publish_lag(&mut self, watchers: &[Watcher]) {
-        if self.last_lag.elapsed() >= self.checkpoint_interval {
-            self.publish_lag(watchers);
-        }
-    }
 
     /// Publishes how far behind each file is (no I/O).
-    fn publish_lag(&mut self, watchers: &[Watcher]) {
+    fn publish_lag(&mut self) {
         self.last_lag = Instant::now();
-        if watchers.is_empty() && self.stats.files_open.load(Ordering::Relaxed) > 0 {
-            return; // called while waiting for the budget: keep the last figures
-        }
         let mut behind_total = 0;
         let mut deleted = 0;
         let mut lag_max = Duration::ZERO;
-        for w in watchers {
+        for w in &self.watchers {
             if let Some(cp) = self.table.get(w.slot) {
                 let behind = w.size.saturating_sub(cp.offset);
                 behind_total += behind;
@@ -747,8 +549,8 @@ impl Sink {
     }
 
     /// Publishes the lag and saves the checkpoints now, on this thread.
-    fn save_now(&mut self, watchers: &[Watcher]) {
-        self.publish_lag(watchers);
+    fn save_now(&mut self) {
+        self.publish_lag();
         if let Some(p) = self.persister.as_mut() {
             if let Err(e) = p.save_if_changed() {
                 tracing::error!(error = %e, "cannot save checkpoints; will retry");
@@ -757,59 +559,86 @@ impl Sink {
     }
 }
 
-/// How the beginnings of two files with the same fingerprint compare.
-#[derive(Debug, PartialEq, Eq)]
-enum Heads {
-    Same,
-    Differ,
-    TooShort,
-}
-
-/// Bytes compared to tell a copy from another file that merely starts with the same line.
-const HEAD_COMPARE: usize = 16 * 1024;
-
-/// Compares the first bytes both files have (up to [`HEAD_COMPARE`]). A copy made by
-/// copytruncate holds the same bytes as its original; two files that only share a first
-/// line (a header, a banner) differ right after it. Equal bytes that end within the first
-/// line prove nothing yet.
-fn compare_heads(a: &File, b: &File) -> std::io::Result<Heads> {
-    use std::os::unix::fs::FileExt;
-    let read = |f: &File| -> std::io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; HEAD_COMPARE];
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = f.read_at(&mut buf[filled..], filled as u64)?;
-            if n == 0 {
+/// One turn of one file: checks it is still its identity, then reads and hands on up to
+/// `bytes_per_turn` of lines.
+fn poll(
+    w: &mut Watcher,
+    sink: &mut dyn LineSink,
+    table: &AckTable,
+    cfg: &FileServerConfig,
+) -> Result<Verdict, Stop> {
+    let meta = match w.reader.file().metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(path = %w.path.display(), error = %e, "cannot stat an open file");
+            return Ok(Verdict::Keep);
+        }
+    };
+    let size = meta.len();
+    w.size = size;
+    w.deleted = meta.nlink() == 0;
+    if w.deleted {
+        w.gone = true;
+    }
+    let stamp = (size, meta.mtime(), meta.mtime_nsec());
+    let turn = decide::Turn {
+        size,
+        read_offset: w.reader.read_offset(),
+        changed: stamp != w.checked,
+    };
+    let mut probe = OpenFileProbe {
+        file: w.reader.file(),
+        read_position: table.read_position(w.slot),
+    };
+    if decide::check_open(turn, w.fingerprint, &mut probe) == OpenCheck::Truncated {
+        return Ok(Verdict::Truncated);
+    }
+    w.checked = stamp;
+    let mut budget_for_turn = cfg.bytes_per_turn as u64;
+    loop {
+        let line = match w.reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(path = %w.path.display(), error = %e, "read error; will retry");
                 break;
             }
-            filled += n;
+        };
+        w.last_data = Instant::now();
+        let len = line.end - line.offset;
+        hand_on(sink, table, w.slot, &line)?;
+        budget_for_turn = budget_for_turn.saturating_sub(len);
+        if budget_for_turn == 0 {
+            return Ok(Verdict::Keep);
         }
-        buf.truncate(filled);
-        Ok(buf)
-    };
-    let (a, b) = (read(a)?, read(b)?);
-    let n = a.len().min(b.len());
-    if a[..n] != b[..n] {
-        return Ok(Heads::Differ);
     }
-    let first_line = memchr::memchr(b'\n', &a[..n]).map_or(n, |i| i + 1);
-    if n <= first_line {
-        Ok(Heads::TooShort)
-    } else {
-        Ok(Heads::Same)
+    if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
+        // The writer has moved on: its last line will never get a newline.
+        if let Some(line) = w.reader.take_unterminated() {
+            hand_on(sink, table, w.slot, &line)?;
+        }
+        return Ok(Verdict::Finished);
     }
+    Ok(Verdict::Keep)
 }
 
-/// Does the file at `path` start with the first line `fp` and hold, before `offset`, the
-/// bytes `tail` was made from?
-fn holds(path: &Path, fp: Fingerprint, offset: u64, tail: &super::fingerprint::TailMark) -> bool {
-    let Ok(file) = File::open(path) else {
-        return false;
-    };
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    size >= offset
-        && matches!(fingerprint(&file, false), Ok(Some(f)) if f == fp)
-        && tail.matches(&file, offset).unwrap_or(false)
+/// Records `line` as read from `slot` and hands it to the sink; a line that yields nothing
+/// to deliver is safe at once.
+fn hand_on(
+    sink: &mut dyn LineSink,
+    table: &AckTable,
+    slot: u32,
+    line: &super::line_reader::Line<'_>,
+) -> Result<(), Stop> {
+    let seq = table.record_read(slot, line.end, line.tail, false);
+    if sink.take(line, LineOrigin { slot, seq })? == Taken::Nothing {
+        table.acknowledge(&[Origin {
+            file: slot,
+            seq,
+            budget_bytes: 0,
+        }]);
+    }
+    Ok(())
 }
 
 /// Does `path` still name the file `dev`/`ino`?
@@ -822,10 +651,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Saves the checkpoints as the table has them now (used at shutdown, after the output

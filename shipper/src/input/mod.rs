@@ -1,15 +1,18 @@
 //! Input: which files, which file is which, reading them, and where each one is.
 //!
-//! `paths` finds the files, `fingerprint` tells them apart, `line_reader` reads one,
-//! `file_server` runs the loop over all of them, `read_budget` pauses it when the output
-//! falls behind, and `acknowledgements` + `checkpoint` record what is safely delivered.
+//! `paths` finds the files; `identity` decides which file is which (the core of exactly
+//! once); `line_reader` reads one file; `file_server` runs the loop over all of them and hands
+//! each line through the `line_sink` seam to the encode stage; `read_budget` pauses reading
+//! when the output falls behind; `acknowledgements` + `checkpoint` record what is safely
+//! delivered, and `checkpoint_writer` saves it on its own thread.
 
 pub mod acknowledgements;
 pub mod checkpoint;
 pub mod checkpoint_writer;
 pub mod file_server;
-pub mod fingerprint;
+pub mod identity;
 pub mod line_reader;
+pub(crate) mod line_sink;
 pub mod paths;
 pub mod read_budget;
 

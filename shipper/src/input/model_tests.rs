@@ -18,6 +18,7 @@ use super::checkpoint::Checkpointer;
 use super::file_server::{FileServer, FileServerConfig, InputStats};
 use super::read_budget::ReadBudget;
 use crate::batch::{Acknowledge, Batch, BatchLimits};
+use crate::encode::{EncodeConfig, Encoder};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -265,6 +266,8 @@ fn start(
         checkpoint_interval: Duration::ZERO,
         forget_after: Duration::from_secs(3600),
         bytes_per_turn: 4096,
+    };
+    let encode = EncodeConfig {
         host_name: "test".into(),
         agent_name: "shipper".into(),
         namespace: "default".into(),
@@ -274,13 +277,23 @@ fn start(
             max_wait: Duration::from_secs(3600),
         },
     };
+    let stats = Arc::new(InputStats::default());
+    let shutdown = CancellationToken::new();
+    let encoder = Encoder::new(
+        &encode,
+        Arc::clone(table.budget()),
+        tx,
+        shutdown.clone(),
+        Arc::clone(&stats),
+        None,
+    );
     let server = FileServer::new(
         cfg,
         Arc::clone(&table),
         checkpointer,
-        tx,
-        CancellationToken::new(),
-        Arc::new(InputStats::default()),
+        Box::new(encoder),
+        shutdown,
+        stats,
     )
     .unwrap();
     (server, table, rx)

@@ -14,7 +14,7 @@ use super::decode::{inspect, Decoded, Present, ENRICHED_KEYS};
 use super::doc_id::write_id;
 use super::route;
 use super::tap::{DocumentTap, TappedDocument};
-use crate::input::fingerprint::FileKey;
+use crate::input::identity::FileKey;
 use crate::input::line_reader::Line;
 
 /// Tag of a line that is not a JSON object.
@@ -302,7 +302,7 @@ pub fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::fingerprint::TailMark;
+    use crate::input::identity::TailMark;
     use serde_json::Value;
 
     fn line(bytes: &[u8]) -> Line<'_> {

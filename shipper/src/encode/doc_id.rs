@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use crate::input::fingerprint::FileKey;
+use crate::input::identity::FileKey;
 
 /// Appends the id of the line at `offset` in the file `key` to `out`.
 pub fn write_id(out: &mut Vec<u8>, key: FileKey, offset: u64) {

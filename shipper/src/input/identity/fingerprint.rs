@@ -18,10 +18,10 @@ use std::os::unix::fs::FileExt;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Bytes of the file head used when the first line is longer than this.
-pub const FINGERPRINT_WINDOW: usize = 4096;
+pub(crate) const FINGERPRINT_WINDOW: usize = 4096;
 
 /// Longest tail (bytes before an offset) hashed to validate a saved offset.
-pub const TAIL_MARK_LEN: usize = 64;
+pub(crate) const TAIL_MARK_LEN: usize = 64;
 
 /// A hash of the head of a file.
 pub type Fingerprint = u64;
@@ -35,7 +35,7 @@ pub type FileKey = u64;
 ///
 /// `force` takes whatever bytes exist (at least one): used when a file is finished (renamed
 /// away or deleted) and its only line will never get its newline.
-pub fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerprint>> {
+pub(crate) fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerprint>> {
     let mut buf = [0u8; FINGERPRINT_WINDOW];
     let mut filled = 0;
     while filled < buf.len() {
@@ -57,7 +57,12 @@ pub fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerprint>> 
 
 /// A key distinct from `fingerprint`, for a second file that starts with the same bytes.
 /// Mixed from the file's device, inode and the time it was first seen, so it is unique.
-pub fn salted_key(fingerprint: Fingerprint, dev: u64, ino: u64, seen_nanos: u128) -> FileKey {
+pub(crate) fn salted_key(
+    fingerprint: Fingerprint,
+    dev: u64,
+    ino: u64,
+    seen_nanos: u128,
+) -> FileKey {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&dev.to_le_bytes());
     bytes[8..16].copy_from_slice(&ino.to_le_bytes());

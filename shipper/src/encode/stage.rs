@@ -1,0 +1,203 @@
+//! The encode stage: turns each line the reading loop hands on into a `_bulk` item of the
+//! batch in progress, and hands full or due batches to the output.
+//!
+//! Per line: pay for it from the read budget (waiting, with reading paused, while the output
+//! is behind), decode and enrich it straight into the batch body ([`Enricher`]), and commit
+//! it to the batch with its origin, so its acknowledgement finds the way back.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{DocumentTap, Encoded, Enricher, SourceFile};
+use crate::batch::{Batch, BatchLimits, Batcher, Origin};
+use crate::input::file_server::InputStats;
+use crate::input::identity::FileKey;
+use crate::input::line_reader::Line;
+use crate::input::line_sink::{LineOrigin, LineSink, Stop, Taken};
+use crate::input::read_budget::ReadBudget;
+
+/// Bytes of enrichment assumed per line when charging the read budget, so the budget bounds
+/// the encoded documents held in memory, not only the raw lines.
+const ENRICHMENT_ALLOWANCE: usize = 320;
+
+/// What the encode stage adds to every document, and how documents are batched.
+#[derive(Debug, Clone)]
+pub struct EncodeConfig {
+    pub host_name: String,
+    pub agent_name: String,
+    pub namespace: String,
+    pub batch: BatchLimits,
+}
+
+/// The shipper's [`LineSink`]: encodes, batches and hands batches to the output.
+pub struct Encoder {
+    enricher: Enricher,
+    batcher: Batcher,
+    budget: Arc<ReadBudget>,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+    shutdown: CancellationToken,
+    stats: Arc<InputStats>,
+    /// What is known of each file slot's current file, indexed by slot.
+    sources: Vec<Option<SourceFile>>,
+    /// The read time of the current round, as RFC 3339.
+    ingested: String,
+    lines: u64,
+    bytes: u64,
+}
+
+impl Encoder {
+    /// An encoder that sends its batches to `tx`. `tap`, if any, sees every document.
+    pub fn new(
+        cfg: &EncodeConfig,
+        budget: Arc<ReadBudget>,
+        tx: tokio::sync::mpsc::Sender<Batch>,
+        shutdown: CancellationToken,
+        stats: Arc<InputStats>,
+        tap: Option<Box<dyn DocumentTap>>,
+    ) -> Encoder {
+        let mut enricher = Enricher::new(&cfg.host_name, &cfg.agent_name, &cfg.namespace);
+        if let Some(tap) = tap {
+            enricher = enricher.with_tap(tap);
+        }
+        Encoder {
+            enricher,
+            batcher: Batcher::new(cfg.batch),
+            budget,
+            tx,
+            shutdown,
+            stats,
+            sources: Vec::new(),
+            ingested: now_rfc3339(),
+            lines: 0,
+            bytes: 0,
+        }
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        if paused {
+            // The counters must be current while reading waits, however long that is.
+            self.publish();
+        }
+        self.stats.paused.store(paused, Ordering::Relaxed);
+        metrics::gauge!("shipper_reading_paused").set(if paused { 1.0 } else { 0.0 });
+    }
+
+    /// Takes `cost` from the read budget, waiting (reading paused) while the output is behind.
+    fn pay(&mut self, cost: usize) -> Result<(), Stop> {
+        if self.budget.try_take(cost) {
+            return Ok(());
+        }
+        // Let the output work off what is batched, and wait for acknowledgements.
+        self.flush()?;
+        self.set_paused(true);
+        while !self.budget.take_within(cost, Duration::from_millis(100)) {
+            if self.shutdown.is_cancelled() {
+                return Err(Stop::Shutdown);
+            }
+        }
+        self.set_paused(false);
+        Ok(())
+    }
+}
+
+impl LineSink for Encoder {
+    fn describe(&mut self, slot: u32, key: FileKey, path: &Path) {
+        let index = slot as usize;
+        if self.sources.len() <= index {
+            self.sources.resize_with(index + 1, || None);
+        }
+        self.sources[index] = Some(SourceFile::new(key, path));
+    }
+
+    fn begin_round(&mut self) {
+        self.ingested = now_rfc3339();
+    }
+
+    fn take(&mut self, line: &Line<'_>, origin: LineOrigin) -> Result<Taken, Stop> {
+        self.lines += 1;
+        self.bytes += line.end - line.offset;
+        let cost = self.budget.cost(line.bytes.len() + ENRICHMENT_ALLOWANCE);
+        self.pay(cost)?;
+        let Some(Some(source)) = self.sources.get(origin.slot as usize) else {
+            // The loop describes every file before its first line; a slot without a file is
+            // a bug, and the line is dropped loudly rather than shipped with a wrong id.
+            tracing::error!(slot = origin.slot, "a line from an undescribed file");
+            self.budget.give_back(cost);
+            return Ok(Taken::Nothing);
+        };
+        let start = self.batcher.body().len();
+        match self
+            .enricher
+            .encode(line, source, &self.ingested, self.batcher.body())
+        {
+            Encoded::Document { source_start } => {
+                self.batcher.commit(
+                    start,
+                    source_start,
+                    Origin {
+                        file: origin.slot,
+                        seq: origin.seq,
+                        budget_bytes: cost as u32,
+                    },
+                );
+                if self.batcher.is_full() {
+                    self.flush()?;
+                }
+                Ok(Taken::Pending)
+            }
+            Encoded::Empty => {
+                self.budget.give_back(cost);
+                Ok(Taken::Nothing)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Stop> {
+        let Some(batch) = self.batcher.take() else {
+            return Ok(());
+        };
+        match self.tx.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Stop::OutputGone),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
+                // Every request slot is busy (Elasticsearch slow or down): reading waits here.
+                self.set_paused(true);
+                let sent = self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone);
+                self.set_paused(false);
+                sent
+            }
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.batcher.is_full()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.batcher.deadline()
+    }
+
+    fn publish(&mut self) {
+        if self.lines > 0 {
+            metrics::counter!("shipper_lines_read_total").increment(self.lines);
+            metrics::counter!("shipper_bytes_read_total").increment(self.bytes);
+            self.stats
+                .lines_read
+                .fetch_add(self.lines, Ordering::Relaxed);
+            self.stats
+                .bytes_read
+                .fetch_add(self.bytes, Ordering::Relaxed);
+            self.lines = 0;
+            self.bytes = 0;
+        }
+        metrics::gauge!("shipper_read_budget_used_bytes").set(self.budget.used() as f64);
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,584 @@
+//! The identity decisions, as pure functions of facts.
+//!
+//! Two questions are answered here:
+//!
+//! 1. [`identify`]: a file appeared under the globs (new, renamed in, or seen again after a
+//!    restart). Is it a copy of a file being read, an identity already known (and from which
+//!    offset does reading resume), or a new identity?
+//! 2. [`check_open`]: on a turn of an open file, is it still the identity it was opened as,
+//!    or was it truncated or rewritten under the reader?
+//!
+//! The answers rest on three layers of evidence, cheapest first: the fingerprint (first
+//! line), the device/inode pair, and the bytes before the last offset whose id may have been
+//! used ([`TailMark`]). Reading those bytes is I/O, so the functions ask for them through
+//! [`Probe`] and only when a decision needs them; the loop supplies the real probe
+//! ([`super::evidence`]), the tests a table.
+
+use std::io;
+
+use super::{FileKey, Fingerprint, TailMark};
+
+/// How the beginnings of two files with the same fingerprint compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Heads {
+    /// The same bytes past the first line: one is a copy of the other.
+    Same,
+    /// They differ after the shared first line: two files with a common header.
+    Differ,
+    /// Equal so far, but nothing past the first line yet: cannot tell.
+    TooShort,
+}
+
+/// A newly seen file, as the loop found it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    pub fingerprint: Fingerprint,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+}
+
+/// A file being read that has the same fingerprint as the file seen.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Twin {
+    /// Index the probe knows it by.
+    pub index: usize,
+}
+
+/// A known identity with the same fingerprint that no open file holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Known {
+    pub slot: u32,
+    pub key: FileKey,
+    /// Where this identity was last seen.
+    pub dev: u64,
+    pub ino: u64,
+    /// Where reading of it stopped (the end of the last line read).
+    pub read_offset: u64,
+    /// How far its ids may have been used, and the mark of the bytes before that: what a
+    /// file must hold to be this identity.
+    pub used: u64,
+    pub used_tail: TailMark,
+}
+
+/// The questions a decision may ask about file contents.
+pub(crate) trait Probe {
+    /// Does the open twin still hold what was read of it (not truncated, same first line,
+    /// the bytes before its read position unchanged)? Returns its length too.
+    fn twin_intact(&mut self, twin: Twin) -> io::Result<(bool, u64)>;
+    /// How the seen file's head compares with the twin's.
+    fn heads(&mut self, twin: Twin) -> io::Result<Heads>;
+    /// Does the seen file hold `tail` just before `offset`?
+    fn seen_holds(&mut self, offset: u64, tail: &TailMark) -> io::Result<bool>;
+    /// Is the file `dev`/`ino` still under the globs, and does it start with `fingerprint`
+    /// and hold `tail` just before `offset`?
+    fn elsewhere_holds(
+        &mut self,
+        dev: u64,
+        ino: u64,
+        fingerprint: Fingerprint,
+        offset: u64,
+        tail: &TailMark,
+    ) -> bool;
+}
+
+/// What to do with a newly seen file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Identified {
+    /// A twin being read is mid-change (truncated or rewritten since its last turn; this is
+    /// likely its copy): decide after its turn has given its identity up.
+    AfterTwinsTurn,
+    /// A copy (copytruncate) of a twin being read: the original is read; this one is looked
+    /// at again when the original goes away.
+    CopyOfOpen,
+    /// Only the shared first line so far: look again when more bytes arrive.
+    NeedMoreBytes,
+    /// The known identity in `slot`: resume reading at `offset`.
+    Resume {
+        slot: u32,
+        key: FileKey,
+        offset: u64,
+    },
+    /// A new identity, read from the start. `salted`: another identity already uses the
+    /// fingerprint as its key, so the key must be made unique.
+    New { salted: bool },
+}
+
+/// Decides which identity the file `seen` has.
+///
+/// `twins` are the open files with the same fingerprint, `known` the other identities with
+/// it (in any order: the one last seen on the same inode is tried first), `key_taken`
+/// whether an identity already uses the fingerprint as its key.
+pub(crate) fn identify(
+    seen: Seen,
+    twins: &[Twin],
+    known: &[Known],
+    key_taken: bool,
+    probe: &mut impl Probe,
+) -> io::Result<Identified> {
+    for &twin in twins {
+        let (intact, twin_len) = probe.twin_intact(twin)?;
+        if !intact {
+            return Ok(Identified::AfterTwinsTurn);
+        }
+        match probe.heads(twin)? {
+            // A copy holds its original's bytes and is never longer than an original that
+            // was not truncated.
+            Heads::Same if seen.size <= twin_len => return Ok(Identified::CopyOfOpen),
+            Heads::TooShort if seen.size <= twin_len => return Ok(Identified::NeedMoreBytes),
+            // Only the first line (a header, a banner) is shared, or this one holds more than
+            // the original ever did: another file, with an identity of its own.
+            _ => {}
+        }
+    }
+    let mut order: Vec<&Known> = known.iter().collect();
+    // The same inode first: the most likely to be the same file.
+    order.sort_by_key(|k| !(k.dev == seen.dev && k.ino == seen.ino));
+    for k in order {
+        if (k.dev, k.ino) != (seen.dev, seen.ino)
+            && probe.elsewhere_holds(k.dev, k.ino, seen.fingerprint, k.used, &k.used_tail)
+        {
+            // The file this identity was last seen as is still here and still holds what was
+            // read of it: the identity is that file's, not this one's (which only starts
+            // with the same line).
+            continue;
+        }
+        // This file must hold what was read of the identity, up to the last line whose id
+        // may have been used; reading resumes after the last line read.
+        if seen.size >= k.used && probe.seen_holds(k.used, &k.used_tail)? {
+            return Ok(Identified::Resume {
+                slot: k.slot,
+                key: k.key,
+                offset: k.read_offset,
+            });
+        }
+    }
+    Ok(Identified::New { salted: key_taken })
+}
+
+/// What an open file's turn finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenCheck {
+    /// Still the identity it was opened as: read on.
+    Same,
+    /// Shrunk, or rewritten from the start: this identity no longer lives here.
+    Truncated,
+}
+
+/// The facts of one turn of an open file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Turn {
+    pub size: u64,
+    /// Where the reader's next read starts.
+    pub read_offset: u64,
+    /// Size or modification time changed since the head was last verified.
+    pub changed: bool,
+}
+
+/// The questions [`check_open`] may ask about an open file.
+pub(crate) trait OpenProbe {
+    /// The file's fingerprint now (`None`: not readable as one).
+    fn fingerprint_now(&mut self) -> Option<Fingerprint>;
+    /// Where reading stopped and the mark of the bytes before it, if known.
+    fn read_position(&mut self) -> Option<(u64, TailMark)>;
+    /// Does the file hold `tail` just before `offset`? (`true` when it cannot be read: an
+    /// unreadable file is not proof of a rewrite.)
+    fn holds(&mut self, offset: u64, tail: &TailMark) -> bool;
+}
+
+/// Is the open file, opened as `opened_as`, still that identity?
+pub(crate) fn check_open(
+    turn: Turn,
+    opened_as: Fingerprint,
+    probe: &mut impl OpenProbe,
+) -> OpenCheck {
+    if turn.size < turn.read_offset {
+        return OpenCheck::Truncated;
+    }
+    if !turn.changed {
+        return OpenCheck::Same;
+    }
+    // Truncated and written again between two looks, the file may be as long as before or
+    // longer: only its head tells. Checked whenever the file changed, not on every turn.
+    if let Some(fp) = probe.fingerprint_now() {
+        if fp != opened_as {
+            return OpenCheck::Truncated;
+        }
+    }
+    // A rewrite that starts with the same line (a header) keeps the fingerprint: the bytes
+    // before the read position tell.
+    if let Some((pos, tail)) = probe.read_position() {
+        if pos <= turn.size && !probe.holds(pos, &tail) {
+            return OpenCheck::Truncated;
+        }
+    }
+    OpenCheck::Same
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: Fingerprint = 7;
+
+    fn mark(n: u64) -> TailMark {
+        TailMark { len: 8, hash: n }
+    }
+
+    /// A table of what files hold, in place of files.
+    #[derive(Default)]
+    struct Facts {
+        /// Per twin: (intact, length, heads).
+        twins: Vec<(bool, u64, Heads)>,
+        /// Marks the seen file holds, as (offset, mark).
+        seen_holds: Vec<(u64, TailMark)>,
+        /// Files still present elsewhere that hold their identity: (dev, ino).
+        elsewhere: Vec<(u64, u64)>,
+        asked_heads: usize,
+    }
+
+    impl Probe for Facts {
+        fn twin_intact(&mut self, twin: Twin) -> io::Result<(bool, u64)> {
+            let (intact, len, _) = self.twins[twin.index];
+            Ok((intact, len))
+        }
+        fn heads(&mut self, twin: Twin) -> io::Result<Heads> {
+            self.asked_heads += 1;
+            Ok(self.twins[twin.index].2)
+        }
+        fn seen_holds(&mut self, offset: u64, tail: &TailMark) -> io::Result<bool> {
+            Ok(offset == 0 || self.seen_holds.contains(&(offset, *tail)))
+        }
+        fn elsewhere_holds(
+            &mut self,
+            dev: u64,
+            ino: u64,
+            _: Fingerprint,
+            _: u64,
+            _: &TailMark,
+        ) -> bool {
+            self.elsewhere.contains(&(dev, ino))
+        }
+    }
+
+    fn seen(size: u64) -> Seen {
+        Seen {
+            fingerprint: FP,
+            dev: 1,
+            ino: 10,
+            size,
+        }
+    }
+
+    fn known(slot: u32, ino: u64, read_offset: u64, used: u64) -> Known {
+        Known {
+            slot,
+            key: 100 + u64::from(slot),
+            dev: 1,
+            ino,
+            read_offset,
+            used,
+            used_tail: mark(used),
+        }
+    }
+
+    fn twins(n: usize) -> Vec<Twin> {
+        (0..n).map(|index| Twin { index }).collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        size: u64,
+        facts: Facts,
+        twins: usize,
+        known: Vec<Known>,
+        key_taken: bool,
+        want: Identified,
+    }
+
+    #[test]
+    fn identify_decides_every_case_of_the_table() {
+        let cases = vec![
+            Case {
+                name: "a file never seen: new, keyed by its fingerprint",
+                size: 50,
+                facts: Facts::default(),
+                twins: 0,
+                known: vec![],
+                key_taken: false,
+                want: Identified::New { salted: false },
+            },
+            Case {
+                name: "never seen, but the fingerprint is some identity's key: a salted key",
+                size: 50,
+                facts: Facts::default(),
+                twins: 0,
+                known: vec![],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "a twin being read was truncated since its last turn: wait for its turn",
+                size: 50,
+                facts: Facts {
+                    twins: vec![(false, 10, Heads::Same)],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![],
+                key_taken: true,
+                want: Identified::AfterTwinsTurn,
+            },
+            Case {
+                name: "copytruncate's copy while the original is intact: the original is read",
+                size: 80,
+                facts: Facts {
+                    twins: vec![(true, 100, Heads::Same)],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![],
+                key_taken: true,
+                want: Identified::CopyOfOpen,
+            },
+            Case {
+                name: "same head but longer than the open file: another file",
+                size: 200,
+                facts: Facts {
+                    twins: vec![(true, 100, Heads::Same)],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "only the shared first line yet: wait for bytes that tell",
+                size: 20,
+                facts: Facts {
+                    twins: vec![(true, 100, Heads::TooShort)],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![],
+                key_taken: true,
+                want: Identified::NeedMoreBytes,
+            },
+            Case {
+                name: "a common header, then different bytes: a file of its own",
+                size: 60,
+                facts: Facts {
+                    twins: vec![(true, 100, Heads::Differ)],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "a known identity whose bytes this file holds: resume at the read offset",
+                size: 500,
+                facts: Facts {
+                    seen_holds: vec![(300, mark(300))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![known(3, 99, 250, 300)],
+                key_taken: true,
+                want: Identified::Resume {
+                    slot: 3,
+                    key: 103,
+                    offset: 250,
+                },
+            },
+            Case {
+                name: "the known identity's own file is still there and holds it: not this one",
+                size: 500,
+                facts: Facts {
+                    seen_holds: vec![(300, mark(300))],
+                    elsewhere: vec![(1, 99)],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![known(3, 99, 300, 300)],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "shorter than what was sent of the identity: not it (rewritten)",
+                size: 100,
+                facts: Facts {
+                    seen_holds: vec![(300, mark(300))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![known(3, 99, 300, 300)],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "long enough but other bytes before the offset: not it",
+                size: 500,
+                facts: Facts::default(),
+                twins: 0,
+                known: vec![known(3, 99, 300, 300)],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "nothing of the identity was read yet: it resumes at 0 on any file",
+                size: 5,
+                facts: Facts::default(),
+                twins: 0,
+                known: vec![known(4, 99, 0, 0)],
+                key_taken: true,
+                want: Identified::Resume {
+                    slot: 4,
+                    key: 104,
+                    offset: 0,
+                },
+            },
+            Case {
+                name: "two candidates: the one last seen on this inode is tried first",
+                size: 500,
+                facts: Facts {
+                    seen_holds: vec![(100, mark(100)), (200, mark(200))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![known(5, 99, 100, 100), known(6, 10, 200, 200)],
+                key_taken: true,
+                want: Identified::Resume {
+                    slot: 6,
+                    key: 106,
+                    offset: 200,
+                },
+            },
+            Case {
+                name: "a twin with another header does not hide a known identity",
+                size: 500,
+                facts: Facts {
+                    twins: vec![(true, 40, Heads::Differ)],
+                    seen_holds: vec![(300, mark(300))],
+                    ..Facts::default()
+                },
+                twins: 1,
+                known: vec![known(3, 99, 300, 300)],
+                key_taken: true,
+                want: Identified::Resume {
+                    slot: 3,
+                    key: 103,
+                    offset: 300,
+                },
+            },
+        ];
+        for mut case in cases {
+            let got = identify(
+                seen(case.size),
+                &twins(case.twins),
+                &case.known,
+                case.key_taken,
+                &mut case.facts,
+            )
+            .unwrap();
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_twin_mid_change_is_decided_before_comparing_heads() {
+        let mut facts = Facts {
+            twins: vec![(false, 10, Heads::Same)],
+            ..Facts::default()
+        };
+        identify(seen(50), &twins(1), &[], false, &mut facts).unwrap();
+        assert_eq!(facts.asked_heads, 0);
+    }
+
+    struct OpenFacts {
+        fingerprint: Option<Fingerprint>,
+        position: Option<(u64, TailMark)>,
+        holds: bool,
+    }
+
+    impl OpenProbe for OpenFacts {
+        fn fingerprint_now(&mut self) -> Option<Fingerprint> {
+            self.fingerprint
+        }
+        fn read_position(&mut self) -> Option<(u64, TailMark)> {
+            self.position
+        }
+        fn holds(&mut self, _: u64, _: &TailMark) -> bool {
+            self.holds
+        }
+    }
+
+    #[test]
+    fn check_open_decides_every_case_of_the_table() {
+        let intact = || OpenFacts {
+            fingerprint: Some(FP),
+            position: Some((100, mark(100))),
+            holds: true,
+        };
+        let turn = |size, changed| Turn {
+            size,
+            read_offset: 100,
+            changed,
+        };
+        let cases: Vec<(&str, Turn, OpenFacts, OpenCheck)> = vec![
+            (
+                "grew, same head and tail",
+                turn(150, true),
+                intact(),
+                OpenCheck::Same,
+            ),
+            (
+                "shorter than what was read",
+                turn(50, false),
+                intact(),
+                OpenCheck::Truncated,
+            ),
+            (
+                "unchanged since the last look: no I/O, same",
+                turn(100, false),
+                OpenFacts {
+                    fingerprint: Some(FP + 1),
+                    ..intact()
+                },
+                OpenCheck::Same,
+            ),
+            (
+                "rewritten with another first line, as long as before",
+                turn(150, true),
+                OpenFacts {
+                    fingerprint: Some(FP + 1),
+                    ..intact()
+                },
+                OpenCheck::Truncated,
+            ),
+            (
+                "rewritten with the same header: the tail tells",
+                turn(150, true),
+                OpenFacts {
+                    holds: false,
+                    ..intact()
+                },
+                OpenCheck::Truncated,
+            ),
+            (
+                "head not readable as a fingerprint: the tail still decides",
+                turn(150, true),
+                OpenFacts {
+                    fingerprint: None,
+                    ..intact()
+                },
+                OpenCheck::Same,
+            ),
+        ];
+        for (name, turn, mut facts, want) in cases {
+            assert_eq!(check_open(turn, FP, &mut facts), want, "{name}");
+        }
+    }
+}

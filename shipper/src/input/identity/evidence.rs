@@ -1,0 +1,168 @@
+//! The real probes of [`super::decide`]: the few reads of file contents its decisions ask for.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::decide::{Heads, OpenProbe, Probe, Twin};
+use super::{fingerprint, Fingerprint, TailMark};
+
+/// Bytes compared to tell a copy from another file that merely starts with the same line.
+const HEAD_COMPARE: usize = 16 * 1024;
+
+/// An open file with the fingerprint of the seen one, and where its reading stopped.
+pub(crate) struct OpenTwin<'a> {
+    pub file: &'a File,
+    pub read_position: Option<(u64, TailMark)>,
+}
+
+/// Answers [`Probe`]'s questions from the seen file, the open twins and the files the
+/// current scan found.
+pub(crate) struct FileProbe<'a> {
+    pub seen: &'a File,
+    pub fingerprint: Fingerprint,
+    pub twins: Vec<OpenTwin<'a>>,
+    /// Device and inode of every file the current scan found.
+    pub present: &'a HashMap<(u64, u64), PathBuf>,
+}
+
+impl Probe for FileProbe<'_> {
+    fn twin_intact(&mut self, twin: Twin) -> io::Result<(bool, u64)> {
+        let t = &self.twins[twin.index];
+        let len = t.file.metadata()?.len();
+        let Some((pos, tail)) = t.read_position else {
+            return Ok((true, len));
+        };
+        let intact = len >= pos
+            && tail.matches(t.file, pos)?
+            && fingerprint(t.file, false)? == Some(self.fingerprint);
+        Ok((intact, len))
+    }
+
+    fn heads(&mut self, twin: Twin) -> io::Result<Heads> {
+        compare_heads(self.seen, self.twins[twin.index].file)
+    }
+
+    fn seen_holds(&mut self, offset: u64, tail: &TailMark) -> io::Result<bool> {
+        tail.matches(self.seen, offset)
+    }
+
+    fn elsewhere_holds(
+        &mut self,
+        dev: u64,
+        ino: u64,
+        fingerprint: Fingerprint,
+        offset: u64,
+        tail: &TailMark,
+    ) -> bool {
+        self.present
+            .get(&(dev, ino))
+            .is_some_and(|path| holds(path, fingerprint, offset, tail))
+    }
+}
+
+/// Answers [`OpenProbe`]'s questions about an open file.
+pub(crate) struct OpenFileProbe<'a> {
+    pub file: &'a File,
+    pub read_position: Option<(u64, TailMark)>,
+}
+
+impl OpenProbe for OpenFileProbe<'_> {
+    fn fingerprint_now(&mut self) -> Option<Fingerprint> {
+        fingerprint(self.file, false).ok().flatten()
+    }
+
+    fn read_position(&mut self) -> Option<(u64, TailMark)> {
+        self.read_position
+    }
+
+    fn holds(&mut self, offset: u64, tail: &TailMark) -> bool {
+        tail.matches(self.file, offset).unwrap_or(true)
+    }
+}
+
+/// Compares the first bytes both files have (up to [`HEAD_COMPARE`]). A copy made by
+/// copytruncate holds the same bytes as its original; two files that only share a first
+/// line (a header, a banner) differ right after it. Equal bytes that end within the first
+/// line prove nothing yet.
+fn compare_heads(a: &File, b: &File) -> io::Result<Heads> {
+    let read = |f: &File| -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; HEAD_COMPARE];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = f.read_at(&mut buf[filled..], filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    };
+    let (a, b) = (read(a)?, read(b)?);
+    let n = a.len().min(b.len());
+    if a[..n] != b[..n] {
+        return Ok(Heads::Differ);
+    }
+    let first_line = memchr::memchr(b'\n', &a[..n]).map_or(n, |i| i + 1);
+    if n <= first_line {
+        Ok(Heads::TooShort)
+    } else {
+        Ok(Heads::Same)
+    }
+}
+
+/// Does the file at `path` start with the first line `fp` and hold, before `offset`, the
+/// bytes `tail` was made from?
+fn holds(path: &Path, fp: Fingerprint, offset: u64, tail: &TailMark) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    size >= offset
+        && matches!(fingerprint(&file, false), Ok(Some(f)) if f == fp)
+        && tail.matches(&file, offset).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(content: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut tmp = tempfile::NamedTempFile::new().expect("temp file");
+        tmp.write_all(content).expect("write");
+        let f = tmp.reopen().expect("reopen");
+        (tmp, f)
+    }
+
+    #[test]
+    fn heads_tell_a_copy_from_a_file_with_the_same_header() {
+        let (_a, a) = file_with(b"# header\nline one\nline two\n");
+        let (_b, b) = file_with(b"# header\nline one\n");
+        let (_c, c) = file_with(b"# header\nother\n");
+        let (_d, d) = file_with(b"# header\n");
+        assert_eq!(compare_heads(&a, &b).unwrap(), Heads::Same);
+        assert_eq!(compare_heads(&a, &c).unwrap(), Heads::Differ);
+        assert_eq!(compare_heads(&a, &d).unwrap(), Heads::TooShort);
+    }
+
+    #[test]
+    fn a_path_holds_an_identity_only_with_its_first_line_and_tail() {
+        let content = b"first\nsecond\n";
+        let (tmp, f) = file_with(content);
+        let fp = fingerprint(&f, false).unwrap().unwrap();
+        let tail = TailMark::of(content);
+        assert!(holds(tmp.path(), fp, content.len() as u64, &tail));
+        assert!(!holds(tmp.path(), fp + 1, content.len() as u64, &tail));
+        assert!(!holds(tmp.path(), fp, content.len() as u64 + 1, &tail));
+        assert!(!holds(
+            Path::new("/nonexistent/file"),
+            fp,
+            0,
+            &TailMark::default()
+        ));
+    }
+}

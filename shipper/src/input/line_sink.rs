@@ -1,0 +1,69 @@
+//! The seam between reading and encoding.
+//!
+//! The reading loop hands every line it reads to a [`LineSink`], on its own thread and
+//! without copying it: the line is borrowed from the reader's buffer for the length of the
+//! call. What happens next (decoding, enrichment, batching, sending) is the sink's business;
+//! `pipeline.rs` chooses the sink ([`crate::encode::Encoder`] in the shipper, a recording
+//! one in tests).
+//!
+//! The loop records each line in the acknowledgement table *before* handing it on, so a line
+//! arrives with its origin (file slot and sequence number) and the sink needs to know nothing
+//! of checkpoints.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::identity::FileKey;
+use super::line_reader::Line;
+
+/// Why reading stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Shutdown was asked for while the sink waited.
+    Shutdown,
+    /// Nobody takes what the sink produces any more.
+    OutputGone,
+}
+
+/// Where a line was read: its file's slot in the acknowledgement table and its position
+/// among the lines read from that file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LineOrigin {
+    pub slot: u32,
+    pub seq: u64,
+}
+
+/// What the sink made of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// It will be acknowledged once delivered.
+    Pending,
+    /// Nothing to deliver (an empty line): safe already.
+    Nothing,
+}
+
+/// Receives the lines the reading loop reads.
+pub(crate) trait LineSink: Send {
+    /// The file in `slot` is `path`, with identity `key` (a file opened, or renamed): every
+    /// line of `slot` from now on comes from it.
+    fn describe(&mut self, slot: u32, key: FileKey, path: &Path);
+
+    /// A read round starts: the lines that follow were read now.
+    fn begin_round(&mut self);
+
+    /// One line, read from the file described for `origin.slot`. May block while the
+    /// output is behind (that is how reading pauses); `Err` means reading must stop.
+    fn take(&mut self, line: &Line<'_>, origin: LineOrigin) -> Result<Taken, Stop>;
+
+    /// Hands on whatever is held, because it is full, due, or reading ends.
+    fn flush(&mut self) -> Result<(), Stop>;
+
+    /// The sink holds as much as it should before [`LineSink::flush`].
+    fn is_full(&self) -> bool;
+
+    /// When what the sink holds must be handed on at the latest, if it holds anything.
+    fn deadline(&self) -> Option<Instant>;
+
+    /// Publishes the sink's counters (the loop calls this when a round ends).
+    fn publish(&mut self);
+}
