@@ -16,7 +16,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ use super::identity::evidence::{FileProbe, OpenFileProbe, OpenTwin};
 use super::identity::{fingerprint, salted_key, FileKey, Fingerprint};
 use super::line_reader::LineReader;
 use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
-use super::paths::{watch, PathWatch, PathsProvider, Wake};
+use super::paths::{watch, PathWatch, PathsProvider, Wake, Wakeups};
 use crate::batch::{Acknowledge, Origin};
 
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub struct FileServer {
     shutdown: CancellationToken,
     stats: Arc<InputStats>,
     last_lag: Instant,
-    wake_rx: mpsc::Receiver<Wake>,
+    wakeups: Arc<Wakeups>,
     _watch: Option<PathWatch>,
     last_scan: Option<Instant>,
     scan_needed: bool,
@@ -142,8 +142,8 @@ impl FileServer {
         for cp in loaded.files.iter().cloned() {
             table.insert(cp);
         }
-        let (wake_tx, wake_rx) = mpsc::channel();
-        let watch = match watch(&paths, wake_tx) {
+        let wakeups = Arc::new(Wakeups::default());
+        let watch = match watch(&paths, Arc::clone(&wakeups)) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "filesystem events unavailable; relying on the periodic rescan");
@@ -165,7 +165,7 @@ impl FileServer {
             shutdown,
             stats,
             last_lag: Instant::now(),
-            wake_rx,
+            wakeups,
             _watch: watch,
             last_scan: None,
             scan_needed: true,
@@ -224,15 +224,8 @@ impl FileServer {
             if let Some(deadline) = self.sink.deadline() {
                 sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
             }
-            match self.wake_rx.recv_timeout(sleep) {
-                Ok(wake) => {
-                    self.scan_needed |= wake == Wake::Rescan || self.unidentified;
-                    while let Ok(more) = self.wake_rx.try_recv() {
-                        self.scan_needed |= more == Wake::Rescan;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(sleep),
+            if let Some(wake) = self.wakeups.wait(sleep) {
+                self.scan_needed |= wake == Wake::Rescan || self.unidentified;
             }
         }
         let _ = self.sink.flush();

@@ -7,7 +7,8 @@
 //! makes sure nothing is missed.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
@@ -117,14 +118,80 @@ pub enum Wake {
     Rescan,
 }
 
+/// Wake-ups from filesystem events, coalesced: however many events arrive while the reader
+/// is busy or paused (one per `write(2)` of every writer during an hours-long outage), what
+/// waits is at most one "read" and one "rescan" flag, never a queue that grows with them.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    read: bool,
+    rescan: bool,
+}
+
+impl Wakeups {
+    /// Records `wake` and wakes the reader if it waits.
+    pub fn signal(&self, wake: Wake) {
+        let mut p = self.lock();
+        match wake {
+            Wake::Read => p.read = true,
+            Wake::Rescan => p.rescan = true,
+        }
+        metrics::gauge!("shipper_pending_wakeups")
+            .set(f64::from(u8::from(p.read) + u8::from(p.rescan)));
+        drop(p);
+        self.ready.notify_one();
+    }
+
+    /// Waits up to `timeout` for a wake-up and takes every pending one: `Some(Rescan)` if any
+    /// asked for a rescan, `Some(Read)` if only reads were asked for, `None` on time-out.
+    pub fn wait(&self, timeout: Duration) -> Option<Wake> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut p = self.lock();
+        while !p.read && !p.rescan {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            p = match self.ready.wait_timeout(p, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        let taken = std::mem::take(&mut *p);
+        metrics::gauge!("shipper_pending_wakeups").set(0.0);
+        Some(if taken.rescan {
+            Wake::Rescan
+        } else {
+            Wake::Read
+        })
+    }
+
+    /// How many wake-ups wait (0, 1 or 2: one of each kind at most).
+    pub fn pending(&self) -> usize {
+        let p = self.lock();
+        usize::from(p.read) + usize::from(p.rescan)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// A live filesystem watch; dropping it stops the events.
 pub struct PathWatch {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Starts watching the roots of `paths`, sending a [`Wake`] per event. Roots that do not
-/// exist yet are skipped (the periodic rescan covers them).
-pub fn watch(paths: &PathsProvider, wake: mpsc::Sender<Wake>) -> notify::Result<PathWatch> {
+/// Starts watching the roots of `paths`, signalling a [`Wake`] per event into `wake`. Roots
+/// that do not exist yet are skipped (the periodic rescan covers them).
+pub fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result<PathWatch> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let signal = match event {
             Ok(e) => match e.kind {
@@ -135,7 +202,7 @@ pub fn watch(paths: &PathsProvider, wake: mpsc::Sender<Wake>) -> notify::Result<
             // Overflow or watch error: events may have been lost, so look again.
             Err(_) => Wake::Rescan,
         };
-        let _ = wake.send(signal);
+        wake.signal(signal);
     })?;
     for root in paths.watch_roots() {
         if root.is_dir() {
@@ -148,6 +215,34 @@ pub fn watch(paths: &PathsProvider, wake: mpsc::Sender<Wake>) -> notify::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_ups_coalesce_however_many_events_arrive() {
+        let w = Wakeups::default();
+        for _ in 0..100_000 {
+            w.signal(Wake::Read);
+        }
+        assert_eq!(w.pending(), 1);
+        w.signal(Wake::Rescan);
+        assert_eq!(w.pending(), 2);
+        assert_eq!(w.wait(Duration::ZERO), Some(Wake::Rescan));
+        assert_eq!(w.pending(), 0);
+        assert_eq!(w.wait(Duration::from_millis(1)), None);
+        w.signal(Wake::Read);
+        assert_eq!(w.wait(Duration::from_secs(5)), Some(Wake::Read));
+    }
+
+    #[test]
+    fn a_waiting_reader_is_woken_by_another_thread() {
+        let w = Arc::new(Wakeups::default());
+        let signaller = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            signaller.signal(Wake::Rescan);
+        });
+        assert_eq!(w.wait(Duration::from_secs(10)), Some(Wake::Rescan));
+        t.join().unwrap();
+    }
 
     #[test]
     fn globs_find_regular_files_minus_exclusions() {

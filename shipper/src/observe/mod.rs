@@ -17,6 +17,10 @@ pub fn describe_input_metrics() {
     );
     describe_gauge!("shipper_files_open", "Log files open for reading.");
     describe_gauge!(
+        "shipper_pending_wakeups",
+        "Filesystem wake-ups waiting for the reader: at most one read and one rescan, however many events arrive."
+    );
+    describe_gauge!(
         "shipper_file_bytes_behind",
         Unit::Bytes,
         "Per file: bytes written but not yet acknowledged by Elasticsearch."
