@@ -335,6 +335,41 @@ fn during_an_outage_reading_pauses_and_memory_stays_within_the_budget() {
 }
 
 #[test]
+fn during_an_outage_one_write_per_line_leaves_no_backlog_of_wake_ups() {
+    let es = es();
+    let setup = Setup::new(&es.url())
+        .env("SHIPPER_MEMORY_BUDGET", "1MiB")
+        .env("SHIPPER_BATCH_MAX_BYTES", "256KiB");
+    let log = setup.logs().join("payment.log");
+    let shipper = setup.start();
+    write_lines(&log, "payment", 0, 10);
+    wait_until("before the outage", WAIT, || es.count("logs-*") >= 10);
+    es.stop_listening();
+    // One write(2) per line, as most applications log: each one is a filesystem event.
+    let total = 30_000;
+    for n in 0..total {
+        write_lines(&log, "payment", 10 + n, 1);
+        if n == 20_000 {
+            wait_until("reading to pause", WAIT, || {
+                shipper.metric("shipper_reading_paused") == Some(1.0)
+            });
+        }
+    }
+    let pending = shipper.metric("shipper_pending_wakeups").unwrap_or(f64::MAX);
+    assert!(
+        pending <= 2.0,
+        "wake-ups waiting while reading is paused: {pending}"
+    );
+    es.resume_listening().expect("resume");
+    wait_until(
+        "every line after the outage",
+        Duration::from_secs(120),
+        || es.count("logs-*") >= total + 10,
+    );
+    assert_exactly_once(&es, "logs-*", total + 10);
+}
+
+#[test]
 fn shipper_top_shows_a_running_shipper() {
     let es = es();
     let setup = Setup::new(&es.url());
