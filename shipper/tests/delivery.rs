@@ -355,7 +355,9 @@ fn during_an_outage_one_write_per_line_leaves_no_backlog_of_wake_ups() {
             });
         }
     }
-    let pending = shipper.metric("shipper_pending_wakeups").unwrap_or(f64::MAX);
+    let pending = shipper
+        .metric("shipper_pending_wakeups")
+        .unwrap_or(f64::MAX);
     assert!(
         pending <= 2.0,
         "wake-ups waiting while reading is paused: {pending}"
