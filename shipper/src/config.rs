@@ -578,6 +578,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(250),
                 scan_interval,
                 rotate_wait,
+                close_inactive: Duration::from_secs(300),
                 checkpoint_interval: Duration::from_secs(1),
                 forget_after,
                 bytes_per_turn: 4 * 1024 * 1024,

@@ -11,7 +11,7 @@
 //! checkpoint) and handed to the [`LineSink`] the pipeline gave it, which may block while the
 //! output is behind: that is how reading pauses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use super::identity::evidence::{FileProbe, OpenFileProbe, OpenTwin};
 use super::identity::{fingerprint, salted_key, FileKey, Fingerprint};
 use super::line_reader::LineReader;
 use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
-use super::paths::{watch, PathWatch, PathsProvider, Wake, Wakeups};
+use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
 use crate::batch::{Acknowledge, Origin};
 
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct FileServerConfig {
     /// How long a file renamed out of the globs or deleted stays open after its last byte
     /// was read, for a writer that has not switched to the new file yet.
     pub rotate_wait: Duration,
+    /// A file under the globs with nothing new for this long is closed; the next scan that
+    /// sees it grow opens it again and resumes its identity.
+    pub close_inactive: Duration,
     pub checkpoint_interval: Duration,
     /// Checkpoints of files not seen for this long are forgotten.
     pub forget_after: Duration,
@@ -81,13 +84,28 @@ struct Watcher {
     path: PathBuf,
     reader: LineReader,
     /// Size and modification time when the head was last verified.
-    checked: (u64, i64, i64),
+    checked: Stamp,
     size: u64,
     last_data: Instant,
     /// Renamed out of the globs or deleted.
     gone: bool,
     deleted: bool,
+    /// Read something, or stopped before its end, on its last turn: gets the next one too.
+    busy: bool,
+    /// When it is looked at even without an event (the fallback for lost events).
+    next_check: Instant,
 }
+
+/// A file closed for inactivity, as it was when closed: it is opened again when it changes.
+#[derive(Debug, Clone)]
+struct Closed {
+    slot: u32,
+    path: PathBuf,
+    stamp: Stamp,
+}
+
+/// Size and modification time (seconds, nanoseconds) of a file: what tells that it changed.
+type Stamp = (u64, i64, i64);
 
 enum Verdict {
     Keep,
@@ -116,7 +134,13 @@ pub struct FileServer {
     /// look again on every wake-up, not only at the next periodic scan.
     unidentified: bool,
     /// Device and inode of every file the current scan found.
-    present: std::collections::HashMap<(u64, u64), PathBuf>,
+    present: HashMap<(u64, u64), PathBuf>,
+    /// Paths written to since the last read round (from filesystem events).
+    dirty: HashSet<PathBuf>,
+    /// Every file may have been written to (no events, or too many to tell).
+    all_dirty: bool,
+    /// Files closed for inactivity, by device and inode.
+    closed: HashMap<(u64, u64), Closed>,
 }
 
 impl FileServer {
@@ -171,6 +195,9 @@ impl FileServer {
             scan_needed: true,
             unidentified: false,
             present: Default::default(),
+            dirty: HashSet::new(),
+            all_dirty: true,
+            closed: HashMap::new(),
         })
     }
 
@@ -224,8 +251,10 @@ impl FileServer {
             if let Some(deadline) = self.sink.deadline() {
                 sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
             }
-            if let Some(wake) = self.wakeups.wait(sleep) {
-                self.scan_needed |= wake == Wake::Rescan || self.unidentified;
+            match self.wakeups.wait(sleep) {
+                Some(woken) => self.woken(woken),
+                None if self._watch.is_none() => self.all_dirty = true,
+                None => {}
             }
         }
         let _ = self.sink.flush();
@@ -242,6 +271,7 @@ impl FileServer {
     /// when reading stopped (shutdown, or the output is gone).
     pub fn step(&mut self) -> bool {
         for _ in 0..4 {
+            self.all_dirty = true;
             self.scan();
             self.sink.begin_round();
             loop {
@@ -263,21 +293,60 @@ impl FileServer {
         true
     }
 
-    /// Gives each open file one turn; true if anything was read.
+    /// Takes in what filesystem events say: a rescan, and which files were written to.
+    fn woken(&mut self, woken: Woken) {
+        self.scan_needed |= woken.rescan || self.unidentified;
+        // A rotation moves names: look at every file once.
+        self.all_dirty |= woken.all_dirty || woken.rescan;
+        if !self.all_dirty {
+            // A file closed for inactivity that is written to again is opened by a scan.
+            let closed_written = self.closed.values().any(|c| woken.dirty.contains(&c.path));
+            self.scan_needed |= closed_written;
+            self.dirty.extend(woken.dirty);
+        }
+    }
+
+    /// Gives each open file that may have something new one turn; true if anything was read.
+    ///
+    /// A file gets a turn when an event says it was written to, when its last turn read
+    /// something or stopped before its end, when it is renamed away or deleted (it must be
+    /// finished), or at its fallback check, spread over `scan_interval`. Idle files cost
+    /// nothing between those, so idle CPU does not grow with the number of files.
     fn read_round(&mut self) -> Result<bool, Stop> {
         let mut progressed = false;
         let mut index = 0;
+        let now = Instant::now();
+        let everything = std::mem::take(&mut self.all_dirty);
+        let dirty = std::mem::take(&mut self.dirty);
         while index < self.watchers.len() {
-            let before = self.watchers[index].reader.line_offset();
-            let verdict = poll(
-                &mut self.watchers[index],
-                self.sink.as_mut(),
-                &self.table,
-                &self.cfg,
-            )?;
-            let w = &self.watchers[index];
-            progressed |= w.reader.line_offset() != before;
+            let w = &mut self.watchers[index];
+            let check_due = now >= w.next_check;
+            if !(everything || w.busy || w.gone || check_due || dirty.contains(&w.path)) {
+                index += 1;
+                continue;
+            }
+            if check_due {
+                w.next_check = now + self.cfg.scan_interval;
+            }
+            let before = w.reader.line_offset();
+            let verdict = poll(w, self.sink.as_mut(), &self.table, &self.cfg)?;
+            let w = &mut self.watchers[index];
+            let moved = w.reader.line_offset() != before;
+            w.busy = moved || !w.reader.at_eof();
+            progressed |= moved;
             match verdict {
+                Verdict::Keep
+                    if !w.gone
+                        && !w.busy
+                        && w.reader.pending_bytes() == 0
+                        && w.last_data.elapsed() >= self.cfg.close_inactive =>
+                {
+                    tracing::debug!(path = %w.path.display(), "closing a file with nothing new");
+                    let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
+                    self.closed
+                        .insert((w.dev, w.ino), Closed { slot, path, stamp });
+                    self.close(index);
+                }
                 Verdict::Keep => index += 1,
                 Verdict::Truncated => {
                     tracing::info!(path = %w.path.display(), offset = before, "file truncated or rewritten; its lines will be read again from the start under a new identity");
@@ -309,20 +378,22 @@ impl FileServer {
         self.unidentified = false;
         let now_unix = unix_now();
         let mut seen: HashSet<u32> = HashSet::new();
-        let found: Vec<(PathBuf, u64, u64)> = self
+        let found: Vec<(PathBuf, u64, u64, Stamp)> = self
             .paths
             .discover()
             .into_iter()
             .filter_map(|path| {
                 let meta = std::fs::metadata(&path).ok()?;
-                Some((path, meta.dev(), meta.ino()))
+                let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
+                Some((path, meta.dev(), meta.ino(), stamp))
             })
             .collect();
         self.present = found
             .iter()
-            .map(|(path, dev, ino)| ((*dev, *ino), path.clone()))
+            .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
             .collect();
-        for (path, dev, ino) in found {
+        self.closed.retain(|key, _| self.present.contains_key(key));
+        for (path, dev, ino, stamp) in found {
             if let Some(w) = self
                 .watchers
                 .iter_mut()
@@ -337,6 +408,19 @@ impl FileServer {
                 }
                 w.gone = false;
                 continue;
+            }
+            if let Some(c) = self.closed.get_mut(&(dev, ino)) {
+                if c.stamp == stamp {
+                    // Closed for inactivity and unchanged: keep its identity alive, closed.
+                    if c.path != path {
+                        c.path = path.clone();
+                        self.table.relocate(c.slot, dev, ino, path, now_unix);
+                    } else {
+                        self.table.touch(c.slot, now_unix);
+                    }
+                    continue;
+                }
+                self.closed.remove(&(dev, ino));
             }
             match self.open(&path, dev, ino, now_unix) {
                 Ok(Some(slot)) => {
@@ -360,6 +444,7 @@ impl FileServer {
             .files_open
             .store(self.watchers.len() as u64, Ordering::Relaxed);
         metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
+        metrics::gauge!("shipper_files_closed_inactive").set(self.closed.len() as f64);
     }
 
     /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and
@@ -506,6 +591,10 @@ impl FileServer {
             last_data: Instant::now(),
             gone: false,
             deleted: false,
+            busy: true,
+            // Fallback checks spread over the interval, not all files at the same instant.
+            next_check: Instant::now()
+                + self.cfg.scan_interval.mul_f64(f64::from(slot % 64) / 64.0),
         });
     }
 

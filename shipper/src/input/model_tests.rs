@@ -263,6 +263,9 @@ fn start(
         poll_interval: Duration::from_millis(10),
         scan_interval: Duration::from_millis(10),
         rotate_wait: Duration::ZERO,
+        // Every file idle at its end is closed at once, so every sequence also tests
+        // closing and opening again by identity.
+        close_inactive: Duration::ZERO,
         checkpoint_interval: Duration::ZERO,
         forget_after: Duration::from_secs(3600),
         bytes_per_turn: 4096,

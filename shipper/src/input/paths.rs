@@ -6,6 +6,7 @@
 //! the globs are also re-evaluated on a fixed interval: events speed things up, the rescan
 //! makes sure nothing is missed.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -120,36 +121,71 @@ pub enum Wake {
 
 /// Wake-ups from filesystem events, coalesced: however many events arrive while the reader
 /// is busy or paused (one per `write(2)` of every writer during an hours-long outage), what
-/// waits is at most one "read" and one "rescan" flag, never a queue that grows with them.
+/// waits is one "read" and one "rescan" flag and the set of paths written to, bounded by
+/// [`MAX_DIRTY_PATHS`], never a queue that grows with the events.
 #[derive(Debug, Default)]
 pub struct Wakeups {
     pending: Mutex<Pending>,
     ready: Condvar,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// Distinct written paths remembered between two looks of the reader; past this, every file
+/// is looked at (as after an event overflow).
+pub const MAX_DIRTY_PATHS: usize = 4096;
+
+#[derive(Debug, Default)]
 struct Pending {
     read: bool,
     rescan: bool,
+    /// Paths written to since the reader last looked.
+    dirty: HashSet<PathBuf>,
+    /// Too many paths to remember, or an event without one: look at every file.
+    all_dirty: bool,
+}
+
+/// What the reader is woken for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Woken {
+    /// A file appeared, moved or vanished.
+    pub rescan: bool,
+    /// Paths written to.
+    pub dirty: HashSet<PathBuf>,
+    /// Every file may have been written to.
+    pub all_dirty: bool,
 }
 
 impl Wakeups {
-    /// Records `wake` and wakes the reader if it waits.
-    pub fn signal(&self, wake: Wake) {
+    /// Records `wake` for `paths` and wakes the reader if it waits.
+    pub fn signal(&self, wake: Wake, paths: &[PathBuf]) {
         let mut p = self.lock();
         match wake {
             Wake::Read => p.read = true,
             Wake::Rescan => p.rescan = true,
         }
-        metrics::gauge!("shipper_pending_wakeups")
-            .set(f64::from(u8::from(p.read) + u8::from(p.rescan)));
+        if wake == Wake::Read {
+            if paths.is_empty() {
+                p.all_dirty = true;
+            }
+            for path in paths {
+                if p.all_dirty {
+                    break;
+                }
+                if p.dirty.len() >= MAX_DIRTY_PATHS {
+                    p.dirty.clear();
+                    p.all_dirty = true;
+                } else if !p.dirty.contains(path) {
+                    p.dirty.insert(path.clone());
+                }
+            }
+        }
+        let waiting = usize::from(p.read) + usize::from(p.rescan) + p.dirty.len();
+        metrics::gauge!("shipper_pending_wakeups").set(waiting as f64);
         drop(p);
         self.ready.notify_one();
     }
 
-    /// Waits up to `timeout` for a wake-up and takes every pending one: `Some(Rescan)` if any
-    /// asked for a rescan, `Some(Read)` if only reads were asked for, `None` on time-out.
-    pub fn wait(&self, timeout: Duration) -> Option<Wake> {
+    /// Waits up to `timeout` for a wake-up and takes every pending one; `None` on time-out.
+    pub fn wait(&self, timeout: Duration) -> Option<Woken> {
         let deadline = std::time::Instant::now() + timeout;
         let mut p = self.lock();
         while !p.read && !p.rescan {
@@ -164,17 +200,17 @@ impl Wakeups {
         }
         let taken = std::mem::take(&mut *p);
         metrics::gauge!("shipper_pending_wakeups").set(0.0);
-        Some(if taken.rescan {
-            Wake::Rescan
-        } else {
-            Wake::Read
+        Some(Woken {
+            rescan: taken.rescan,
+            dirty: taken.dirty,
+            all_dirty: taken.all_dirty,
         })
     }
 
-    /// How many wake-ups wait (0, 1 or 2: one of each kind at most).
+    /// How many wake-ups wait: a flag of each kind and the paths written to.
     pub fn pending(&self) -> usize {
         let p = self.lock();
-        usize::from(p.read) + usize::from(p.rescan)
+        usize::from(p.read) + usize::from(p.rescan) + p.dirty.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -193,16 +229,20 @@ pub struct PathWatch {
 /// that do not exist yet are skipped (the periodic rescan covers them).
 pub fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result<PathWatch> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let signal = match event {
+        match event {
             Ok(e) => match e.kind {
-                EventKind::Modify(notify::event::ModifyKind::Data(_)) => Wake::Read,
-                EventKind::Access(_) => return,
-                _ => Wake::Rescan,
+                EventKind::Modify(notify::event::ModifyKind::Data(_)) => {
+                    wake.signal(Wake::Read, &e.paths)
+                }
+                EventKind::Access(_) => {}
+                _ => wake.signal(Wake::Rescan, &[]),
             },
-            // Overflow or watch error: events may have been lost, so look again.
-            Err(_) => Wake::Rescan,
-        };
-        wake.signal(signal);
+            // Overflow or watch error: events may have been lost, so look at everything.
+            Err(_) => {
+                wake.signal(Wake::Rescan, &[]);
+                wake.signal(Wake::Read, &[]);
+            }
+        }
     })?;
     for root in paths.watch_roots() {
         if root.is_dir() {
@@ -219,17 +259,33 @@ mod tests {
     #[test]
     fn wake_ups_coalesce_however_many_events_arrive() {
         let w = Wakeups::default();
+        let a = PathBuf::from("/logs/a.log");
         for _ in 0..100_000 {
-            w.signal(Wake::Read);
+            w.signal(Wake::Read, std::slice::from_ref(&a));
         }
-        assert_eq!(w.pending(), 1);
-        w.signal(Wake::Rescan);
-        assert_eq!(w.pending(), 2);
-        assert_eq!(w.wait(Duration::ZERO), Some(Wake::Rescan));
+        assert_eq!(w.pending(), 2, "one read flag and one path");
+        w.signal(Wake::Rescan, &[]);
+        assert_eq!(w.pending(), 3);
+        let woken = w.wait(Duration::ZERO).unwrap();
+        assert!(woken.rescan && !woken.all_dirty);
+        assert_eq!(woken.dirty, HashSet::from([a.clone()]));
         assert_eq!(w.pending(), 0);
         assert_eq!(w.wait(Duration::from_millis(1)), None);
-        w.signal(Wake::Read);
-        assert_eq!(w.wait(Duration::from_secs(5)), Some(Wake::Read));
+        w.signal(Wake::Read, &[a]);
+        let woken = w.wait(Duration::from_secs(5)).unwrap();
+        assert!(!woken.rescan && woken.dirty.len() == 1);
+    }
+
+    #[test]
+    fn too_many_written_paths_mean_every_file_is_looked_at() {
+        let w = Wakeups::default();
+        for n in 0..MAX_DIRTY_PATHS + 10 {
+            w.signal(Wake::Read, &[PathBuf::from(format!("/logs/{n}.log"))]);
+        }
+        assert!(w.pending() <= MAX_DIRTY_PATHS + 2);
+        let woken = w.wait(Duration::ZERO).unwrap();
+        assert!(woken.all_dirty);
+        assert!(woken.dirty.len() < MAX_DIRTY_PATHS);
     }
 
     #[test]
@@ -238,9 +294,9 @@ mod tests {
         let signaller = Arc::clone(&w);
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            signaller.signal(Wake::Rescan);
+            signaller.signal(Wake::Rescan, &[]);
         });
-        assert_eq!(w.wait(Duration::from_secs(10)), Some(Wake::Rescan));
+        assert!(w.wait(Duration::from_secs(10)).is_some_and(|w| w.rescan));
         t.join().unwrap();
     }
 
