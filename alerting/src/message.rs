@@ -270,7 +270,7 @@ impl Notification {
         })
     }
 
-    /// The generic webhook's JSON document (schema version 1, documented in ALERTING.md).
+    /// The generic webhook's JSON document (schema version 1, documented in the crate's README).
     pub(crate) fn webhook_payload(&self) -> Value {
         let last = self.last_error.as_ref().map(|e| {
             json!({

@@ -1,5 +1,5 @@
 //! The generic JSON webhook: `POST` of [`Notification::webhook_payload`] (schema in
-//! ALERTING.md). Any 2xx is success; 408, 429 and 5xx are retried; other answers are not.
+//! the crate's README). Any 2xx is success; 408, 429 and 5xx are retried; other answers are not.
 
 use super::{retry_after_header, DeliveryError};
 use crate::channels::WebhookUrl;
