@@ -126,7 +126,7 @@ pub struct Cli {
 
     /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
     #[command(flatten)]
-    pub alerts: crate::alerting::AlertArgs,
+    pub alerts: alerting::AlertArgs,
 }
 
 /// What to do instead of shipping.
@@ -177,7 +177,7 @@ struct FileConfig {
     #[serde(default)]
     shipper: ShipperSection,
     #[serde(default)]
-    alerts: crate::alerting::AlertsSection,
+    alerts: alerting::AlertsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,7 +259,7 @@ pub struct Settings {
     pub summary_interval: Duration,
     pub log_format: LogFormat,
     /// `None` when no alert channel is configured.
-    pub alerts: Option<crate::alerting::AlertSettings>,
+    pub alerts: Option<alerting::AlertSettings>,
 }
 
 impl Settings {
@@ -554,7 +554,7 @@ impl Settings {
             crate::output::config::DEFAULT_REQUEST_TIMEOUT,
         )?;
 
-        let alerts = crate::alerting::AlertSettings::from_sources(&cli.alerts, file.alerts)
+        let alerts = alerting::AlertSettings::from_sources(&cli.alerts, file.alerts)
             .map_err(|e| invalid(&e.setting, e.reason))?;
 
         let mut output = OutputConfig::new(nodes, data_dir.join("dead-letters"));

@@ -21,7 +21,6 @@
 //! counts as delivered. While Elasticsearch is slow or down, a byte budget pauses reading, so
 //! memory stays bounded and the log files themselves are the buffer.
 
-pub mod alerting;
 pub mod batch;
 pub mod config;
 pub mod encode;

@@ -8,17 +8,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use alerting::{AlertEngine, QueryAuth, QueryClientConfig};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::AlertEngine;
 use crate::config::Settings;
 use crate::encode::Encoder;
 use crate::input::acknowledgements::AckTable;
 use crate::input::checkpoint::Checkpointer;
 use crate::input::file_server::{save_checkpoints, FileServer, InputStats};
 use crate::input::read_budget::ReadBudget;
-use crate::output::{ElasticsearchOutput, StartupError};
+use crate::output::{Auth, ElasticsearchOutput, OutputConfig, StartupError};
 
 /// Time given at shutdown to the notifications still pending.
 const ALERT_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -70,9 +70,14 @@ pub async fn run(
     // every document the encode stage makes.
     let (alerts, tap) = match settings.alerts.clone() {
         Some(alert_settings) => {
-            let mut engine =
-                AlertEngine::start(alert_settings, &settings.output, shutdown.clone())?;
-            let tap = engine.take_tap();
+            let mut engine = AlertEngine::start(
+                alert_settings,
+                query_client_config(&settings.output),
+                shutdown.clone(),
+            )?;
+            let tap = engine
+                .take_tap()
+                .map(|t| Box::new(t) as Box<dyn crate::encode::DocumentTap>);
             (Some(engine), tap)
         }
         None => (None, None),
@@ -128,4 +133,63 @@ pub async fn run(
     server_stop.cancel();
     let _ = server.await;
     delivered
+}
+
+/// The uptime rules query the cluster the output writes to, with the same nodes,
+/// credentials, CA and timeouts (the engine shortens the timeout to suit its polls).
+fn query_client_config(output: &OutputConfig) -> QueryClientConfig {
+    let mut config = QueryClientConfig::new(output.nodes.clone());
+    config.auth = match &output.auth {
+        Auth::None => QueryAuth::None,
+        Auth::Basic { username, password } => QueryAuth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        Auth::ApiKey(key) => QueryAuth::ApiKey(key.clone()),
+    };
+    config.ca_cert = output.ca_cert.clone();
+    config.timeout = output.request_timeout;
+    config.connect_timeout = output.connect_timeout;
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_client_gets_the_outputs_nodes_credentials_ca_and_timeouts() {
+        let mut output = OutputConfig::new(
+            vec![
+                "https://es01:9200".parse().unwrap(),
+                "https://es02:9200/prefix".parse().unwrap(),
+            ],
+            "/tmp/dl".into(),
+        );
+        output.ca_cert = Some("/etc/es/ca.pem".into());
+        output.request_timeout = std::time::Duration::from_secs(7);
+        output.connect_timeout = std::time::Duration::from_secs(2);
+        for (auth, expected) in [
+            (Auth::None, QueryAuth::None),
+            (
+                Auth::Basic {
+                    username: "elastic".into(),
+                    password: "pw".into(),
+                },
+                QueryAuth::Basic {
+                    username: "elastic".into(),
+                    password: "pw".into(),
+                },
+            ),
+            (Auth::ApiKey("k==".into()), QueryAuth::ApiKey("k==".into())),
+        ] {
+            output.auth = auth;
+            let q = query_client_config(&output);
+            assert_eq!(q.nodes, output.nodes);
+            assert_eq!(q.auth, expected);
+            assert_eq!(q.ca_cert, output.ca_cert);
+            assert_eq!(q.timeout, std::time::Duration::from_secs(7));
+            assert_eq!(q.connect_timeout, std::time::Duration::from_secs(2));
+        }
+    }
 }

@@ -8,7 +8,7 @@
 
 mod support;
 
-#[path = "alerting_peers.rs"]
+#[path = "../../alerting/tests/peers/mod.rs"]
 mod peers;
 
 use std::io::Write;

@@ -171,6 +171,7 @@ fn dockerignore_keeps_the_context_to_what_cargo_needs() {
     for needed in [
         "!Cargo.toml",
         "!Cargo.lock",
+        "!alerting/",
         "!services/",
         "!shipper/",
         "!test-support/",

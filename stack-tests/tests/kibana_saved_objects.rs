@@ -287,7 +287,7 @@ fn the_services_and_uptime_dashboards_exist_and_read_the_right_data() {
 /// Heartbeat 9.2 writes.
 #[test]
 fn every_heartbeat_field_the_alert_rules_use_exists() {
-    for field in shipper::alerting::uptime::HEARTBEAT_FIELDS_USED {
+    for field in alerting::HEARTBEAT_FIELDS_USED {
         assert!(
             stack_tests::heartbeat_fields::heartbeat_field_type(field).is_some(),
             "{field}: not a Heartbeat field we know of"

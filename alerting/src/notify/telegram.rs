@@ -10,21 +10,21 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::DeliveryError;
-use crate::alerting::channels::TelegramTarget;
-use crate::alerting::message::Notification;
+use crate::channels::TelegramTarget;
+use crate::message::Notification;
 
-pub struct TelegramSender {
+pub(crate) struct TelegramSender {
     target: TelegramTarget,
     http: reqwest::Client,
 }
 
 impl TelegramSender {
-    pub fn new(target: TelegramTarget, http: reqwest::Client) -> Self {
+    pub(crate) fn new(target: TelegramTarget, http: reqwest::Client) -> Self {
         TelegramSender { target, http }
     }
 
     /// The request body for `n`.
-    pub fn body(&self, n: &Notification) -> Value {
+    pub(crate) fn body(&self, n: &Notification) -> Value {
         let chat_id = match self.target.chat_id.parse::<i64>() {
             Ok(id) => json!(id),
             Err(_) => json!(self.target.chat_id),
@@ -37,7 +37,7 @@ impl TelegramSender {
         })
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+    pub(crate) async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         let url = format!(
             "{}/bot{}/sendMessage",
             self.target.api_url.as_str().trim_end_matches('/'),

@@ -6,41 +6,38 @@
 //! queue is full the event is dropped and counted, so alerting can lose an event under a
 //! flood but can never slow shipping down.
 
-use std::time::Instant;
-
 use tokio::sync::mpsc;
 
 use super::config::{LogRule, RuleFilter};
 use super::telemetry as m;
-use crate::encode::{DocumentTap, TappedDocument};
+use crate::feed::{DocumentTap, TappedDocument};
 
 /// Longest text kept from a document field: enough for a message, bounded memory per event.
 const MAX_FIELD_BYTES: usize = 512;
 
 /// A document that at least one log rule counts.
 #[derive(Debug, Clone)]
-pub struct LogEvent {
+pub(crate) struct LogEvent {
     /// Bit `i` set: rule `i` counts this document.
-    pub rules: u64,
+    pub(crate) rules: u64,
     /// The alert instance it belongs to: `service.name`, else the dataset.
-    pub group: String,
-    pub timestamp: Option<String>,
-    pub message: Option<String>,
-    pub error_type: Option<String>,
-    pub error_message: Option<String>,
-    pub transaction_id: Option<String>,
-    /// When the shipper read it.
-    pub read_at: Instant,
+    pub(crate) group: String,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) error_type: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) transaction_id: Option<String>,
 }
 
-/// Pushes matching documents to the log rule evaluator.
+/// The engine's [`DocumentTap`]: pushes matching documents to the log rule evaluator. The
+/// reading thread owns it (see [`AlertEngine::take_tap`](crate::AlertEngine::take_tap)).
 pub struct AlertTap {
     filters: Vec<RuleFilter>,
     tx: mpsc::Sender<LogEvent>,
 }
 
 impl AlertTap {
-    pub fn new(rules: &[LogRule], tx: mpsc::Sender<LogEvent>) -> Self {
+    pub(crate) fn new(rules: &[LogRule], tx: mpsc::Sender<LogEvent>) -> Self {
         AlertTap {
             filters: rules.iter().map(|r| r.filter.clone()).collect(),
             tx,
@@ -68,7 +65,6 @@ impl DocumentTap for AlertTap {
             error_type: doc.error_type.map(clip),
             error_message: doc.error_message.map(clip),
             transaction_id: doc.transaction_id.map(clip),
-            read_at: Instant::now(),
         };
         match self.tx.try_send(event) {
             Ok(()) => metrics::counter!(m::EVENTS).increment(1),
@@ -83,7 +79,7 @@ impl DocumentTap for AlertTap {
 
 /// Whether `filter` counts `doc`. Category and level compare without case (`ERROR` and
 /// `error` are the same level); a service matches `service.name` or the dataset made from it.
-pub fn matches(filter: &RuleFilter, doc: &TappedDocument<'_>) -> bool {
+pub(crate) fn matches(filter: &RuleFilter, doc: &TappedDocument<'_>) -> bool {
     if let Some(s) = &filter.service {
         if doc.service_name != Some(s.as_str()) && doc.dataset != s {
             return false;

@@ -15,37 +15,36 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::config::UptimeSettings;
 use super::message::{kibana, AlertSource, AlertStatus, LastError, Notification};
+use super::query_client::QueryClient;
 use super::telemetry as m;
 use super::MessageContext;
-use crate::output::client::{EsClient, RequestBody};
 
 /// How far back checks are read: enough for the down streak of any sensible schedule.
 const MIN_LOOKBACK: Duration = Duration::from_secs(15 * 60);
 
 /// One check of one monitor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub at: Option<DateTime<Utc>>,
-    pub up: bool,
-    pub error: Option<String>,
+pub(crate) struct Check {
+    pub(crate) at: Option<DateTime<Utc>>,
+    pub(crate) up: bool,
+    pub(crate) error: Option<String>,
 }
 
 /// What one poll says about one monitor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MonitorView {
-    pub id: String,
-    pub name: Option<String>,
-    pub url: Option<String>,
+pub(crate) struct MonitorView {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) url: Option<String>,
     /// Final checks, newest first.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// p95 of the up checks' durations over the latency window, in microseconds.
-    pub p95_us: Option<f64>,
-    pub up_checks_in_window: u64,
+    pub(crate) p95_us: Option<f64>,
+    pub(crate) up_checks_in_window: u64,
 }
 
 /// Every Heartbeat field the uptime rules query or read. The static checks of the stack
@@ -65,7 +64,7 @@ pub const HEARTBEAT_FIELDS_USED: &[&str] = &[
 ];
 
 /// The search body of one poll.
-pub fn query(settings: &UptimeSettings) -> Value {
+pub(crate) fn query(settings: &UptimeSettings) -> Value {
     let lookback = settings.latency_window.max(MIN_LOOKBACK).as_secs();
     json!({
         "size": 0,
@@ -94,7 +93,7 @@ pub fn query(settings: &UptimeSettings) -> Value {
 }
 
 /// A field of a `_source`, whether written as nested objects or with dotted keys.
-pub fn field<'a>(source: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(source: &'a Value, path: &str) -> Option<&'a Value> {
     let obj = source.as_object()?;
     if let Some(v) = obj.get(path) {
         return Some(v);
@@ -118,7 +117,7 @@ fn text(source: &Value, path: &str) -> Option<String> {
 }
 
 /// The monitors of a search response.
-pub fn parse_response(body: &Value) -> Result<Vec<MonitorView>, String> {
+pub(crate) fn parse_response(body: &Value) -> Result<Vec<MonitorView>, String> {
     let buckets = body
         .pointer("/aggregations/monitors/buckets")
         .and_then(Value::as_array)
@@ -196,14 +195,14 @@ struct MonitorState {
 }
 
 /// The uptime and latency rules' state across polls.
-pub struct UptimeEvaluator {
+pub(crate) struct UptimeEvaluator {
     settings: UptimeSettings,
     ctx: MessageContext,
     monitors: HashMap<String, MonitorState>,
 }
 
 impl UptimeEvaluator {
-    pub fn new(settings: UptimeSettings, ctx: MessageContext) -> Self {
+    pub(crate) fn new(settings: UptimeSettings, ctx: MessageContext) -> Self {
         UptimeEvaluator {
             settings,
             ctx,
@@ -211,7 +210,7 @@ impl UptimeEvaluator {
         }
     }
 
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &mut self,
         views: &[MonitorView],
         now: Instant,
@@ -368,8 +367,8 @@ impl UptimeEvaluator {
     }
 }
 
-pub const UPTIME_RULE: &str = "Monitor down";
-pub const LATENCY_RULE: &str = "Monitor slow";
+pub(crate) const UPTIME_RULE: &str = "Monitor down";
+pub(crate) const LATENCY_RULE: &str = "Monitor slow";
 
 impl MessageContext {
     #[allow(clippy::too_many_arguments)]
@@ -456,7 +455,7 @@ fn monitor_label(view: &MonitorView) -> String {
 
 /// Why a poll gave no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum PollError {
+pub(crate) enum PollError {
     /// No Heartbeat index or data stream yet: normal until Heartbeat's first check.
     #[error("no index matches {0} yet")]
     NoIndex(String),
@@ -465,23 +464,19 @@ pub enum PollError {
 }
 
 /// Runs one search against Elasticsearch.
-pub async fn poll(
-    client: &EsClient,
+pub(crate) async fn poll(
+    client: &QueryClient,
     settings: &UptimeSettings,
 ) -> Result<Vec<MonitorView>, PollError> {
     let path = format!(
         "/{}/_search?ignore_unavailable=true&allow_no_indices=true",
         settings.index
     );
-    let body = RequestBody {
-        bytes: bytes::Bytes::from(query(settings).to_string()),
-        content_type: "application/json",
-        gzip: false,
-    };
+    let body = bytes::Bytes::from(query(settings).to_string());
     let reply = client
-        .send(Method::POST, &path, Some(body))
+        .post_json(&path, body)
         .await
-        .map_err(|e| PollError::Failed(e.to_string()))?;
+        .map_err(PollError::Failed)?;
     let parsed: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     if reply.status == 404
         && parsed.pointer("/error/type").and_then(Value::as_str)
@@ -500,7 +495,7 @@ pub async fn poll(
             .unwrap_or("error");
         return Err(PollError::Failed(format!(
             "{} answered {}: {kind}: {reason}",
-            reply.node.shown, reply.status
+            reply.node, reply.status
         )));
     }
     parse_response(&parsed).map_err(PollError::Failed)

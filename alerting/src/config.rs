@@ -217,11 +217,11 @@ pub struct AlertSettings {
 }
 
 /// The documents of a burst rule are counted over this window...
-pub const DEFAULT_BURST_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_BURST_WINDOW: Duration = Duration::from_secs(60);
 /// ...and the alert resolves after the count has stayed below its threshold this long.
-pub const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(60);
 /// The log evaluator's bitmask holds one bit per rule.
-pub const MAX_RULES: usize = 64;
+pub(crate) const MAX_RULES: usize = 64;
 
 /// A setting that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,7 +246,7 @@ fn invalid(setting: &str, reason: impl Into<String>) -> AlertConfigError {
 /// - **ApplicationError burst: 5 in 5 minutes per service.** A bug tends to repeat at the rate
 ///   its code path is used, which can be low; a longer window catches a steady trickle without
 ///   paging on a single panic.
-pub fn default_rules() -> Vec<LogRule> {
+pub(crate) fn default_rules() -> Vec<LogRule> {
     vec![
         LogRule {
             name: "SystemError burst".into(),

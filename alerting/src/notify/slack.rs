@@ -5,20 +5,20 @@
 //! retrying cannot help) or `429` with `Retry-After`.
 
 use super::{retry_after_header, DeliveryError};
-use crate::alerting::channels::WebhookUrl;
-use crate::alerting::message::Notification;
+use crate::channels::WebhookUrl;
+use crate::message::Notification;
 
-pub struct SlackSender {
+pub(crate) struct SlackSender {
     url: WebhookUrl,
     http: reqwest::Client,
 }
 
 impl SlackSender {
-    pub fn new(url: WebhookUrl, http: reqwest::Client) -> Self {
+    pub(crate) fn new(url: WebhookUrl, http: reqwest::Client) -> Self {
         SlackSender { url, http }
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+    pub(crate) async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         let response = self
             .http
             .post(self.url.0.clone())

@@ -2,17 +2,15 @@
 //! incoming webhooks define, the generic webhook's schema, an e-mail received by a real
 //! SMTP server with authentication, retries, and secrets kept out of errors.
 
-#[path = "alerting_peers.rs"]
 mod peers;
 
 use std::time::Duration;
 
+use alerting::channels::{self, ChannelTarget};
+use alerting::message::{AlertSource, AlertStatus, LastError, Notification};
+use alerting::notify::{deliver, Backoff, Dispatcher, RetryPolicy, Sender};
 use chrono::TimeZone;
 use peers::{wait_for, HttpReceiver, SmtpPeer};
-use shipper::alerting::channels::{self, ChannelTarget};
-use shipper::alerting::message::{AlertSource, AlertStatus, LastError, Notification};
-use shipper::alerting::notify::{deliver, Dispatcher, RetryPolicy, Sender};
-use shipper::output::retry::Backoff;
 
 fn notification(status: AlertStatus) -> Notification {
     let since = chrono::Utc
@@ -61,7 +59,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn sender(target: &ChannelTarget) -> Sender {
-    Sender::new(target, &shipper::alerting::notify::http_client().unwrap()).unwrap()
+    Sender::new(target, &alerting::notify::http_client().unwrap()).unwrap()
 }
 
 fn telegram_target(rx: &HttpReceiver, chats: &str) -> Vec<ChannelTarget> {

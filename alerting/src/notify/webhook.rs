@@ -1,21 +1,21 @@
 //! The generic JSON webhook: `POST` of [`Notification::webhook_payload`] (schema in
-//! ALERTING.md). Any 2xx is success; 408, 429 and 5xx are retried; other answers are not.
+//! the crate's README). Any 2xx is success; 408, 429 and 5xx are retried; other answers are not.
 
 use super::{retry_after_header, DeliveryError};
-use crate::alerting::channels::WebhookUrl;
-use crate::alerting::message::Notification;
+use crate::channels::WebhookUrl;
+use crate::message::Notification;
 
-pub struct WebhookSender {
+pub(crate) struct WebhookSender {
     url: WebhookUrl,
     http: reqwest::Client,
 }
 
 impl WebhookSender {
-    pub fn new(url: WebhookUrl, http: reqwest::Client) -> Self {
+    pub(crate) fn new(url: WebhookUrl, http: reqwest::Client) -> Self {
         WebhookSender { url, http }
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+    pub(crate) async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         let response = self
             .http
             .post(self.url.0.clone())

@@ -21,7 +21,7 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             ChannelKind::Telegram => "telegram",
             ChannelKind::Slack => "slack",
@@ -48,7 +48,7 @@ pub enum ChannelTarget {
 }
 
 impl ChannelTarget {
-    pub fn kind(&self) -> ChannelKind {
+    pub(crate) fn kind(&self) -> ChannelKind {
         match self {
             ChannelTarget::Telegram(_) => ChannelKind::Telegram,
             ChannelTarget::Slack(_) => ChannelKind::Slack,
@@ -58,7 +58,7 @@ impl ChannelTarget {
     }
 
     /// The target with its secret replaced: fit for logs and error messages.
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match self {
             ChannelTarget::Telegram(t) => format!("telegram://***@telegram?chats={}", t.chat_id),
             ChannelTarget::Slack(u) | ChannelTarget::Webhook(u) => u.shown(),
@@ -77,11 +77,11 @@ impl fmt::Debug for ChannelTarget {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TelegramTarget {
     /// `123456789:AA...`: the bot's credential.
-    pub token: String,
+    pub(crate) token: String,
     /// A numeric chat id (`-100...` for groups and channels) or `@channelname`.
-    pub chat_id: String,
+    pub(crate) chat_id: String,
     /// Bot API base, `https://api.telegram.org` unless a proxy or a test says otherwise.
-    pub api_url: Url,
+    pub(crate) api_url: Url,
 }
 
 impl fmt::Debug for TelegramTarget {
@@ -97,10 +97,10 @@ impl fmt::Debug for TelegramTarget {
 /// An HTTP(S) URL that is itself a credential (Slack incoming webhooks, most generic
 /// webhooks): only its scheme and host may be shown.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookUrl(pub Url);
+pub struct WebhookUrl(pub(crate) Url);
 
 impl WebhookUrl {
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         let host = self.0.host_str().unwrap_or("?");
         match self.0.port() {
             Some(port) => format!("{}://{host}:{port}/***", self.0.scheme()),
@@ -117,7 +117,7 @@ impl fmt::Debug for WebhookUrl {
 
 /// How the SMTP connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
+pub(crate) enum SmtpSecurity {
     /// `smtps://`: TLS from the first byte (port 465).
     ImplicitTls,
     /// `smtp://`: STARTTLS, required: a server that does not offer it is an error, never a
@@ -130,17 +130,17 @@ pub enum SmtpSecurity {
 /// An SMTP server, the credentials for it, and who gets the mail.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EmailTarget {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub from: String,
-    pub to: Vec<String>,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) security: SmtpSecurity,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) from: String,
+    pub(crate) to: Vec<String>,
 }
 
 impl EmailTarget {
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         let scheme = match self.security {
             SmtpSecurity::ImplicitTls => "smtps",
             SmtpSecurity::StartTls | SmtpSecurity::Plain => "smtp",
@@ -166,7 +166,7 @@ impl fmt::Debug for EmailTarget {
 }
 
 /// Telegram's public Bot API.
-pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
+pub(crate) const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// `telegram://<bot-token>@telegram?chats=<chat-id>[,<chat-id>...]`, one target per chat.
 ///

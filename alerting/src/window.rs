@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const BUCKETS: u32 = 20;
 
 #[derive(Debug, Clone)]
-pub struct SlidingCount {
+pub(crate) struct SlidingCount {
     window: Duration,
     bucket: Duration,
     /// (start of the bucket, events in it), oldest first.
@@ -20,7 +20,7 @@ pub struct SlidingCount {
 }
 
 impl SlidingCount {
-    pub fn new(window: Duration) -> Self {
+    pub(crate) fn new(window: Duration) -> Self {
         SlidingCount {
             window,
             bucket: (window / BUCKETS).max(Duration::from_millis(1)),
@@ -30,7 +30,7 @@ impl SlidingCount {
     }
 
     /// Counts `n` events at `now`.
-    pub fn add(&mut self, now: Instant, n: u64) {
+    pub(crate) fn add(&mut self, now: Instant, n: u64) {
         self.expire(now);
         match self.buckets.back_mut() {
             Some((start, count)) if now.saturating_duration_since(*start) < self.bucket => {
@@ -42,12 +42,12 @@ impl SlidingCount {
     }
 
     /// Events within the window ending at `now`.
-    pub fn count(&mut self, now: Instant) -> u64 {
+    pub(crate) fn count(&mut self, now: Instant) -> u64 {
         self.expire(now);
         self.total
     }
 
-    pub fn is_empty(&mut self, now: Instant) -> bool {
+    pub(crate) fn is_empty(&mut self, now: Instant) -> bool {
         self.count(now) == 0
     }
 

@@ -1,9 +1,19 @@
-//! Alerting: error bursts on the log stream and Heartbeat monitors down or slow, sent to
-//! Telegram, Slack, e-mail and a JSON webhook.
+//! Alerting for didban: error bursts on the log stream and Heartbeat monitors down or slow,
+//! sent to Telegram, Slack, e-mail and a JSON webhook.
 //!
 //! Kibana's Slack, e-mail and webhook connectors need a paid licence and it has no Telegram
-//! connector at all, so the shipper alerts by itself. Three kinds of task, joined by bounded
-//! queues so that none can slow the reading of log files:
+//! connector at all, so the stack alerts by itself, inside the log shipper. The engine has
+//! two inputs and one kind of output:
+//!
+//! - **documents**: every log document the shipper reads, seen through the narrow [`feed`]
+//!   contract ([`feed::TappedDocument`], [`feed::DocumentTap`]) on the reading thread;
+//! - **Heartbeat's checks**: `_search` queries over `heartbeat-*`, made every few seconds by
+//!   the engine's own small Elasticsearch client ([`QueryClientConfig`]);
+//! - **channels**: Telegram, Slack, SMTP e-mail and a generic webhook, each with its own
+//!   queue, rate limit and retries ([`notify`]).
+//!
+//! Three kinds of task, joined by bounded queues so that none can slow the reading of log
+//! files:
 //!
 //! ```text
 //! reading thread ── AlertTap (try_send) ──> log rule evaluator ──┐
@@ -14,45 +24,52 @@
 //! ```
 //!
 //! ```no_run
-//! # async fn example(settings: shipper::config::Settings) -> anyhow::Result<()> {
-//! use shipper::alerting::AlertEngine;
+//! # async fn example(settings: alerting::AlertSettings) -> Result<(), alerting::StartError> {
+//! use alerting::{AlertEngine, QueryClientConfig};
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! if let Some(alerts) = settings.alerts.clone() {
-//!     let mut engine = AlertEngine::start(alerts, &settings.output, shutdown.clone())?;
-//!     let tap = engine.take_tap(); // for the encode stage (encode::Encoder::new)
-//!     # drop(tap);
-//!     // ... run until shutdown is cancelled, then:
-//!     engine.shutdown(std::time::Duration::from_secs(5)).await;
-//! }
+//! let es = QueryClientConfig::new(vec!["http://127.0.0.1:9200".parse().unwrap()]);
+//! let mut engine = AlertEngine::start(settings, es, shutdown.clone())?;
+//! let tap = engine.take_tap(); // for the reader of documents
+//! # drop(tap);
+//! // ... run until shutdown is cancelled, then:
+//! engine.shutdown(std::time::Duration::from_secs(5)).await;
 //! # Ok(()) }
 //! ```
+//!
+//! Settings come from `ALERT_*` variables (flattened into the embedding program's command
+//! line as [`AlertArgs`]) over an `[alerts]` file section ([`AlertsSection`]); the README
+//! next to this crate explains the rules, the channels and the webhook's schema.
 
 pub mod channels;
-pub mod config;
-pub mod log_rules;
+mod config;
+pub mod feed;
+mod log_rules;
 pub mod message;
 pub mod notify;
-pub mod tap;
-pub mod telemetry;
-pub mod uptime;
-pub mod window;
+mod query_client;
+mod tap;
+mod telemetry;
+mod uptime;
+mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AlertArgs, AlertSettings, AlertsSection};
+pub use config::{
+    AlertArgs, AlertConfigError, AlertSettings, AlertsSection, LogRule, RuleFilter, UptimeSettings,
+};
+pub use query_client::{QueryAuth, QueryClientConfig, QueryClientError};
+pub use tap::AlertTap;
+pub use uptime::HEARTBEAT_FIELDS_USED;
 
-use crate::encode::DocumentTap;
-use crate::output::client::EsClient;
-use crate::output::OutputConfig;
 use log_rules::LogRuleEvaluator;
 use notify::{Dispatcher, RetryPolicy};
-use tap::{AlertTap, LogEvent};
+use query_client::QueryClient;
+use tap::LogEvent;
 use uptime::{PollError, UptimeEvaluator};
 
 /// Documents waiting for the log evaluator. Matching documents are errors, a small share of
@@ -65,10 +82,19 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every message needs besides the alert itself.
 #[derive(Debug, Clone)]
-pub struct MessageContext {
-    pub kibana_url: url::Url,
-    pub timezone: chrono_tz::Tz,
-    pub reminder_interval: Option<Duration>,
+pub(crate) struct MessageContext {
+    pub(crate) kibana_url: url::Url,
+    pub(crate) timezone: chrono_tz::Tz,
+    pub(crate) reminder_interval: Option<Duration>,
+}
+
+/// The engine cannot start: a configuration problem, reported at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("starting the alert channels: {0}")]
+    Channels(String),
+    #[error("the uptime rules' Elasticsearch client: {0}")]
+    QueryClient(#[from] QueryClientError),
 }
 
 /// The running alert engine.
@@ -82,27 +108,27 @@ pub struct AlertEngine {
 
 impl AlertEngine {
     /// Starts the channel workers, the log rule evaluator and the uptime poller. The poller
-    /// uses the output's Elasticsearch settings (nodes, credentials, CA) with its own client.
+    /// queries Elasticsearch as `es` says (nodes, credentials, CA), with a client of its own
+    /// whose timeout is at most 10 s. Must be called within a Tokio runtime.
     pub fn start(
         settings: AlertSettings,
-        es: &OutputConfig,
+        es: QueryClientConfig,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<AlertEngine> {
+    ) -> Result<AlertEngine, StartError> {
         Self::start_with(settings, es, shutdown, RetryPolicy::default())
     }
 
     /// [`AlertEngine::start`] with a given retry policy.
     pub fn start_with(
         settings: AlertSettings,
-        es: &OutputConfig,
+        mut es: QueryClientConfig,
         shutdown: CancellationToken,
         retry: RetryPolicy,
-    ) -> anyhow::Result<AlertEngine> {
+    ) -> Result<AlertEngine, StartError> {
         telemetry::describe();
         let (dispatcher, workers) =
             Dispatcher::start(&settings.targets, settings.rate_limit_per_minute, retry)
-                .map_err(anyhow::Error::msg)
-                .context("starting the alert channels")?;
+                .map_err(StartError::Channels)?;
         let ctx = MessageContext {
             kibana_url: settings.kibana_url.clone(),
             timezone: settings.timezone,
@@ -119,10 +145,8 @@ impl AlertEngine {
         };
         let poller = match settings.uptime.clone() {
             Some(uptime) => {
-                let mut cfg = es.clone();
-                cfg.request_timeout = POLL_TIMEOUT.min(cfg.request_timeout);
-                let client =
-                    EsClient::new(&cfg).context("the uptime rules' Elasticsearch client")?;
+                es.timeout = POLL_TIMEOUT.min(es.timeout);
+                let client = QueryClient::new(&es)?;
                 let evaluator = UptimeEvaluator::new(uptime.clone(), ctx);
                 Some(tokio::spawn(run_uptime(
                     client,
@@ -150,9 +174,10 @@ impl AlertEngine {
         })
     }
 
-    /// The tap for the file server; `None` when there are no log rules.
-    pub fn take_tap(&mut self) -> Option<Box<dyn DocumentTap>> {
-        self.tap.take().map(|t| Box::new(t) as Box<dyn DocumentTap>)
+    /// The tap for the reader of documents, to be moved to its thread; `None` when there
+    /// are no log rules.
+    pub fn take_tap(&mut self) -> Option<AlertTap> {
+        self.tap.take()
     }
 
     /// Stops the engine once reading has stopped: the log events still queued are
@@ -160,7 +185,7 @@ impl AlertEngine {
     /// get until `deadline` to send what is pending; what is left then is abandoned.
     pub async fn shutdown(mut self, deadline: Duration) {
         let until = tokio::time::Instant::now() + deadline;
-        // The tap's sender went with the file server; if it was never installed, drop it so
+        // The tap's sender went with the reader; if it was never installed, drop it so
         // the evaluator sees the end of its queue.
         self.tap = None;
         for task in [self.evaluator.take(), self.poller.take()]
@@ -217,7 +242,7 @@ async fn run_log_rules(
 }
 
 async fn run_uptime(
-    client: EsClient,
+    client: QueryClient,
     settings: config::UptimeSettings,
     mut evaluator: UptimeEvaluator,
     dispatcher: Arc<Dispatcher>,

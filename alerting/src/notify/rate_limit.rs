@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     capacity: f64,
     per_second: f64,
     tokens: f64,
@@ -15,7 +15,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn per_minute(n: u32, now: Instant) -> Self {
+    pub(crate) fn per_minute(n: u32, now: Instant) -> Self {
         let capacity = f64::from(n.max(1));
         RateLimiter {
             capacity,
@@ -26,7 +26,7 @@ impl RateLimiter {
     }
 
     /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.updated = now;

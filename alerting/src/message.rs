@@ -18,7 +18,7 @@ pub enum AlertStatus {
 }
 
 impl AlertStatus {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             AlertStatus::Firing => "firing",
             AlertStatus::Resolved => "resolved",
@@ -38,7 +38,7 @@ pub enum AlertSource {
 }
 
 impl AlertSource {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             AlertSource::Logs => "logs",
             AlertSource::Uptime => "uptime",
@@ -93,7 +93,7 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub fn goes_to(&self, kind: ChannelKind) -> bool {
+    pub(crate) fn goes_to(&self, kind: ChannelKind) -> bool {
         self.channels.as_ref().is_none_or(|c| c.contains(&kind))
     }
 
@@ -106,7 +106,7 @@ impl Notification {
     }
 
     /// `[FIRING] SystemError burst: service payment` (e-mail subject, first line elsewhere).
-    pub fn title(&self) -> String {
+    pub(crate) fn title(&self) -> String {
         format!(
             "[{}] {}: {} {}",
             self.status_tag(),
@@ -124,7 +124,7 @@ impl Notification {
     }
 
     /// The facts as (label, value) lines, shared by every renderer.
-    pub fn facts(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn facts(&self) -> Vec<(&'static str, String)> {
         let mut facts = vec![
             ("Rule", format!("{} ({})", self.rule, self.condition)),
             (
@@ -198,7 +198,7 @@ impl Notification {
     }
 
     /// Plain text: e-mail bodies, the `text` of webhooks, Slack's notification fallback.
-    pub fn plain_text(&self) -> String {
+    pub(crate) fn plain_text(&self) -> String {
         let mut out = self.title();
         out.push_str("\n\n");
         for (label, value) in self.facts() {
@@ -209,7 +209,7 @@ impl Notification {
     }
 
     /// Telegram `sendMessage` text with `parse_mode` HTML, within Telegram's 4096 characters.
-    pub fn telegram_html(&self) -> String {
+    pub(crate) fn telegram_html(&self) -> String {
         let icon = match self.status {
             AlertStatus::Firing => "🔴",
             AlertStatus::Resolved => "✅",
@@ -234,7 +234,7 @@ impl Notification {
 
     /// Slack incoming webhook payload: `text` (the notification and fallback) and Block Kit
     /// `blocks` (a header, a section of facts, a link button).
-    pub fn slack_payload(&self) -> Value {
+    pub(crate) fn slack_payload(&self) -> Value {
         let facts: String = self
             .facts()
             .into_iter()
@@ -270,8 +270,8 @@ impl Notification {
         })
     }
 
-    /// The generic webhook's JSON document (schema version 1, documented in ALERTING.md).
-    pub fn webhook_payload(&self) -> Value {
+    /// The generic webhook's JSON document (schema version 1, documented in the crate's README).
+    pub(crate) fn webhook_payload(&self) -> Value {
         let last = self.last_error.as_ref().map(|e| {
             json!({
                 "message": e.message,
@@ -302,7 +302,7 @@ impl Notification {
 }
 
 /// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&` and, inside attributes, `"`).
-pub fn html(text: &str) -> String {
+pub(crate) fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -317,7 +317,7 @@ pub fn html(text: &str) -> String {
 }
 
 /// Escapes text for Slack's mrkdwn: only `&`, `<` and `>` are control characters.
-pub fn mrkdwn(text: &str) -> String {
+pub(crate) fn mrkdwn(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -333,25 +333,25 @@ fn clip_chars(text: &str, max: usize) -> String {
 }
 
 /// Kibana links: Discover on the transaction of the last error, else the dashboard.
-pub mod kibana {
+pub(crate) mod kibana {
     use url::Url;
 
     /// The data view and dashboards shipped in `elastic-templates/kibana/didban.ndjson`.
-    pub const LOGS_DATA_VIEW: &str = "didban-logs";
-    pub const SERVICES_DASHBOARD: &str = "didban-services";
-    pub const UPTIME_DASHBOARD: &str = "didban-uptime";
+    pub(crate) const LOGS_DATA_VIEW: &str = "didban-logs";
+    pub(crate) const SERVICES_DASHBOARD: &str = "didban-services";
+    pub(crate) const UPTIME_DASHBOARD: &str = "didban-uptime";
 
     fn base(kibana: &Url) -> String {
         kibana.as_str().trim_end_matches('/').to_string()
     }
 
     /// A dashboard by id.
-    pub fn dashboard(kibana: &Url, id: &str) -> String {
+    pub(crate) fn dashboard(kibana: &Url, id: &str) -> String {
         format!("{}/app/dashboards#/view/{id}", base(kibana))
     }
 
     /// Discover on the logs data view, filtered on one transaction over the last day.
-    pub fn discover_transaction(kibana: &Url, transaction_id: &str) -> String {
+    pub(crate) fn discover_transaction(kibana: &Url, transaction_id: &str) -> String {
         let kql = format!(
             "transaction.id:\"{}\"",
             transaction_id.replace(['"', '\\'], "")

@@ -11,10 +11,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::DeliveryError;
-use crate::alerting::channels::{EmailTarget, SmtpSecurity};
-use crate::alerting::message::Notification;
+use crate::channels::{EmailTarget, SmtpSecurity};
+use crate::message::Notification;
 
-pub struct EmailSender {
+pub(crate) struct EmailSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -22,7 +22,7 @@ pub struct EmailSender {
 }
 
 impl EmailSender {
-    pub fn new(target: &EmailTarget) -> Result<Self, String> {
+    pub(crate) fn new(target: &EmailTarget) -> Result<Self, String> {
         let shown = target.shown();
         let builder = match target.security {
             SmtpSecurity::ImplicitTls => AsyncSmtpTransport::<Tokio1Executor>::relay(&target.host),
@@ -57,7 +57,7 @@ impl EmailSender {
     }
 
     /// The message for `n`.
-    pub fn message(&self, n: &Notification) -> Result<Message, DeliveryError> {
+    pub(crate) fn message(&self, n: &Notification) -> Result<Message, DeliveryError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(n.title())
@@ -70,7 +70,7 @@ impl EmailSender {
             .map_err(|e| DeliveryError::permanent(format!("cannot build the e-mail: {e}")))
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+    pub(crate) async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         let message = self.message(n)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),

@@ -1,7 +1,7 @@
 //! Real local peers for the alerting tests, on 127.0.0.1: an HTTP receiver (axum) standing
 //! in for the Telegram Bot API, Slack and a webhook endpoint, and a real SMTP server
-//! (Python's `aiosmtpd`, run as a subprocess). Included by the `alerting_*` tests with
-//! `#[path]`; compiled alone it holds no tests.
+//! (Python's `aiosmtpd`, run as a subprocess). Shared by this crate's channel tests and the
+//! shipper's end-to-end alerting test (which includes it with `#[path]`).
 
 #![allow(dead_code)]
 

@@ -40,14 +40,14 @@ struct Firing {
 }
 
 /// Evaluates every log rule over the events the tap sends.
-pub struct LogRuleEvaluator {
+pub(crate) struct LogRuleEvaluator {
     rules: Vec<LogRule>,
     instances: HashMap<(usize, String), Instance>,
     ctx: MessageContext,
 }
 
 impl LogRuleEvaluator {
-    pub fn new(rules: Vec<LogRule>, ctx: MessageContext) -> Self {
+    pub(crate) fn new(rules: Vec<LogRule>, ctx: MessageContext) -> Self {
         LogRuleEvaluator {
             rules,
             instances: HashMap::new(),
@@ -56,7 +56,7 @@ impl LogRuleEvaluator {
     }
 
     /// Counts one event; returns the notifications of instances it made fire.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         event: LogEvent,
         now: Instant,
@@ -135,7 +135,7 @@ impl LogRuleEvaluator {
     }
 
     /// Time passing: resolutions, reminders, and forgetting quiet instances.
-    pub fn tick(&mut self, now: Instant, wall: DateTime<Utc>) -> Vec<Notification> {
+    pub(crate) fn tick(&mut self, now: Instant, wall: DateTime<Utc>) -> Vec<Notification> {
         let mut out = Vec::new();
         let reminder = self.ctx.reminder_interval;
         for ((index, group), instance) in self.instances.iter_mut() {
@@ -234,7 +234,7 @@ impl MessageContext {
 }
 
 /// The rule in words: `≥ 5 documents (log.category SystemError) within 1m`.
-pub fn describe(rule: &LogRule) -> String {
+pub(crate) fn describe(rule: &LogRule) -> String {
     let f = &rule.filter;
     let mut parts = Vec::new();
     if let Some(s) = &f.service {
@@ -264,7 +264,7 @@ pub fn describe(rule: &LogRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::config::RuleFilter;
+    use crate::config::RuleFilter;
 
     fn rule(threshold: u64, window_s: u64, resolve_s: u64) -> LogRule {
         LogRule {
@@ -288,7 +288,7 @@ mod tests {
         }
     }
 
-    fn event(group: &str, tx: &str, read_at: Instant, timestamp: Option<String>) -> LogEvent {
+    fn event(group: &str, tx: &str, timestamp: Option<String>) -> LogEvent {
         LogEvent {
             rules: 1,
             group: group.into(),
@@ -297,7 +297,6 @@ mod tests {
             error_type: Some("Timeout".into()),
             error_message: Some("upstream timed out".into()),
             transaction_id: Some(tx.into()),
-            read_at,
         }
     }
 
@@ -312,10 +311,10 @@ mod tests {
         let mut e = LogRuleEvaluator::new(vec![rule(5, 60, 30)], ctx(None));
         let mut fired = Vec::new();
         for i in 0..12 {
-            fired.extend(e.observe(event("payment", &format!("tx-{i}"), t0, None), t0, w0));
+            fired.extend(e.observe(event("payment", &format!("tx-{i}"), None), t0, w0));
         }
         for i in 0..5 {
-            fired.extend(e.observe(event("reservation", &format!("r-{i}"), t0, None), t0, w0));
+            fired.extend(e.observe(event("reservation", &format!("r-{i}"), None), t0, w0));
         }
         assert_eq!(fired.len(), 2, "one firing per service");
         let pay = fired.iter().find(|n| n.group == "payment").unwrap();
@@ -350,7 +349,7 @@ mod tests {
         // two seconds later, forever crossing the threshold; never quiet for 30 s.
         for k in 0..40u64 {
             let now = t0 + secs(4 * k);
-            sent.extend(e.observe(event("payment", "tx", now, None), now, w0));
+            sent.extend(e.observe(event("payment", "tx", None), now, w0));
             let later = now + secs(2);
             assert!(
                 k < 2
@@ -379,11 +378,11 @@ mod tests {
         let mut e = LogRuleEvaluator::new(vec![rule(3, 60, 30)], ctx(None));
         let mut sent = Vec::new();
         for _ in 0..10 {
-            sent.extend(e.observe(event("payment", "tx", t0, Some(old.clone())), t0, wall));
+            sent.extend(e.observe(event("payment", "tx", Some(old.clone())), t0, wall));
         }
         assert!(sent.is_empty());
         for _ in 0..3 {
-            sent.extend(e.observe(event("payment", "tx", t0, Some(fresh.clone())), t0, wall));
+            sent.extend(e.observe(event("payment", "tx", Some(fresh.clone())), t0, wall));
         }
         assert_eq!(sent.len(), 1);
     }
@@ -393,7 +392,7 @@ mod tests {
         let t0 = Instant::now();
         let w0 = Utc::now();
         let mut e = LogRuleEvaluator::new(vec![rule(1, 3600, 60)], ctx(Some(secs(600))));
-        assert_eq!(e.observe(event("payment", "tx", t0, None), t0, w0).len(), 1);
+        assert_eq!(e.observe(event("payment", "tx", None), t0, w0).len(), 1);
         assert!(e.tick(t0 + secs(599), w0).is_empty());
         let again = e.tick(t0 + secs(600), w0);
         assert_eq!(again.len(), 1);

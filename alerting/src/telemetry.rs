@@ -2,20 +2,20 @@
 //! the configuration, so a bounded set) and fixed outcome words: never a secret, never a
 //! value taken from a log line.
 
-pub const EVENTS: &str = "shipper_alert_events_total";
-pub const EVENTS_DROPPED: &str = "shipper_alert_events_dropped_total";
-pub const EVENTS_STALE: &str = "shipper_alert_events_stale_total";
-pub const GROUPS_REFUSED: &str = "shipper_alert_groups_refused_total";
-pub const TRANSITIONS: &str = "shipper_alert_transitions_total";
-pub const FIRING: &str = "shipper_alert_firing";
-pub const NOTIFICATIONS: &str = "shipper_alert_notifications_total";
-pub const RETRIES: &str = "shipper_alert_notification_retries_total";
-pub const DELIVERY_SECONDS: &str = "shipper_alert_notification_duration_seconds";
-pub const UPTIME_QUERIES: &str = "shipper_alert_uptime_queries_total";
-pub const UPTIME_MONITORS: &str = "shipper_alert_uptime_monitors";
+pub(crate) const EVENTS: &str = "shipper_alert_events_total";
+pub(crate) const EVENTS_DROPPED: &str = "shipper_alert_events_dropped_total";
+pub(crate) const EVENTS_STALE: &str = "shipper_alert_events_stale_total";
+pub(crate) const GROUPS_REFUSED: &str = "shipper_alert_groups_refused_total";
+pub(crate) const TRANSITIONS: &str = "shipper_alert_transitions_total";
+pub(crate) const FIRING: &str = "shipper_alert_firing";
+pub(crate) const NOTIFICATIONS: &str = "shipper_alert_notifications_total";
+pub(crate) const RETRIES: &str = "shipper_alert_notification_retries_total";
+pub(crate) const DELIVERY_SECONDS: &str = "shipper_alert_notification_duration_seconds";
+pub(crate) const UPTIME_QUERIES: &str = "shipper_alert_uptime_queries_total";
+pub(crate) const UPTIME_MONITORS: &str = "shipper_alert_uptime_monitors";
 
 /// Registers descriptions, so `/metrics` explains each series.
-pub fn describe() {
+pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         EVENTS,

@@ -9,11 +9,12 @@
 //! that may pass (connection errors, timeouts, 429, 5xx) with capped exponential backoff and
 //! full jitter, a bounded number of times; then it gives up with an error log and a metric.
 
-pub mod email;
-pub mod rate_limit;
-pub mod slack;
-pub mod telegram;
-pub mod webhook;
+mod backoff;
+mod email;
+mod rate_limit;
+mod slack;
+mod telegram;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::channels::{ChannelKind, ChannelTarget};
 use super::message::Notification;
 use super::telemetry as m;
-use crate::output::retry::Backoff;
+pub use backoff::Backoff;
 use rate_limit::RateLimiter;
 
 /// Messages waiting per destination; more than this in flight means the channel is down
@@ -63,7 +64,7 @@ pub struct DeliveryError {
 }
 
 impl DeliveryError {
-    pub fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         DeliveryError {
             message: message.into(),
             retryable: false,
@@ -71,7 +72,7 @@ impl DeliveryError {
         }
     }
 
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         DeliveryError {
             message: message.into(),
             retryable: true,
@@ -80,7 +81,7 @@ impl DeliveryError {
     }
 
     /// The verdict for an HTTP status that is not a success.
-    pub fn from_status(
+    pub(crate) fn from_status(
         status: u16,
         retry_after: Option<Duration>,
         message: impl Into<String>,
@@ -93,7 +94,7 @@ impl DeliveryError {
     }
 
     /// A reqwest failure, with the URL (which holds the secret) removed.
-    pub fn from_reqwest(what: &str, err: reqwest::Error) -> Self {
+    pub(crate) fn from_reqwest(what: &str, err: reqwest::Error) -> Self {
         let err = err.without_url();
         let mut text = err.to_string();
         let mut source = std::error::Error::source(&err);
@@ -110,7 +111,7 @@ impl DeliveryError {
 }
 
 /// The `Retry-After` header in seconds, as Slack and most webhooks send it.
-pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -122,7 +123,9 @@ pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Durati
 }
 
 /// One destination's sender.
-pub enum Sender {
+pub struct Sender(SenderKind);
+
+enum SenderKind {
     Telegram(telegram::TelegramSender),
     Slack(slack::SlackSender),
     Email(email::EmailSender),
@@ -130,27 +133,29 @@ pub enum Sender {
 }
 
 impl Sender {
+    /// The sender of `target`; the HTTP channels share `http` (see [`http_client`]).
     pub fn new(target: &ChannelTarget, http: &reqwest::Client) -> Result<Sender, String> {
-        Ok(match target {
+        Ok(Sender(match target {
             ChannelTarget::Telegram(t) => {
-                Sender::Telegram(telegram::TelegramSender::new(t.clone(), http.clone()))
+                SenderKind::Telegram(telegram::TelegramSender::new(t.clone(), http.clone()))
             }
             ChannelTarget::Slack(u) => {
-                Sender::Slack(slack::SlackSender::new(u.clone(), http.clone()))
+                SenderKind::Slack(slack::SlackSender::new(u.clone(), http.clone()))
             }
-            ChannelTarget::Email(e) => Sender::Email(email::EmailSender::new(e)?),
+            ChannelTarget::Email(e) => SenderKind::Email(email::EmailSender::new(e)?),
             ChannelTarget::Webhook(u) => {
-                Sender::Webhook(webhook::WebhookSender::new(u.clone(), http.clone()))
+                SenderKind::Webhook(webhook::WebhookSender::new(u.clone(), http.clone()))
             }
-        })
+        }))
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
-        match self {
-            Sender::Telegram(s) => s.send(n).await,
-            Sender::Slack(s) => s.send(n).await,
-            Sender::Email(s) => s.send(n).await,
-            Sender::Webhook(s) => s.send(n).await,
+    /// One attempt.
+    async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+        match &self.0 {
+            SenderKind::Telegram(s) => s.send(n).await,
+            SenderKind::Slack(s) => s.send(n).await,
+            SenderKind::Email(s) => s.send(n).await,
+            SenderKind::Webhook(s) => s.send(n).await,
         }
     }
 }
