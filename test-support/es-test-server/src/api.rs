@@ -67,6 +67,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/_cluster/settings",
             get(get_cluster_settings).put(put_cluster_settings),
         )
+        .route("/{index}/_rollover", post(rollover))
         .route("/_refresh", get(refresh_all).post(refresh_all))
         .route("/{index}/_refresh", get(refresh).post(refresh))
         .route(
@@ -538,6 +539,39 @@ async fn delete_data_stream(
 ) -> Response {
     match shared.lock_cluster().delete_data_stream(&name) {
         Ok(()) => acknowledged(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /<data-stream>[::failures]/_rollover[?dry_run]`. Conditions are not
+/// evaluated, so a body that sets any is refused instead of being answered as
+/// if they held.
+async fn rollover(
+    State(shared): State<Arc<Shared>>,
+    Path(target): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    let body = match json_body(&shared, req, false).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let has_conditions = body
+        .as_ref()
+        .and_then(|b| b.get("conditions"))
+        .and_then(Value::as_object)
+        .is_some_and(|c| !c.is_empty());
+    if has_conditions {
+        return EsError::illegal_argument(
+            "rollover conditions are not supported by this test server",
+        )
+        .into_response();
+    }
+    match shared
+        .lock_cluster()
+        .rollover(&target, flag(&q, "dry_run"), chrono::Utc::now())
+    {
+        Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => e.into_response(),
     }
 }

@@ -9,7 +9,7 @@
 //!   deleting plain indices;
 //! - `data_stream`, `data_stream_registry`, `rollover`: a data stream's
 //!   generations of backing and failure indices; creating and deleting data
-//!   streams; rolling them over;
+//!   streams; rolling them over (`POST /<data-stream>/_rollover`);
 //! - `templates`, `template_registry`: template parsing and composition;
 //!   storing and removing templates;
 //! - `ilm`, `ilm_registry`: lifecycle policies and their storage.
@@ -22,6 +22,7 @@ pub mod index;
 mod index_name;
 mod index_registry;
 mod resolve;
+mod rollover;
 mod template_registry;
 pub mod templates;
 mod write;
