@@ -29,7 +29,11 @@
 //!
 //! Not modelled: TLS, text analysis and scoring, ingest pipelines (only
 //! `_none` and the built-in `logs@default-pipeline` are accepted, as no-ops),
-//! rollover, aliases, scripts. See the crate README for the control endpoints.
+//! rollover conditions, aliases, scripts. See the crate README for the
+//! control endpoints. Where things live: `api` (routes and metadata
+//! handlers), `bulk` and `search` (their endpoints and engines), `cluster`
+//! (the state and every operation on it, one concern a file; its module doc
+//! has the map), `faults`, `middleware`, `observe`, `control` (`/_test`).
 
 pub mod api;
 pub mod body;

@@ -329,6 +329,16 @@ impl EsTestServer {
         self.shared.lock_cluster().documents(expr)
     }
 
+    /// Rolls a data stream (or `name::failures`) over, as
+    /// `POST /<target>/_rollover` does; returns the new write index.
+    pub fn rollover(&self, target: &str) -> Result<String, crate::EsError> {
+        let out = self
+            .shared
+            .lock_cluster()
+            .rollover(target, false, chrono::Utc::now())?;
+        Ok(out["new_index"].as_str().unwrap_or_default().to_string())
+    }
+
     /// Number of documents an expression covers.
     pub fn count(&self, expr: &str) -> usize {
         self.documents(expr).len()

@@ -697,3 +697,101 @@ async fn templates_read_back_by_name_and_pattern_and_missing_names_are_404() {
             ["component_template"]
     );
 }
+
+#[tokio::test]
+async fn rollover_adds_a_generation_and_ids_repeat_only_across_backing_indices() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let ds = "logs-roll-default";
+    let doc = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "m"});
+    let (_, r) = bulk(&c, &url, &create(ds, "same", doc.clone())).await;
+    assert_eq!(r["items"][0]["create"]["status"], 201);
+    // Before a rollover the id is in the write index: 409.
+    let (_, r) = bulk(&c, &url, &create(ds, "same", doc.clone())).await;
+    assert_eq!(r["items"][0]["create"]["status"], 409);
+    assert_eq!(
+        r["items"][0]["create"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
+
+    let r = c
+        .post(format!("{url}/{ds}/_rollover"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["acknowledged"], true);
+    assert_eq!(body["rolled_over"], true);
+    assert_eq!(body["dry_run"], false);
+    let new_index = body["new_index"].as_str().unwrap().to_string();
+    assert!(new_index.starts_with(".ds-logs-roll-default-") && new_index.ends_with("-000002"));
+
+    let got: Value = c
+        .get(format!("{url}/_data_stream/{ds}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &got["data_streams"][0];
+    assert_eq!(entry["generation"], 2);
+    assert_eq!(entry["indices"].as_array().unwrap().len(), 2);
+    assert_eq!(entry["indices"][1]["index_name"], new_index.as_str());
+
+    // After the rollover the same id is stored a second time.
+    let (_, r) = bulk(&c, &url, &create(ds, "same", doc.clone())).await;
+    assert_eq!(r["items"][0]["create"]["status"], 201);
+    assert_eq!(r["items"][0]["create"]["_index"], new_index.as_str());
+    let count: Value = c
+        .get(format!("{url}/{ds}/_count"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["count"], 2);
+    let hits: Value = c
+        .post(format!("{url}/{ds}/_search"))
+        .json(&json!({"query": {"ids": {"values": ["same"]}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut indices: Vec<&str> = hits["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_index"].as_str().unwrap())
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(indices.len(), 2);
+    assert_ne!(indices[0], indices[1]);
+    assert!(indices.contains(&new_index.as_str()));
+
+    // The library control surface rolls over too.
+    assert!(server.rollover(ds).unwrap().ends_with("-000003"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_same_failing_document_twice_makes_two_failure_documents() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    server.faults().fail_mapping_next_items(2);
+    let doc = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "m"});
+    let body = format!(
+        "{}{}",
+        create("logs-fs-default", "dup", doc.clone()),
+        create("logs-fs-default", "dup", doc)
+    );
+    let (_, r) = bulk(&c, &url, &body).await;
+    assert_eq!(r["items"][0]["create"]["failure_store"], "used");
+    assert_eq!(r["items"][1]["create"]["failure_store"], "used");
+    assert_eq!(server.count("logs-fs-default::failures"), 2);
+    server.shutdown().await;
+}
