@@ -16,6 +16,7 @@
 //! ```
 
 pub mod compose;
+pub mod dockerfile;
 pub mod files;
 pub mod heartbeat_fields;
 pub mod mapping;
