@@ -1,5 +1,5 @@
 //! Static checks of the didban stack as it is deployed: the Elasticsearch templates, the
-//! Kibana saved objects, Heartbeat's configuration, the compose file and the Dockerfiles.
+//! Kibana saved objects, Heartbeat's configuration, the compose file and the Dockerfile.
 //!
 //! The log schema is defined once, in `service-kit`'s `schema` module; the index template,
 //! the dashboards' queries, Heartbeat's monitors and the compose file all depend on it or on
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod compose;
+pub mod dockerfile;
 pub mod files;
 pub mod heartbeat_fields;
 pub mod mapping;

@@ -8,16 +8,18 @@ use stack_tests::compose::{
     container_port, interpolate, is_single_variable, parse_env_file, published_host_ip,
     read_compose_file,
 };
-use stack_tests::files::{path, read_text};
+use stack_tests::dockerfile::stages;
+use stack_tests::files::read_text;
 
 const COMPOSE: &str = "docker-compose.yml";
 const ENV_EXAMPLE: &str = ".env.example";
-/// Services built from this repository, with their container port.
+/// Services built from this repository: (service, target of the root Dockerfile, container
+/// port).
 const BUILT: &[(&str, &str, u16)] = &[
-    ("loan-resource", "services/loan-resource/Dockerfile", 8001),
-    ("payment", "services/payment/Dockerfile", 8002),
-    ("reservation", "services/reservation/Dockerfile", 8003),
-    ("shipper", "shipper/Dockerfile", 9600),
+    ("loan-resource", "loan-resource", 8001),
+    ("payment", "payment", 8002),
+    ("reservation", "reservation", 8003),
+    ("shipper", "shipper", 9600),
 ];
 /// The shipper's settings (its documented interface).
 const SHIPPER_SETTINGS: &[&str] = &[
@@ -164,17 +166,27 @@ fn every_required_variable_is_in_env_example_with_a_placeholder() {
 }
 
 #[test]
-fn built_services_have_their_own_dockerfile_and_a_restart_policy() {
+fn built_services_have_their_own_target_and_a_restart_policy() {
     let compose = compose();
-    for (name, dockerfile, _) in BUILT {
+    let dockerfile = read_text("Dockerfile").unwrap_or_else(|e| panic!("{e}"));
+    let stages = stages(&dockerfile);
+    for (name, target, _) in BUILT {
         let service = &compose["services"][*name];
         assert_eq!(
             service["build"]["context"].as_str(),
             Some("."),
             "{name}: the workspace is the context"
         );
-        assert_eq!(service["build"]["dockerfile"].as_str(), Some(*dockerfile));
-        assert!(path(dockerfile).is_file(), "{dockerfile} missing");
+        assert!(
+            service["build"]["dockerfile"].is_null(),
+            "{name}: built from the root Dockerfile (the default), not {:?}",
+            service["build"]["dockerfile"]
+        );
+        assert_eq!(service["build"]["target"].as_str(), Some(*target), "{name}");
+        assert!(
+            stages.iter().any(|s| s.name.as_deref() == Some(*target)),
+            "Dockerfile: no stage {target}"
+        );
         assert_eq!(
             service["restart"].as_str(),
             Some("unless-stopped"),
