@@ -141,6 +141,23 @@ impl AckTable {
             })
     }
 
+    /// The safe offset of `slot` and how long its oldest line not yet safe has waited, in one
+    /// look (what the lag figures need, without copying the checkpoint).
+    pub fn delivery(&self, slot: u32) -> Option<(u64, std::time::Duration)> {
+        let now_ms = self.born.elapsed().as_millis() as u32;
+        self.lock().get(slot as usize).map(|s| {
+            let age = s
+                .pending
+                .iter()
+                .find(|p| !p.acked)
+                .map(|p| {
+                    std::time::Duration::from_millis(u64::from(now_ms.wrapping_sub(p.read_ms)))
+                })
+                .unwrap_or_default();
+            (s.checkpoint.offset, age)
+        })
+    }
+
     /// How long the oldest line of `slot` not yet safe has waited since it was read: the
     /// delivery lag of that file, in time.
     pub fn oldest_unacknowledged_age(&self, slot: u32) -> std::time::Duration {
@@ -192,9 +209,15 @@ impl AckTable {
         }
     }
 
-    pub fn touch(&self, slot: u32, seen_unix: u64) {
+    /// Records that the identity was seen at `seen_unix`, if that is `precision_secs` or more
+    /// after the time recorded: retention is counted in days, and a checkpoint rewritten on
+    /// every scan for a new "seen" second would be a write every few seconds with thousands
+    /// of idle files.
+    pub fn touch(&self, slot: u32, seen_unix: u64, precision_secs: u64) {
         if let Some(s) = self.lock().get_mut(slot as usize) {
-            s.checkpoint.seen_unix = seen_unix;
+            if seen_unix.saturating_sub(s.checkpoint.seen_unix) >= precision_secs {
+                s.checkpoint.seen_unix = seen_unix;
+            }
         }
     }
 

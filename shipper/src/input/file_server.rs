@@ -94,6 +94,8 @@ struct Watcher {
     busy: bool,
     /// When it is looked at even without an event (the fallback for lost events).
     next_check: Instant,
+    /// Bytes behind and lag (ms) last published for this file.
+    published: (u64, u64),
 }
 
 /// A file closed for inactivity, as it was when closed: it is opened again when it changes.
@@ -141,6 +143,8 @@ pub struct FileServer {
     all_dirty: bool,
     /// Files closed for inactivity, by device and inode.
     closed: HashMap<(u64, u64), Closed>,
+    /// The read buffer, lent to one file's reader at a time.
+    read_buffer: Vec<u8>,
 }
 
 impl FileServer {
@@ -198,6 +202,7 @@ impl FileServer {
             dirty: HashSet::new(),
             all_dirty: true,
             closed: HashMap::new(),
+            read_buffer: Vec::new(),
         })
     }
 
@@ -293,6 +298,12 @@ impl FileServer {
         true
     }
 
+    /// How stale a file's recorded "last seen" time may get: a tenth of the retention, at most
+    /// ten minutes.
+    fn seen_precision(&self) -> u64 {
+        (self.cfg.forget_after.as_secs() / 10).min(600)
+    }
+
     /// Takes in what filesystem events say: a rescan, and which files were written to.
     fn woken(&mut self, woken: Woken) {
         self.scan_needed |= woken.rescan || self.unidentified;
@@ -329,7 +340,13 @@ impl FileServer {
                 w.next_check = now + self.cfg.scan_interval;
             }
             let before = w.reader.line_offset();
-            let verdict = poll(w, self.sink.as_mut(), &self.table, &self.cfg)?;
+            let verdict = poll(
+                w,
+                self.sink.as_mut(),
+                &self.table,
+                &self.cfg,
+                &mut self.read_buffer,
+            )?;
             let w = &mut self.watchers[index];
             let moved = w.reader.line_offset() != before;
             w.busy = moved || !w.reader.at_eof();
@@ -393,12 +410,15 @@ impl FileServer {
             .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
             .collect();
         self.closed.retain(|key, _| self.present.contains_key(key));
+        // Open files by device and inode: a lookup per file found, not a search.
+        let mut open: HashMap<(u64, u64), usize> = self
+            .watchers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| ((w.dev, w.ino), i))
+            .collect();
         for (path, dev, ino, stamp) in found {
-            if let Some(w) = self
-                .watchers
-                .iter_mut()
-                .find(|w| w.dev == dev && w.ino == ino)
-            {
+            if let Some(w) = open.get(&(dev, ino)).map(|&i| &mut self.watchers[i]) {
                 seen.insert(w.slot);
                 if w.path != path && !points_to(&w.path, dev, ino) && points_to(&path, dev, ino) {
                     tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
@@ -416,7 +436,7 @@ impl FileServer {
                         c.path = path.clone();
                         self.table.relocate(c.slot, dev, ino, path, now_unix);
                     } else {
-                        self.table.touch(c.slot, now_unix);
+                        self.table.touch(c.slot, now_unix, self.seen_precision());
                     }
                     continue;
                 }
@@ -425,6 +445,7 @@ impl FileServer {
             match self.open(&path, dev, ino, now_unix) {
                 Ok(Some(slot)) => {
                     seen.insert(slot);
+                    open.insert((dev, ino), self.watchers.len() - 1);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -432,9 +453,10 @@ impl FileServer {
                 }
             }
         }
+        let precision = self.seen_precision();
         for w in &mut self.watchers {
             if seen.contains(&w.slot) {
-                self.table.touch(w.slot, now_unix);
+                self.table.touch(w.slot, now_unix, precision);
             } else if !w.gone {
                 tracing::debug!(path = %w.path.display(), "file left the globs; reading it to its end");
                 w.gone = true;
@@ -592,6 +614,7 @@ impl FileServer {
             gone: false,
             deleted: false,
             busy: true,
+            published: (u64::MAX, u64::MAX),
             // Fallback checks spread over the interval, not all files at the same instant.
             next_check: Instant::now()
                 + self.cfg.scan_interval.mul_f64(f64::from(slot % 64) / 64.0),
@@ -604,16 +627,22 @@ impl FileServer {
         let mut behind_total = 0;
         let mut deleted = 0;
         let mut lag_max = Duration::ZERO;
-        for w in &self.watchers {
-            if let Some(cp) = self.table.get(w.slot) {
-                let behind = w.size.saturating_sub(cp.offset);
+        for w in &mut self.watchers {
+            if let Some((offset, lag)) = self.table.delivery(w.slot) {
+                let behind = w.size.saturating_sub(offset);
                 behind_total += behind;
-                let path = w.path.display().to_string();
-                let lag = self.table.oldest_unacknowledged_age(w.slot);
                 lag_max = lag_max.max(lag);
-                metrics::gauge!("shipper_file_bytes_behind", "path" => path.clone())
-                    .set(behind as f64);
-                metrics::gauge!("shipper_file_lag_seconds", "path" => path).set(lag.as_secs_f64());
+                // Per-file gauges only when they change: with thousands of idle files, most
+                // figures stay at zero, and setting a labelled gauge costs a lookup.
+                let lag_ms = lag.as_millis() as u64;
+                if w.published != (behind, lag_ms) {
+                    w.published = (behind, lag_ms);
+                    let path = w.path.display().to_string();
+                    metrics::gauge!("shipper_file_bytes_behind", "path" => path.clone())
+                        .set(behind as f64);
+                    metrics::gauge!("shipper_file_lag_seconds", "path" => path)
+                        .set(lag.as_secs_f64());
+                }
             }
             deleted += u64::from(w.deleted);
         }
@@ -648,6 +677,7 @@ fn poll(
     sink: &mut dyn LineSink,
     table: &AckTable,
     cfg: &FileServerConfig,
+    shared: &mut Vec<u8>,
 ) -> Result<Verdict, Stop> {
     let meta = match w.reader.file().metadata() {
         Ok(m) => m,
@@ -676,6 +706,19 @@ fn poll(
         return Ok(Verdict::Truncated);
     }
     w.checked = stamp;
+    w.reader.lend(shared);
+    let verdict = read_lines(w, sink, table, cfg);
+    w.reader.give_back(shared);
+    verdict
+}
+
+/// Reads and hands on the lines of one turn, with the shared buffer lent to the reader.
+fn read_lines(
+    w: &mut Watcher,
+    sink: &mut dyn LineSink,
+    table: &AckTable,
+    cfg: &FileServerConfig,
+) -> Result<Verdict, Stop> {
     let mut budget_for_turn = cfg.bytes_per_turn as u64;
     loop {
         let line = match w.reader.next_line() {

@@ -5,6 +5,11 @@
 //! newline arrives. A line longer than the limit keeps its first `max_line_bytes` and is
 //! flagged as truncated; the rest of it is skipped without being held in memory, so memory
 //! per file stays bounded whatever the file holds.
+//!
+//! The read buffer is lent by the caller for one turn ([`LineReader::lend`] ...
+//! [`LineReader::give_back`]): one buffer serves every file, and between turns a reader keeps
+//! only its partial last line. Thousands of open files then cost their descriptors and a few
+//! words each, not 64 KiB each.
 
 use std::fs::File;
 use std::io;
@@ -57,7 +62,7 @@ impl LineReader {
         LineReader {
             file,
             buf_offset: offset,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::new(),
             start: 0,
             filled: 0,
             max_line_bytes: max_line_bytes.max(1),
@@ -120,7 +125,6 @@ impl LineReader {
             self.cut_long_line();
             if !self.fill()? {
                 self.at_eof = true;
-                self.release();
                 return Ok(None);
             }
         }
@@ -173,24 +177,26 @@ impl LineReader {
         }
     }
 
-    /// At the end of the data: keep only the partial last line, if any, and give the read
-    /// buffer back. A file idle at its end then costs its descriptor and a few words, not a
-    /// 64 KiB buffer: what lets thousands of files stay open.
-    fn release(&mut self) {
-        let pending = self.filled - self.start;
-        if pending == 0 {
-            self.buf_offset += self.filled as u64;
-            self.start = 0;
-            self.filled = 0;
-            self.buf = Vec::new();
-        } else {
-            self.buf.copy_within(self.start..self.filled, 0);
-            self.buf_offset += self.start as u64;
-            self.start = 0;
-            self.filled = pending;
-            self.buf.truncate(pending);
-            self.buf.shrink_to_fit();
-        }
+    /// Starts a turn with the shared buffer `shared`: the reader's partial last line moves
+    /// into it, and lines read until [`LineReader::give_back`] borrow from it.
+    pub fn lend(&mut self, shared: &mut Vec<u8>) {
+        let mut big = std::mem::take(shared);
+        big.clear();
+        big.extend_from_slice(&self.buf[self.start..self.filled]);
+        self.buf_offset += self.start as u64;
+        self.filled -= self.start;
+        self.start = 0;
+        self.buf = big;
+    }
+
+    /// Ends a turn: keeps only the partial last line (if any) and returns the shared buffer
+    /// to `shared`.
+    pub fn give_back(&mut self, shared: &mut Vec<u8>) {
+        let carry = self.buf[self.start..self.filled].to_vec();
+        self.buf_offset += self.start as u64;
+        self.filled = carry.len();
+        self.start = 0;
+        *shared = std::mem::replace(&mut self.buf, carry);
         self.last_long = Vec::new();
     }
 
@@ -290,13 +296,24 @@ mod tests {
         }
         f.append(big.as_bytes());
         let mut r = f.reader(0, 1024);
+        let mut shared = Vec::new();
+        r.lend(&mut shared);
         assert_eq!(drain(&mut r).len(), 5000);
+        r.give_back(&mut shared);
+        assert!(
+            shared.capacity() >= READ_CHUNK,
+            "the buffer goes back to the caller"
+        );
         assert_eq!(r.buffered_capacity(), 0, "nothing pending: no buffer held");
         f.append(b"partial");
+        r.lend(&mut shared);
         assert!(drain(&mut r).is_empty());
+        r.give_back(&mut shared);
         assert!(r.buffered_capacity() <= 16, "{}", r.buffered_capacity());
         f.append(b" line\nnext\n");
+        r.lend(&mut shared);
         let lines = drain(&mut r);
+        r.give_back(&mut shared);
         assert_eq!(
             lines.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
             vec!["partial line", "next"]
