@@ -79,7 +79,10 @@ pub fn unset_empty_env(cmd: &clap::Command) {
 /// kind of error (help, version, an unknown flag), which clap reports itself.
 pub fn from_clap(sections: &[(&str, clap::Command)], e: &clap::Error) -> Option<SettingError> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
         return None;
     }
     let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
@@ -92,7 +95,10 @@ pub fn from_clap(sections: &[(&str, clap::Command)], e: &clap::Error) -> Option<
             .find(|a| a.get_long() == Some(long))
             .map(|a| a.get_id().to_string())
     })?;
-    let reason = match (std::error::Error::source(e), e.get(ContextKind::InvalidValue)) {
+    let reason = match (
+        std::error::Error::source(e),
+        e.get(ContextKind::InvalidValue),
+    ) {
         (Some(source), _) => source.to_string(),
         (None, Some(ContextValue::String(v))) => format!("{v:?} is not a possible value"),
         (None, _) => "not a possible value".to_string(),
@@ -111,18 +117,17 @@ pub fn layer<T: DeserializeOwned>(
     if let Some((_, text)) = file {
         figment = figment.merge(Toml::string(text));
     }
-    figment
-        .merge(Given(given))
-        .extract()
-        .map_err(|e| {
-            let at = file.map(|(name, _)| format!(" in {name}")).unwrap_or_default();
-            let setting = match e.path.last() {
-                Some(id) if e.path.len() > 1 => label(sections, id),
-                Some(section) => format!("[{section}]"),
-                None => "SHIPPER_CONFIG (--config)".to_string(),
-            };
-            SettingError::new(setting, format!("{}{at}", e.kind))
-        })
+    figment.merge(Given(given)).extract().map_err(|e| {
+        let at = file
+            .map(|(name, _)| format!(" in {name}"))
+            .unwrap_or_default();
+        let setting = match e.path.last() {
+            Some(id) if e.path.len() > 1 => label(sections, id),
+            Some(section) => format!("[{section}]"),
+            None => "SHIPPER_CONFIG (--config)".to_string(),
+        };
+        SettingError::new(setting, format!("{}{at}", e.kind))
+    })
 }
 
 /// What clap read, as a figment provider: a setting clap did not see (`None`) is left out,

@@ -339,7 +339,9 @@ impl Settings {
             .unwrap_or(crate::output::config::DEFAULT_SHUTDOWN_DEADLINE);
         let dead_letter_max_bytes = sh
             .dead_letter_max_bytes
-            .map_or(crate::output::config::DEFAULT_DEAD_LETTER_MAX_BYTES, |s| s.0);
+            .map_or(crate::output::config::DEFAULT_DEAD_LETTER_MAX_BYTES, |s| {
+                s.0
+            });
         let forget_after = sh
             .forget_after
             .unwrap_or(Duration::from_secs(7 * 24 * 3600));
@@ -495,8 +497,9 @@ mod tests {
         let e = arg_err(d, &["--elasticsearch-url", "ftp://x"]);
         assert!(e.contains("ELASTICSEARCH_URL [elasticsearch.urls]"), "{e}");
         assert!(arg_err(d, &["--paths", "relative/*.log"]).contains("SHIPPER_PATHS"));
-        assert!(arg_err(d, &["--elasticsearch-username", "elastic"])
-            .contains("ELASTICSEARCH_PASSWORD"));
+        assert!(
+            arg_err(d, &["--elasticsearch-username", "elastic"]).contains("ELASTICSEARCH_PASSWORD")
+        );
         assert!(arg_err(d, &["--namespace", "Bad-Name"]).contains("SHIPPER_NAMESPACE"));
         let e = arg_err(d, &["--batch-max-wait", "soon"]);
         assert!(
@@ -520,7 +523,10 @@ mod tests {
             "{e}"
         );
         let e = arg_err(d, &["--batch-max-bytes", "lots"]);
-        assert!(e.contains("SHIPPER_BATCH_MAX_BYTES") && e.contains("size"), "{e}");
+        assert!(
+            e.contains("SHIPPER_BATCH_MAX_BYTES") && e.contains("size"),
+            "{e}"
+        );
         let e = arg_err(d, &["--compression", "maybe"]);
         assert!(e.contains("SHIPPER_COMPRESSION"), "{e}");
         let e = arg_err(d, &["--log-format", "xml"]);
@@ -686,8 +692,8 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
             "{shown}"
         );
-        let c = Cli::from_args(["shipper", "--elasticsearch-password", "hunter2-password"])
-            .unwrap();
+        let c =
+            Cli::from_args(["shipper", "--elasticsearch-password", "hunter2-password"]).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }

@@ -23,8 +23,11 @@ pub struct Elasticsearch {
           value_delimiter = ',', value_parser = layers::item)]
     pub urls: Option<Vec<String>>,
     /// User for basic authentication [elasticsearch.username].
-    #[arg(long = "elasticsearch-username", env = "ELASTICSEARCH_USERNAME",
-          value_name = "ELASTICSEARCH_USERNAME")]
+    #[arg(
+        long = "elasticsearch-username",
+        env = "ELASTICSEARCH_USERNAME",
+        value_name = "ELASTICSEARCH_USERNAME"
+    )]
     pub username: Option<String>,
     /// Password for basic authentication [elasticsearch.password].
     #[arg(long = "elasticsearch-password", env = "ELASTICSEARCH_PASSWORD", hide_env_values = true,
@@ -37,8 +40,11 @@ pub struct Elasticsearch {
     #[serde(serialize_with = "layers::expose")]
     pub api_key: Option<SecretString>,
     /// PEM file of the CA that signed the nodes' certificates [elasticsearch.ca_cert].
-    #[arg(long = "elasticsearch-ca-cert", env = "ELASTICSEARCH_CA_CERT",
-          value_name = "ELASTICSEARCH_CA_CERT")]
+    #[arg(
+        long = "elasticsearch-ca-cert",
+        env = "ELASTICSEARCH_CA_CERT",
+        value_name = "ELASTICSEARCH_CA_CERT"
+    )]
     pub ca_cert: Option<PathBuf>,
     /// Gzip `_bulk` bodies: true or false (default false) [elasticsearch.compression].
     #[arg(long, env = "SHIPPER_COMPRESSION", action = ArgAction::Set,
@@ -89,7 +95,11 @@ pub struct Batch {
           value_parser = layers::count::<usize>)]
     pub max_docs: Option<usize>,
     /// Bytes per `_bulk` request at most, e.g. 2MiB [batch.max_bytes].
-    #[arg(long = "batch-max-bytes", env = "SHIPPER_BATCH_MAX_BYTES", value_name = "BATCH_MAX_BYTES")]
+    #[arg(
+        long = "batch-max-bytes",
+        env = "SHIPPER_BATCH_MAX_BYTES",
+        value_name = "BATCH_MAX_BYTES"
+    )]
     pub max_bytes: Option<Size>,
     /// Longest wait of a document for its batch to fill, e.g. 250ms [batch.max_wait].
     #[arg(long = "batch-max-wait", env = "SHIPPER_BATCH_MAX_WAIT", value_name = "BATCH_MAX_WAIT",
