@@ -1,6 +1,5 @@
 //! `shipper`: didban's log shipper. See `shipper --help` for every setting.
 
-use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -8,7 +7,13 @@ use tracing_subscriber::EnvFilter;
 use shipper::config::{Cli, Command, LogFormat, Settings};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_command_line() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("shipper: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     if let Some(Command::Top {
         addr,
         interval,
