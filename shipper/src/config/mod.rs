@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::batch::BatchLimits;
+use crate::encode::{route, EncodeConfig};
 use crate::input::file_server::FileServerConfig;
 use crate::output::{Auth, OutputConfig};
-use crate::encode::{route, EncodeConfig};
 
 pub use layers::{SettingError, Size};
 pub use sections::{Batch, Elasticsearch, Input, LogFormat, Shipper};
