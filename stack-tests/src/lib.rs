@@ -1,7 +1,7 @@
 //! Static checks of the didban stack as it is deployed: the Elasticsearch templates, the
 //! Kibana saved objects, Heartbeat's configuration, the compose file and the Dockerfile.
 //!
-//! The log schema is defined once, in `service-kit`'s `schema` module; the index template,
+//! The log schema is defined once, in the `didban-schema` crate (`schema`); the index template,
 //! the dashboards' queries, Heartbeat's monitors and the compose file all depend on it or on
 //! each other by name, and nothing but a test notices when one of them drifts. This crate
 //! holds the small readers those tests share (flattening a mapping, listing the fields a

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use schema::{agent, field, tag, Enriched};
 use serde_json::{json, Value};
-use service_kit::schema;
 use stack_tests::files::{files_under, read_json, read_ndjson};
 use stack_tests::mapping::{accepts, flatten};
 
@@ -26,58 +26,75 @@ fn mapped_fields() -> BTreeMap<String, String> {
     flatten(&template["template"]["mappings"])
 }
 
-/// A representative value of every field in `service_kit::schema::ALL_FIELDS`, as the
+/// A representative value of every field in `schema::field::SERVICE_FIELDS`, as the
 /// services write it. The test below fails when the schema gains a field that is missing
 /// here, so the template cannot silently fall behind the services.
 fn service_field_samples() -> BTreeMap<&'static str, Value> {
     BTreeMap::from([
-        (schema::TIMESTAMP, json!("2025-11-26T10:15:00.123456+03:30")),
-        (schema::LOG_LEVEL, json!("ERROR")),
-        (schema::MESSAGE, json!("request failed")),
-        (schema::ECS_VERSION_FIELD, json!(schema::ECS_VERSION)),
-        (schema::SERVICE_NAME, json!("payment")),
-        (schema::SERVICE_VERSION, json!("0.1.0")),
-        (schema::SERVICE_ENVIRONMENT, json!("production")),
-        (schema::HOST_NAME, json!("3f2a9c1b7d4e")),
-        (schema::TRANSACTION_ID, json!("01936a1e-6f3c-7c6b-9a51-3c1f0e5d2b77")),
-        (schema::ERROR_TYPE, json!("Panic")),
-        (schema::ERROR_MESSAGE, json!("index out of bounds: the len is 3 but the index is 7")),
-        (schema::ERROR_STACK_TRACE, json!("   0: payment::handlers::app_error\n             at services/payment/src/handlers.rs:42:5")),
-        (schema::HTTP_REQUEST_METHOD, json!("GET")),
-        (schema::URL_PATH, json!("/app-error")),
-        (schema::HTTP_RESPONSE_STATUS_CODE, json!(500)),
-        (schema::EVENT_DURATION, json!(1_234_567_u64)),
-        (schema::EVENT_OUTCOME, json!("failure")),
-        (schema::LOG_CATEGORY, json!("ApplicationError")),
-        (schema::LOG_DROPPED, json!(3)),
-        (schema::SERVER_ADDRESS, json!("0.0.0.0")),
-        (schema::SERVER_PORT, json!(8002)),
+        (field::TIMESTAMP, json!("2025-11-26T10:15:00.123456+03:30")),
+        (field::LOG_LEVEL, json!("ERROR")),
+        (field::MESSAGE, json!("request failed")),
+        (field::ECS_VERSION, json!(field::ECS_VERSION)),
+        (field::SERVICE_NAME, json!("payment")),
+        (field::SERVICE_VERSION, json!("0.1.0")),
+        (field::SERVICE_ENVIRONMENT, json!("production")),
+        (field::HOST_NAME, json!("3f2a9c1b7d4e")),
+        (field::TRANSACTION_ID, json!("01936a1e-6f3c-7c6b-9a51-3c1f0e5d2b77")),
+        (field::ERROR_TYPE, json!("Panic")),
+        (field::ERROR_MESSAGE, json!("index out of bounds: the len is 3 but the index is 7")),
+        (field::ERROR_STACK_TRACE, json!("   0: payment::handlers::app_error\n             at services/payment/src/handlers.rs:42:5")),
+        (field::HTTP_REQUEST_METHOD, json!("GET")),
+        (field::URL_PATH, json!("/app-error")),
+        (field::HTTP_RESPONSE_STATUS_CODE, json!(500)),
+        (field::EVENT_DURATION, json!(1_234_567_u64)),
+        (field::EVENT_OUTCOME, json!("failure")),
+        (field::LOG_CATEGORY, json!("ApplicationError")),
+        (field::LOG_DROPPED, json!(3)),
+        (field::SERVER_ADDRESS, json!("0.0.0.0")),
+        (field::SERVER_PORT, json!(8002)),
     ])
 }
 
-/// Fields the shipper adds to every document (issue "The shipper", *Decode and enrich*
-/// and *Route*), with representative values.
-fn shipper_field_samples() -> BTreeMap<&'static str, Value> {
+/// A representative value of every field the shipper adds to every document. The match
+/// is exhaustive, so a field declared in the schema cannot be missing here.
+fn enriched_sample(field: Enriched) -> Value {
+    match field {
+        Enriched::Timestamp => json!("2025-11-26T06:45:00.200Z"),
+        Enriched::HostName => json!("3f2a9c1b7d4e"),
+        Enriched::AgentType => json!(agent::TYPE),
+        Enriched::AgentName => json!(agent::NAME),
+        Enriched::AgentVersion => json!("0.1.0"),
+        Enriched::LogFilePath => json!("/var/log/didban/payment.log"),
+        Enriched::LogOffset => json!(18_446_744_073_u64),
+        Enriched::EventIngested => json!("2025-11-26T06:45:00.200Z"),
+        Enriched::DataStreamType => json!("logs"),
+        Enriched::DataStreamDataset => json!("payment"),
+        Enriched::DataStreamNamespace => json!("default"),
+        Enriched::EventDataset => json!("payment"),
+    }
+}
+
+/// Fields the shipper writes for a line that is not a JSON object, with representative
+/// values; `every_unparsed_field_has_a_sample_here` keeps it in step with the schema.
+fn unparsed_field_samples() -> BTreeMap<&'static str, Value> {
     BTreeMap::from([
-        ("host.name", json!("3f2a9c1b7d4e")),
-        ("agent.name", json!("didban-shipper")),
-        ("agent.type", json!("didban-shipper")),
-        ("agent.version", json!("0.1.0")),
-        ("log.file.path", json!("/var/log/didban/payment.log")),
-        ("log.offset", json!(18_446_744_073_u64)),
-        ("event.ingested", json!("2025-11-26T06:45:00.200Z")),
-        ("event.dataset", json!("payment")),
-        ("data_stream.type", json!("logs")),
-        ("data_stream.dataset", json!("payment")),
-        ("data_stream.namespace", json!("default")),
-        ("tags", json!(["_jsonparsefailure"])),
-        ("log.flags", json!(["truncated"])),
+        (field::MESSAGE, json!("not JSON at all")),
+        (field::TAGS, json!(tag::ALL)),
+        (field::LOG_FLAGS, json!([tag::FLAG_TRUNCATED])),
         (
-            "didban.parse_error",
+            field::PARSE_ERROR,
             json!("expected value at line 1 column 1"),
         ),
-        ("message", json!("not JSON at all")),
     ])
+}
+
+/// Every field the shipper may add, with a representative value.
+fn shipper_field_samples() -> BTreeMap<&'static str, Value> {
+    Enriched::ALL
+        .into_iter()
+        .map(|e| (e.name(), enriched_sample(e)))
+        .chain(unparsed_field_samples())
+        .collect()
 }
 
 #[test]
@@ -110,12 +127,23 @@ fn elasticsearch_resources_are_laid_out_by_kind_with_the_resource_name_as_file_n
 #[test]
 fn every_field_the_services_write_has_a_sample_here() {
     let samples = service_field_samples();
-    let mut from_schema: Vec<&str> = schema::ALL_FIELDS.to_vec();
+    let mut from_schema: Vec<&str> = field::SERVICE_FIELDS.to_vec();
     from_schema.sort_unstable();
     let listed: Vec<&str> = samples.keys().copied().collect();
     assert_eq!(
         listed, from_schema,
-        "service_kit::schema::ALL_FIELDS changed: add the new field with a sample value"
+        "schema::field::SERVICE_FIELDS changed: add the new field with a sample value"
+    );
+}
+
+#[test]
+fn every_unparsed_field_has_a_sample_here() {
+    let mut from_schema: Vec<&str> = field::UNPARSED_FIELDS.to_vec();
+    from_schema.sort_unstable();
+    let listed: Vec<&str> = unparsed_field_samples().keys().copied().collect();
+    assert_eq!(
+        listed, from_schema,
+        "schema::field::UNPARSED_FIELDS changed: add the new field with a sample value"
     );
 }
 
@@ -162,6 +190,10 @@ fn a_line_written_by_the_service_logger_indexes_without_mapping_errors() {
     let mapped = mapped_fields();
     assert!(document.len() >= 8, "{document:?}");
     for (field, value) in &document {
+        assert!(
+            field::SERVICE_FIELDS.contains(&field.as_str()),
+            "{field} (from a real log line) is not declared in schema::field::SERVICE_FIELDS"
+        );
         let kind = mapped
             .get(field)
             .unwrap_or_else(|| panic!("{field} (from a real log line) is not mapped"));
@@ -176,13 +208,13 @@ fn a_line_written_by_the_service_logger_indexes_without_mapping_errors() {
 fn category_and_stack_trace_have_the_types_the_dashboards_need() {
     let mapped = mapped_fields();
     // Terms aggregations and exact filters on the category and the transaction id.
-    assert_eq!(mapped["log.category"], "keyword");
-    assert_eq!(mapped["transaction.id"], "keyword");
+    assert_eq!(mapped[field::LOG_CATEGORY], "keyword");
+    assert_eq!(mapped[field::TRANSACTION_ID], "keyword");
     // Percentiles of the duration, ranges on the status code.
-    assert_eq!(mapped["event.duration"], "long");
-    assert_eq!(mapped["http.response.status_code"], "long");
+    assert_eq!(mapped[field::EVENT_DURATION], "long");
+    assert_eq!(mapped[field::HTTP_RESPONSE_STATUS_CODE], "long");
     // Infix search in stack traces (ECS maps it as wildcard).
-    assert_eq!(mapped["error.stack_trace"], "wildcard");
+    assert_eq!(mapped[field::ERROR_STACK_TRACE], "wildcard");
 }
 
 #[test]
@@ -295,12 +327,16 @@ fn settings_use_the_retention_policy_we_ship() {
 
 /// The documents the shipper really builds (through its own enrichment code) for a service
 /// log line and for each kind of bad line: every field of each must be mapped with a type
-/// that accepts its value, so the template cannot fall behind the shipper either.
+/// that accepts its value, so the template cannot fall behind the shipper either. Together
+/// the documents must carry every field and every tag the schema declares for the shipper,
+/// and nothing else beyond the service's own fields, so the schema cannot fall behind it.
 #[test]
 fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
-    use shipper::input::fingerprint::TailMark;
+    use std::collections::BTreeSet;
+
+    use shipper::encode::{Encoded, Enricher, SourceFile};
+    use shipper::input::identity::TailMark;
     use shipper::input::line_reader::Line;
-    use shipper::transform::{Encoded, Enricher, SourceFile};
 
     let identity = service_kit::line::ServiceIdentity {
         name: "loan-resource".into(),
@@ -326,7 +362,9 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         (b"last words".to_vec(), false, true),
     ];
     let mapped = mapped_fields();
-    let mut enricher = Enricher::new("shipper-host", "shipper", "default");
+    let mut enricher = Enricher::new("shipper-host", agent::NAME, "default");
+    let mut fields_seen: BTreeSet<String> = BTreeSet::new();
+    let mut tags_seen: BTreeSet<String> = BTreeSet::new();
     let file = SourceFile::new(
         0xfeed,
         std::path::Path::new("/var/log/didban/loan-resource.log"),
@@ -349,7 +387,29 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         let document: serde_json::Map<String, Value> =
             serde_json::from_slice(&out[source_start..out.len() - 1])
                 .expect("the shipper writes JSON");
+        for e in Enriched::ALL {
+            assert!(
+                document.contains_key(e.name()),
+                "{} missing from {document:?}",
+                e.name()
+            );
+        }
+        assert_eq!(document[Enriched::AgentType.name()], agent::TYPE);
+        assert_eq!(document[Enriched::AgentName.name()], agent::NAME);
+        if let Some(tags) = document.get(field::TAGS) {
+            for t in tags.as_array().expect("tags is an array") {
+                tags_seen.insert(t.as_str().expect("a tag is a string").to_owned());
+            }
+        }
         for (field, value) in &document {
+            let declared = field::SERVICE_FIELDS.contains(&field.as_str())
+                || field::UNPARSED_FIELDS.contains(&field.as_str())
+                || Enriched::from_name(field).is_some();
+            assert!(
+                declared,
+                "{field} (from a document the shipper builds) is not in the schema"
+            );
+            fields_seen.insert(field.clone());
             let kind = mapped.get(field).unwrap_or_else(|| {
                 panic!("{field} (from a document the shipper builds) is not mapped in {MAPPINGS}")
             });
@@ -359,4 +419,16 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
             );
         }
     }
+    for name in Enriched::ALL
+        .iter()
+        .map(|e| e.name())
+        .chain(field::UNPARSED_FIELDS)
+    {
+        assert!(fields_seen.contains(name), "no document carries {name}");
+    }
+    let tags_declared: BTreeSet<String> = tag::ALL.iter().map(|t| t.to_string()).collect();
+    assert_eq!(
+        tags_seen, tags_declared,
+        "the shipper's tags and the schema's"
+    );
 }

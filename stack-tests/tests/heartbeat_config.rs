@@ -44,7 +44,7 @@ fn there_is_one_http_monitor_per_service_every_ten_seconds() {
         assert!(ids.insert(id.to_owned()), "duplicate id {id}");
         let name = m["name"].as_str().expect("name");
         assert_eq!(
-            m["service.name"].as_str(),
+            m[schema::field::SERVICE_NAME].as_str(),
             Some(name),
             "service.name links the monitor to its service"
         );

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schema::{field, Category};
 use serde_json::Value;
-use service_kit::Category;
 use stack_tests::files::{read_json, read_ndjson};
 use stack_tests::heartbeat_fields::heartbeat_field_type;
 use stack_tests::mapping::flatten;
@@ -204,8 +204,11 @@ fn every_queried_field_exists_in_our_template_or_in_heartbeat() {
 
 #[test]
 fn category_values_in_queries_are_real_categories() {
-    let re = regex::Regex::new(r"log\.category\s*:\s*\(([^)]*)\)|log\.category\s*:\s*([A-Za-z]+)")
-        .expect("regex");
+    let name = regex::escape(field::LOG_CATEGORY);
+    let re = regex::Regex::new(&format!(
+        r"{name}\s*:\s*\(([^)]*)\)|{name}\s*:\s*([A-Za-z]+)"
+    ))
+    .expect("regex");
     let mut seen = 0;
     for o in objects() {
         let text = o.raw.to_string();
@@ -238,11 +241,11 @@ fn the_services_and_uptime_dashboards_exist_and_read_the_right_data() {
             "Services",
             "didban-logs",
             vec![
-                "log.category",
-                "service.name",
-                "transaction.id",
-                "error.stack_trace",
-                "event.duration",
+                field::LOG_CATEGORY,
+                field::SERVICE_NAME,
+                field::TRANSACTION_ID,
+                field::ERROR_STACK_TRACE,
+                field::EVENT_DURATION,
             ],
         ),
         (

@@ -379,7 +379,7 @@ impl Settings {
             },
             encode: EncodeConfig {
                 host_name,
-                agent_name: "shipper".to_string(),
+                agent_name: schema::agent::NAME.to_string(),
                 namespace,
                 batch: BatchLimits {
                     max_docs,

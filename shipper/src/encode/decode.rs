@@ -8,43 +8,21 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use schema::{field, Enriched};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// Top-level keys the shipper may add, as bits of [`Present`].
-pub const ENRICHED_KEYS: [&str; 12] = [
-    "@timestamp",
-    "host.name",
-    "agent.type",
-    "agent.name",
-    "agent.version",
-    "log.file.path",
-    "log.offset",
-    "event.ingested",
-    "data_stream.type",
-    "data_stream.dataset",
-    "data_stream.namespace",
-    "event.dataset",
-];
-
-/// Which of [`ENRICHED_KEYS`] a line already has.
+/// Which of the [`Enriched`] fields a line already has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Present(u16);
 
 impl Present {
-    pub fn has(self, key: &str) -> bool {
-        ENRICHED_KEYS
-            .iter()
-            .position(|k| *k == key)
-            .is_some_and(|i| self.0 & (1 << i) != 0)
-    }
-
-    pub fn has_index(self, index: usize) -> bool {
-        self.0 & (1 << index) != 0
+    pub fn has(self, field: Enriched) -> bool {
+        self.0 & (1 << field.index()) != 0
     }
 
     fn set(&mut self, key: &str) {
-        if let Some(i) = ENRICHED_KEYS.iter().position(|k| *k == key) {
-            self.0 |= 1 << i;
+        if let Some(field) = Enriched::from_name(key) {
+            self.0 |= 1 << field.index();
         }
     }
 }
@@ -133,12 +111,12 @@ impl<'de> Visitor<'de> for TopLevel {
             empty = false;
             if self.capture_facts {
                 let slot = match key.as_ref() {
-                    "log.category" => Some(&mut facts.category),
-                    "log.level" => Some(&mut facts.level),
-                    "message" => Some(&mut facts.message),
-                    "transaction.id" => Some(&mut facts.transaction_id),
-                    "error.type" => Some(&mut facts.error_type),
-                    "error.message" => Some(&mut facts.error_message),
+                    field::LOG_CATEGORY => Some(&mut facts.category),
+                    field::LOG_LEVEL => Some(&mut facts.level),
+                    field::MESSAGE => Some(&mut facts.message),
+                    field::TRANSACTION_ID => Some(&mut facts.transaction_id),
+                    field::ERROR_TYPE => Some(&mut facts.error_type),
+                    field::ERROR_MESSAGE => Some(&mut facts.error_message),
                     _ => None,
                 };
                 if let Some(slot) = slot {
@@ -147,9 +125,9 @@ impl<'de> Visitor<'de> for TopLevel {
                 }
             }
             match key.as_ref() {
-                "service.name" => service_name = map.next_value_seed(StringOrNothing)?,
-                "@timestamp" if self.capture_facts => {
-                    present.set("@timestamp");
+                field::SERVICE_NAME => service_name = map.next_value_seed(StringOrNothing)?,
+                field::TIMESTAMP if self.capture_facts => {
+                    present.set(field::TIMESTAMP);
                     facts.timestamp = map.next_value_seed(StringOrNothing)?;
                 }
                 "service" => {
@@ -334,9 +312,12 @@ mod tests {
     fn keys_the_shipper_would_add_are_noticed() {
         let (_, present, empty) =
             object(r#"{"@timestamp":"t","host.name":"h","nested":{"log.offset":1}}"#);
-        assert!(present.has("@timestamp"));
-        assert!(present.has("host.name"));
-        assert!(!present.has("log.offset"), "only top-level keys count");
+        assert!(present.has(Enriched::Timestamp));
+        assert!(present.has(Enriched::HostName));
+        assert!(
+            !present.has(Enriched::LogOffset),
+            "only top-level keys count"
+        );
         assert!(!empty);
         assert!(object("{}").2);
         assert!(object("  { } ").2);
@@ -377,7 +358,7 @@ mod tests {
         assert_eq!(facts.transaction_id.as_deref(), Some("tx-1"));
         assert_eq!(facts.error_message.as_deref(), Some("refused"));
         assert_eq!(facts.timestamp.as_deref(), Some("t"));
-        assert!(present.has("@timestamp"));
+        assert!(present.has(Enriched::Timestamp));
         let Decoded::Object { facts, .. } = inspect(line, false) else {
             panic!("an object");
         };

@@ -1,8 +1,7 @@
 //! Writes a line as a `_bulk` item, adding what the shipper knows about it.
 //!
-//! Added fields (only those the line does not already carry): `@timestamp` (when missing,
-//! the time it was read, since a data stream needs one), `host.name`, `agent.*`,
-//! `log.file.path`, `log.offset`, `event.ingested`, `data_stream.*` and `event.dataset`.
+//! Added fields: the schema's [`Enriched`] ones the line does not already carry
+//! (`@timestamp` when missing is the time it was read, since a data stream needs one).
 //! A JSON object line is copied byte for byte and the fields are spliced in before its
 //! closing brace, so all its fields are kept exactly as written.
 
@@ -10,21 +9,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::decode::{inspect, Decoded, Present, ENRICHED_KEYS};
+use schema::{agent, field, tag, Enriched};
+
+use super::decode::{inspect, Decoded, Present};
 use super::doc_id::write_id;
 use super::route;
 use super::tap::{DocumentTap, TappedDocument};
 use crate::input::identity::FileKey;
 use crate::input::line_reader::Line;
 
-/// Tag of a line that is not a JSON object.
-pub const TAG_NOT_JSON: &str = "_jsonparsefailure";
-/// Tag of a line that is not valid UTF-8 (its invalid bytes are replaced by U+FFFD).
-pub const TAG_INVALID_UTF8: &str = "_invalid_utf8";
-/// Tag of a line longer than the limit, cut to the limit.
-pub const TAG_TRUNCATED: &str = "_truncated";
-/// Tag of a last line that never got its newline before the file was finished.
-pub const TAG_UNTERMINATED: &str = "_unterminated";
+/// The data stream type of every document, first part of every index name.
+const DATA_STREAM_TYPE: &str = "logs";
 
 /// What the shipper knows about the file a line comes from.
 pub struct SourceFile {
@@ -57,8 +52,10 @@ pub enum Encoded {
 pub struct Enricher {
     namespace: String,
     host_json: String,
+    agent_type_json: String,
     agent_name_json: String,
     agent_version_json: String,
+    data_stream_type_json: String,
     namespace_json: String,
     /// Service name -> dataset, with the dataset as a JSON string: computed once per name,
     /// not once per line.
@@ -87,8 +84,10 @@ impl Enricher {
         Enricher {
             namespace: namespace.to_string(),
             host_json: json_string(host_name),
+            agent_type_json: json_string(agent::TYPE),
             agent_name_json: json_string(agent_name),
             agent_version_json: json_string(env!("CARGO_PKG_VERSION")),
+            data_stream_type_json: json_string(DATA_STREAM_TYPE),
             namespace_json: json_string(namespace),
             datasets: HashMap::new(),
             ingested: (String::new(), "\"\"".to_string()),
@@ -162,24 +161,24 @@ impl Enricher {
                 let mut reason = None;
                 match other {
                     Some(Decoded::InvalidUtf8) => {
-                        tags.push(TAG_NOT_JSON);
-                        tags.push(TAG_INVALID_UTF8);
+                        tags.push(tag::NOT_JSON);
+                        tags.push(tag::INVALID_UTF8);
                     }
                     Some(Decoded::NotJson(why)) => {
-                        tags.push(TAG_NOT_JSON);
+                        tags.push(tag::NOT_JSON);
                         reason = Some(why);
                     }
                     _ => {
                         if std::str::from_utf8(bytes).is_err() {
-                            tags.push(TAG_INVALID_UTF8);
+                            tags.push(tag::INVALID_UTF8);
                         }
                     }
                 }
                 if line.truncated {
-                    tags.push(TAG_TRUNCATED);
+                    tags.push(tag::TRUNCATED);
                 }
                 if line.unterminated {
-                    tags.push(TAG_UNTERMINATED);
+                    tags.push(tag::UNTERMINATED);
                 }
                 let dataset = self.dataset_for(None, &file.dataset);
                 let dataset = &*dataset;
@@ -194,21 +193,29 @@ impl Enricher {
                 }
                 self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
-                out.extend_from_slice(b"{\"message\":");
+                out.push(b'{');
+                write_key(out, field::MESSAGE);
                 out.extend_from_slice(json_string(&String::from_utf8_lossy(bytes)).as_bytes());
-                out.extend_from_slice(b",\"tags\":[");
+                out.push(b',');
+                write_key(out, field::TAGS);
+                out.push(b'[');
                 for (i, tag) in tags.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(json_string(tag).as_bytes());
+                    write_plain_string(out, tag);
                 }
                 out.push(b']');
                 if line.truncated {
-                    out.extend_from_slice(b",\"log.flags\":[\"truncated\"]");
+                    out.push(b',');
+                    write_key(out, field::LOG_FLAGS);
+                    out.push(b'[');
+                    write_plain_string(out, tag::FLAG_TRUNCATED);
+                    out.push(b']');
                 }
                 if let Some(reason) = reason {
-                    out.extend_from_slice(b",\"didban.parse_error\":");
+                    out.push(b',');
+                    write_key(out, field::PARSE_ERROR);
                     out.extend_from_slice(json_string(&reason).as_bytes());
                 }
                 self.write_fields(out, Present::default(), true, dataset, file, line.offset);
@@ -236,7 +243,9 @@ impl Enricher {
     }
 
     fn write_action(&self, out: &mut Vec<u8>, dataset: &str, key: FileKey, offset: u64) {
-        out.extend_from_slice(b"{\"create\":{\"_index\":\"logs-");
+        out.extend_from_slice(b"{\"create\":{\"_index\":\"");
+        out.extend_from_slice(DATA_STREAM_TYPE.as_bytes());
+        out.push(b'-');
         out.extend_from_slice(dataset.as_bytes());
         out.push(b'-');
         out.extend_from_slice(self.namespace.as_bytes());
@@ -256,34 +265,44 @@ impl Enricher {
     ) {
         let mut offset_buf = itoa::Buffer::new();
         let ingested_json = &self.ingested.1;
-        let values: [&str; 12] = [
-            ingested_json,
-            &self.host_json,
-            "\"didban-shipper\"",
-            &self.agent_name_json,
-            &self.agent_version_json,
-            &file.path_json,
-            offset_buf.format(offset),
-            ingested_json,
-            "\"logs\"",
-            &dataset.json,
-            &self.namespace_json,
-            &dataset.json,
-        ];
-        for (i, (key, value)) in ENRICHED_KEYS.iter().zip(values).enumerate() {
-            if present.has_index(i) {
+        for field in Enriched::ALL {
+            if present.has(field) {
                 continue;
             }
+            let value: &str = match field {
+                Enriched::Timestamp | Enriched::EventIngested => ingested_json,
+                Enriched::HostName => &self.host_json,
+                Enriched::AgentType => &self.agent_type_json,
+                Enriched::AgentName => &self.agent_name_json,
+                Enriched::AgentVersion => &self.agent_version_json,
+                Enriched::LogFilePath => &file.path_json,
+                Enriched::LogOffset => offset_buf.format(offset),
+                Enriched::DataStreamType => &self.data_stream_type_json,
+                Enriched::DataStreamDataset | Enriched::EventDataset => &dataset.json,
+                Enriched::DataStreamNamespace => &self.namespace_json,
+            };
             if comma {
                 out.push(b',');
             }
             comma = true;
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
+            write_key(out, field.name());
             out.extend_from_slice(value.as_bytes());
         }
     }
+}
+
+/// Appends `"name":`. Field names are plain ASCII without quotes or backslashes.
+fn write_key(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `s` quoted: for the schema's tags, plain ASCII that needs no escaping.
+fn write_plain_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// The line without a trailing `\r` (CRLF files).
@@ -317,7 +336,7 @@ mod tests {
     }
 
     fn encode(l: &Line<'_>) -> (Value, Value) {
-        let mut e = Enricher::new("host-1", "shipper", "default");
+        let mut e = Enricher::new("host-1", agent::NAME, "default");
         let file = SourceFile::new(0xfeed, Path::new("/var/log/didban/payment.log"));
         let mut out = Vec::new();
         let Encoded::Document { source_start } =
@@ -352,7 +371,8 @@ mod tests {
         assert_eq!(source["data_stream.dataset"], "loan_resource");
         assert_eq!(source["event.dataset"], "loan_resource");
         assert_eq!(source["data_stream.namespace"], "default");
-        assert_eq!(source["agent.type"], "didban-shipper");
+        assert_eq!(source["agent.type"], agent::TYPE);
+        assert_eq!(source["agent.name"], agent::NAME);
         assert_eq!(source["event.ingested"], "2026-11-26T10:00:00.000Z");
         assert!(source.get("tags").is_none());
     }
@@ -360,7 +380,7 @@ mod tests {
     #[test]
     fn no_key_is_written_twice() {
         let raw = br#"{"@timestamp":"t","host.name":"h","event.dataset":"x","log.offset":1}"#;
-        let mut e = Enricher::new("h2", "shipper", "default");
+        let mut e = Enricher::new("h2", agent::NAME, "default");
         let file = SourceFile::new(1, Path::new("/a.log"));
         let mut out = Vec::new();
         e.encode(&line(raw), &file, "now", &mut out);
@@ -389,7 +409,7 @@ mod tests {
         let (action, source) = encode(&line(b"plain text with \"quotes\"\r"));
         assert_eq!(action["create"]["_index"], "logs-payment-default");
         assert_eq!(source["message"], "plain text with \"quotes\"");
-        assert_eq!(source["tags"], serde_json::json!([TAG_NOT_JSON]));
+        assert_eq!(source["tags"], serde_json::json!([tag::NOT_JSON]));
         assert!(source["didban.parse_error"].is_string());
         let (_, truncated_json) = encode(&line(br#"{"a":"#));
         assert_eq!(truncated_json["message"], r#"{"a":"#);
@@ -401,7 +421,7 @@ mod tests {
         assert_eq!(source["message"], "caf\u{fffd} \u{0}\u{1} bin");
         assert_eq!(
             source["tags"],
-            serde_json::json!([TAG_NOT_JSON, TAG_INVALID_UTF8])
+            serde_json::json!([tag::NOT_JSON, tag::INVALID_UTF8])
         );
     }
 
@@ -410,12 +430,12 @@ mod tests {
         let mut l = line(br#"{"service.name":"payment","message":"aaaa"#);
         l.truncated = true;
         let (_, source) = encode(&l);
-        assert_eq!(source["tags"], serde_json::json!([TAG_TRUNCATED]));
+        assert_eq!(source["tags"], serde_json::json!([tag::TRUNCATED]));
         assert_eq!(source["log.flags"], serde_json::json!(["truncated"]));
         let mut u = line(b"last words");
         u.unterminated = true;
         let (_, source) = encode(&u);
-        assert_eq!(source["tags"], serde_json::json!([TAG_UNTERMINATED]));
+        assert_eq!(source["tags"], serde_json::json!([tag::UNTERMINATED]));
     }
 
     #[test]
@@ -431,7 +451,7 @@ mod tests {
             }
         }
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut e = Enricher::new("h", "shipper", "default")
+        let mut e = Enricher::new("h", agent::NAME, "default")
             .with_tap(Box::new(Recorder(Arc::clone(&seen))));
         let file = SourceFile::new(1, Path::new("/l/payment.log"));
         let mut out = Vec::new();
@@ -453,7 +473,7 @@ mod tests {
 
     #[test]
     fn empty_lines_make_no_document() {
-        let mut e = Enricher::new("h", "shipper", "default");
+        let mut e = Enricher::new("h", agent::NAME, "default");
         let file = SourceFile::new(1, Path::new("/a.log"));
         let mut out = Vec::new();
         assert_eq!(e.encode(&line(b""), &file, "now", &mut out), Encoded::Empty);

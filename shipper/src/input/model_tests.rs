@@ -272,7 +272,7 @@ fn start(
     };
     let encode = EncodeConfig {
         host_name: "test".into(),
-        agent_name: "shipper".into(),
+        agent_name: schema::agent::NAME.into(),
         namespace: "default".into(),
         batch: BatchLimits {
             max_docs: 7,

@@ -102,7 +102,11 @@ impl EsClient {
         }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            .user_agent(concat!("didban-shipper/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!(
+                "{}/{}",
+                schema::agent::TYPE,
+                env!("CARGO_PKG_VERSION")
+            ))
             .default_headers(headers)
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
