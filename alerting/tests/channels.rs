@@ -2,6 +2,8 @@
 //! incoming webhooks define, the generic webhook's schema, an e-mail received by a real
 //! SMTP server with authentication, retries, and secrets kept out of errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod peers;
 
 use std::time::Duration;

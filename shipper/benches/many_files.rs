@@ -10,6 +10,8 @@
 //! RSS after shipping and after the idle period, CPU share of one core while idle, and the
 //! ratios against the 10-file run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::fs::File;

@@ -15,6 +15,8 @@
 //! `SHIPPER_*` variables in the bench's environment are passed to the shipper, to compare
 //! settings (e.g. `SHIPPER_BATCH_MAX_DOCS=500`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};

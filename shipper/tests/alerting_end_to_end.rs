@@ -6,6 +6,8 @@
 //! - Heartbeat documents (as Heartbeat 9.2 writes them, retried attempts included) in the
 //!   test server: a monitor down for K checks fires once; up again resolves once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 #[path = "../../alerting/tests/peers/mod.rs"]

@@ -2,6 +2,8 @@
 //! Elasticsearch-compatible test server, through rotations, crashes and outages, and every
 //! line is indexed exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::fs;

@@ -1,5 +1,7 @@
 //! Bad input is shipped or flagged, never dropped and never a crash.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::fs;

@@ -1,6 +1,8 @@
 //! The Elasticsearch output against an Elasticsearch-compatible test server: every document
 //! ends up stored once (or dead-lettered with its reason), and is acknowledged exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod output_support;
 
 use std::collections::HashSet;

@@ -2,6 +2,8 @@
 //!
 //! One test in its own binary: it installs the global metrics recorder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod output_support;
 
 use es_test_server::{EsTestServer, ServerConfig};

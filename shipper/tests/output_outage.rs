@@ -1,6 +1,8 @@
 //! Elasticsearch going away in the middle of a stream: the output keeps every batch, retries
 //! until the cluster is back, and in the end every document is stored exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod output_support;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! Startup of the Elasticsearch output: it waits for the cluster, refuses what waiting cannot
 //! fix, sends credentials, and installs the templates before any document.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod output_support;
 
 use std::time::Duration;

@@ -5,6 +5,8 @@
 //! `ELASTICSEARCH_CA_CERT` like the shipper. Writes into a namespace of its own and deletes
 //! its data streams at the end.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::process::{Command, Stdio};

@@ -2,6 +2,8 @@
 //! concurrent load, while the shipper is killed with `kill -9` and restarted: every request's
 //! access line is indexed exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! The shipper's settings as `docker compose` passes them: by environment variables, some of
 //! them empty, some wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::process::Command;
 
 const EVERY_VARIABLE: &[&str] = &[

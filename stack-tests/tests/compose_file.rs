@@ -1,6 +1,8 @@
 //! `docker-compose.yml` and `.env.example`: secure by default (Elasticsearch and Kibana on
 //! 127.0.0.1 only, no secret in the file), and wired as the shipper and the services expect.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::collections::BTreeMap;
 
 use serde_yaml::Value;

@@ -2,6 +2,8 @@
 //! image), and one small non-root runtime target per image, with a health check, built by
 //! the compose files under the target's name.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use serde_yaml::Value;
 use stack_tests::compose::read_compose_file;
 use stack_tests::dockerfile::{

@@ -1,6 +1,8 @@
 //! The Elasticsearch resources the shipper installs: they parse, they are laid out as the
 //! shipper expects, and they map every field the services and the shipper write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::collections::BTreeMap;
 
 use schema::{agent, field, tag, Enriched};

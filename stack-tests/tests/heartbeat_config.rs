@@ -1,6 +1,8 @@
 //! Heartbeat's configuration: one 10-second HTTP check per service, on the address the
 //! compose file gives that service, writing to the secured Elasticsearch.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::collections::BTreeSet;
 
 use serde_yaml::Value;

@@ -1,6 +1,8 @@
 //! The Kibana saved objects the stack imports at start: valid export NDJSON, references
 //! that resolve inside the file, and queries only on fields that exist.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use schema::{field, Category};

@@ -1,5 +1,7 @@
 //! End-to-end: the `loan-resource` binary on a free port, its log file read back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use serde_json::{json, Value};
 use service_kit::schema;
 use service_kit::testing::{

@@ -1,6 +1,8 @@
 //! End-to-end: the `payment` binary on a free port, alone and with the two services it
 //! calls, its log file read back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::path::Path;
 use std::time::Duration;
 

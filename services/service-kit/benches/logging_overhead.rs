@@ -11,6 +11,8 @@
 //! with `LOG_LEVEL=off`, alternating so that machine noise hits both modes alike. A child
 //! process is needed because the logger is process-global.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! End-to-end: a real server on 127.0.0.1, driven over HTTP with reqwest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
