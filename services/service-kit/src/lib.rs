@@ -5,7 +5,7 @@
 //! `log.category` that says whose problem the line is ([`Category`]), and the stack trace of
 //! bugs and infrastructure failures. This crate is the one place where that format, the
 //! error-to-category mapping and the request plumbing are defined, so the services cannot
-//! drift apart.
+//! drift apart; the field names themselves come from the `didban-schema` crate.
 //!
 //! A service is its routes plus one call:
 //!
