@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use schema::Category;
 use serde::Deserialize;
 use url::Url;
 
@@ -249,9 +250,9 @@ fn invalid(setting: &str, reason: impl Into<String>) -> AlertConfigError {
 pub(crate) fn default_rules() -> Vec<LogRule> {
     vec![
         LogRule {
-            name: "SystemError burst".into(),
+            name: format!("{} burst", Category::SystemError.as_str()),
             filter: RuleFilter {
-                category: Some("SystemError".into()),
+                category: Some(Category::SystemError.as_str().into()),
                 ..RuleFilter::default()
             },
             threshold: 5,
@@ -260,9 +261,9 @@ pub(crate) fn default_rules() -> Vec<LogRule> {
             channels: None,
         },
         LogRule {
-            name: "ApplicationError burst".into(),
+            name: format!("{} burst", Category::ApplicationError.as_str()),
             filter: RuleFilter {
-                category: Some("ApplicationError".into()),
+                category: Some(Category::ApplicationError.as_str().into()),
                 ..RuleFilter::default()
             },
             threshold: 5,

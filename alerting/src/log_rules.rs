@@ -244,10 +244,10 @@ pub(crate) fn describe(rule: &LogRule) -> String {
         parts.push(format!("dataset {d}"));
     }
     if let Some(c) = &f.category {
-        parts.push(format!("log.category {c}"));
+        parts.push(format!("{} {c}", schema::field::LOG_CATEGORY));
     }
     if let Some(l) = &f.level {
-        parts.push(format!("log.level {l}"));
+        parts.push(format!("{} {l}", schema::field::LOG_LEVEL));
     }
     let filter = if parts.is_empty() {
         String::new()

@@ -146,7 +146,11 @@ impl QueryClient {
         }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            .user_agent(concat!("didban-shipper/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!(
+                "{}/{}",
+                schema::agent::TYPE,
+                env!("CARGO_PKG_VERSION")
+            ))
             .default_headers(headers)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)

@@ -165,7 +165,11 @@ impl Sender {
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .use_rustls_tls()
-        .user_agent(concat!("didban-shipper/", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!(
+            "{}/{}",
+            schema::agent::TYPE,
+            env!("CARGO_PKG_VERSION")
+        ))
         .timeout(Duration::from_secs(15))
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
