@@ -1,5 +1,6 @@
-//! Alert settings: the `ALERT_*` one-liners and the `[alerts]` section of the configuration
-//! file, merged (environment over file) and checked.
+//! Alert settings: the `[alerts]` section (the `ALERT_*` one-liners layered over the
+//! configuration file, declared in [`crate::sections`]) resolved into what the engine runs
+//! with: defaults applied and every value checked once.
 //!
 //! Alerting is on as soon as one channel is configured; the default rules then apply unless
 //! turned off. Errors name the setting (environment variable and file key) and the reason,
@@ -9,157 +10,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use schema::Category;
-use serde::Deserialize;
+use secrecy::{ExposeSecret, SecretString};
+use settings_kit::SettingError;
 use url::Url;
 
-use super::channels::{self, ChannelKind, ChannelTarget};
-
-/// The environment variables (and flags) of alerting; flattened into the shipper's `Cli`.
-/// `Debug` is written by hand: the channel lines hold secrets.
-#[derive(Clone, Default, clap::Args)]
-pub struct AlertArgs {
-    /// Telegram channel: telegram://<bot-token>@telegram?chats=<chat-id>[,<chat-id>]
-    /// [alerts.channels.telegram].
-    #[arg(long, env = "ALERT_TELEGRAM", hide_env_values = true)]
-    pub alert_telegram: Option<String>,
-    /// Telegram Bot API base URL (default https://api.telegram.org)
-    /// [alerts.channels.telegram_api_url].
-    #[arg(long, env = "ALERT_TELEGRAM_API_URL")]
-    pub alert_telegram_api_url: Option<String>,
-    /// Slack incoming webhook: https://hooks.slack.com/services/... [alerts.channels.slack].
-    #[arg(long, env = "ALERT_SLACK", hide_env_values = true)]
-    pub alert_slack: Option<String>,
-    /// E-mail: smtp://user:pass@host:587/?from=...&to=a@x,b@y (STARTTLS) or smtps://...
-    /// (TLS) [alerts.channels.email].
-    #[arg(long, env = "ALERT_EMAIL", hide_env_values = true)]
-    pub alert_email: Option<String>,
-    /// Generic JSON webhook URL [alerts.channels.webhook].
-    #[arg(long, env = "ALERT_WEBHOOK", hide_env_values = true)]
-    pub alert_webhook: Option<String>,
-    /// Kibana base URL for the links in alerts (default http://localhost:5601)
-    /// [alerts.kibana_url].
-    #[arg(long, env = "KIBANA_URL")]
-    pub kibana_url: Option<String>,
-    /// Time zone of the times in alerts (default Asia/Tehran) [alerts.timezone].
-    #[arg(long, env = "LOG_TIMEZONE")]
-    pub log_timezone: Option<String>,
-    /// The default rules (SystemError and ApplicationError bursts per service, monitors down,
-    /// latency): true or false (default true) [alerts.default_rules].
-    #[arg(long, env = "ALERT_DEFAULT_RULES")]
-    pub alert_default_rules: Option<String>,
-    /// Repeat a firing alert this often; 0s = never (default 0s) [alerts.reminder_interval].
-    #[arg(long, env = "ALERT_REMINDER_INTERVAL")]
-    pub alert_reminder_interval: Option<String>,
-    /// Messages per minute per channel at most; the rest are counted and dropped (default 20)
-    /// [alerts.rate_limit_per_minute].
-    #[arg(long, env = "ALERT_RATE_LIMIT_PER_MINUTE")]
-    pub alert_rate_limit_per_minute: Option<String>,
-    /// How often Heartbeat's data is queried; 0s turns the uptime rules off (default 5s)
-    /// [alerts.uptime.interval].
-    #[arg(long, env = "ALERT_UPTIME_INTERVAL")]
-    pub alert_uptime_interval: Option<String>,
-    /// Consecutive down checks before a monitor alert fires (default 3)
-    /// [alerts.uptime.down_checks].
-    #[arg(long, env = "ALERT_UPTIME_DOWN_CHECKS")]
-    pub alert_uptime_down_checks: Option<String>,
-    /// p95 check duration above which a monitor is slow; 0s turns it off (default 1s)
-    /// [alerts.uptime.latency_threshold].
-    #[arg(long, env = "ALERT_LATENCY_THRESHOLD")]
-    pub alert_latency_threshold: Option<String>,
-    /// Window of the p95 latency (default 5m) [alerts.uptime.latency_window].
-    #[arg(long, env = "ALERT_LATENCY_WINDOW")]
-    pub alert_latency_window: Option<String>,
-}
-
-impl std::fmt::Debug for AlertArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let set = |v: &Option<String>| v.as_ref().map(|_| "<set>");
-        f.debug_struct("AlertArgs")
-            .field("alert_telegram", &set(&self.alert_telegram))
-            .field("alert_telegram_api_url", &self.alert_telegram_api_url)
-            .field("alert_slack", &set(&self.alert_slack))
-            .field("alert_email", &set(&self.alert_email))
-            .field("alert_webhook", &set(&self.alert_webhook))
-            .field("kibana_url", &self.kibana_url)
-            .field("log_timezone", &self.log_timezone)
-            .field("alert_default_rules", &self.alert_default_rules)
-            .field("alert_reminder_interval", &self.alert_reminder_interval)
-            .field(
-                "alert_rate_limit_per_minute",
-                &self.alert_rate_limit_per_minute,
-            )
-            .field("alert_uptime_interval", &self.alert_uptime_interval)
-            .field("alert_uptime_down_checks", &self.alert_uptime_down_checks)
-            .field("alert_latency_threshold", &self.alert_latency_threshold)
-            .field("alert_latency_window", &self.alert_latency_window)
-            .finish()
-    }
-}
-
-/// `[alerts]` in the configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsSection {
-    kibana_url: Option<String>,
-    timezone: Option<String>,
-    default_rules: Option<bool>,
-    reminder_interval: Option<String>,
-    rate_limit_per_minute: Option<u32>,
-    #[serde(default)]
-    channels: ChannelsSection,
-    #[serde(default)]
-    uptime: UptimeSection,
-    #[serde(default)]
-    rules: Vec<RuleSection>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChannelsSection {
-    telegram: Option<String>,
-    telegram_api_url: Option<String>,
-    slack: Option<String>,
-    email: Option<String>,
-    webhook: Option<String>,
-}
-
-impl std::fmt::Debug for ChannelsSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The lines hold secrets; only say which are set.
-        f.debug_struct("ChannelsSection")
-            .field("telegram", &self.telegram.is_some())
-            .field("slack", &self.slack.is_some())
-            .field("email", &self.email.is_some())
-            .field("webhook", &self.webhook.is_some())
-            .finish()
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UptimeSection {
-    index: Option<String>,
-    interval: Option<String>,
-    down_checks: Option<u32>,
-    latency_threshold: Option<String>,
-    latency_window: Option<String>,
-    latency_min_checks: Option<u32>,
-}
-
-/// `[[alerts.rules]]`: a count of matching documents in a sliding window.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleSection {
-    name: String,
-    service: Option<String>,
-    dataset: Option<String>,
-    category: Option<String>,
-    level: Option<String>,
-    threshold: u64,
-    window: String,
-    resolve_after: Option<String>,
-    channels: Option<Vec<ChannelKind>>,
-}
+use crate::channels::{self, ChannelKind, ChannelTarget};
+use crate::sections::{sections, Alerts, RuleSection, Uptime};
 
 /// Which documents a log rule counts. Every part is optional; an empty filter counts all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -224,19 +80,24 @@ pub(crate) const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(60);
 /// The log evaluator's bitmask holds one bit per rule.
 pub(crate) const MAX_RULES: usize = 64;
 
-/// A setting that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid setting {setting}: {reason}")]
-pub struct AlertConfigError {
-    pub setting: String,
-    pub reason: String,
+/// `ENV [alerts.key]` of the setting whose field is `id`.
+fn label(id: &str) -> String {
+    settings_kit::label(&sections(), id)
 }
 
-fn invalid(setting: &str, reason: impl Into<String>) -> AlertConfigError {
-    AlertConfigError {
-        setting: setting.to_string(),
-        reason: reason.into(),
-    }
+fn invalid(setting: &str, reason: impl Into<String>) -> SettingError {
+    SettingError::new(setting, reason)
+}
+
+/// The value of a channel line, unless it is empty (an empty line is not set).
+fn line(v: Option<SecretString>) -> Option<String> {
+    v.map(|s| s.expose_secret().to_string())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// A text setting, unless it is empty (an empty value is not set).
+fn text(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
 }
 
 /// The rules that apply when a channel is configured and `default_rules` is not turned off.
@@ -275,41 +136,36 @@ pub(crate) fn default_rules() -> Vec<LogRule> {
 }
 
 impl AlertSettings {
-    /// Merges `args` (environment, flags) over `file`. `Ok(None)`: no channel, no alerting.
-    pub fn from_sources(
-        args: &AlertArgs,
-        file: AlertsSection,
-    ) -> Result<Option<AlertSettings>, AlertConfigError> {
-        let ch = file.channels;
-        const API: &str = "ALERT_TELEGRAM_API_URL [alerts.channels.telegram_api_url]";
-        let api_url = pick(&args.alert_telegram_api_url, ch.telegram_api_url)
-            .unwrap_or_else(|| channels::DEFAULT_TELEGRAM_API.to_string());
-        let api_url = channels::parse_telegram_api(&api_url).map_err(|r| invalid(API, r))?;
+    /// Applies the defaults to the layered `[alerts]` section and checks it.
+    /// `Ok(None)`: no channel, no alerting.
+    pub fn resolve(alerts: Alerts) -> Result<Option<AlertSettings>, SettingError> {
+        let ch = alerts.channels;
+        let api_url =
+            text(ch.telegram_api_url).unwrap_or_else(|| channels::DEFAULT_TELEGRAM_API.to_string());
+        let api_url = channels::parse_telegram_api(&api_url)
+            .map_err(|r| invalid(&label("telegram_api_url"), r))?;
 
         let mut targets = Vec::new();
-        if let Some(line) = pick(&args.alert_telegram, ch.telegram) {
+        if let Some(line) = line(ch.telegram) {
             targets.extend(
                 channels::parse_telegram(&line, &api_url)
-                    .map_err(|r| invalid("ALERT_TELEGRAM [alerts.channels.telegram]", r))?,
+                    .map_err(|r| invalid(&label("telegram"), r))?,
             );
         }
-        if let Some(line) = pick(&args.alert_slack, ch.slack) {
-            let url = channels::parse_webhook(&line)
-                .map_err(|r| invalid("ALERT_SLACK [alerts.channels.slack]", r))?;
+        if let Some(line) = line(ch.slack) {
+            let url = channels::parse_webhook(&line).map_err(|r| invalid(&label("slack"), r))?;
             targets.push(ChannelTarget::Slack(url));
         }
-        if let Some(line) = pick(&args.alert_email, ch.email) {
-            let email = channels::parse_email(&line)
-                .map_err(|r| invalid("ALERT_EMAIL [alerts.channels.email]", r))?;
+        if let Some(line) = line(ch.email) {
+            let email = channels::parse_email(&line).map_err(|r| invalid(&label("email"), r))?;
             targets.push(ChannelTarget::Email(email));
         }
-        if let Some(line) = pick(&args.alert_webhook, ch.webhook) {
-            let url = channels::parse_webhook(&line)
-                .map_err(|r| invalid("ALERT_WEBHOOK [alerts.channels.webhook]", r))?;
+        if let Some(line) = line(ch.webhook) {
+            let url = channels::parse_webhook(&line).map_err(|r| invalid(&label("webhook"), r))?;
             targets.push(ChannelTarget::Webhook(url));
         }
         if targets.is_empty() {
-            if !file.rules.is_empty() {
+            if !alerts.rules.is_empty() {
                 return Err(invalid(
                     "[alerts.rules]",
                     "rules are configured but no channel: set ALERT_TELEGRAM, ALERT_SLACK, ALERT_EMAIL or ALERT_WEBHOOK",
@@ -319,51 +175,44 @@ impl AlertSettings {
         }
         let configured: HashSet<ChannelKind> = targets.iter().map(ChannelTarget::kind).collect();
 
-        const KIBANA: &str = "KIBANA_URL [alerts.kibana_url]";
-        let kibana = pick(&args.kibana_url, file.kibana_url)
-            .unwrap_or_else(|| "http://localhost:5601".to_string());
-        let kibana_url = Url::parse(kibana.trim())
-            .map_err(|e| invalid(KIBANA, format!("{kibana:?} is not a URL: {e}")))?;
+        let kibana = text(alerts.kibana_url).unwrap_or_else(|| "http://localhost:5601".to_string());
+        let kibana_url = Url::parse(kibana.trim()).map_err(|e| {
+            invalid(
+                &label("kibana_url"),
+                format!("{kibana:?} is not a URL: {e}"),
+            )
+        })?;
         if !matches!(kibana_url.scheme(), "http" | "https") {
-            return Err(invalid(KIBANA, "must start with http:// or https://"));
+            return Err(invalid(
+                &label("kibana_url"),
+                "must start with http:// or https://",
+            ));
         }
 
-        const TZ: &str = "LOG_TIMEZONE [alerts.timezone]";
-        let tz_name =
-            pick(&args.log_timezone, file.timezone).unwrap_or_else(|| "Asia/Tehran".to_string());
+        let tz_name = text(alerts.timezone).unwrap_or_else(|| "Asia/Tehran".to_string());
         let timezone: chrono_tz::Tz = tz_name.trim().parse().map_err(|_| {
             invalid(
-                TZ,
+                &label("timezone"),
                 format!("{tz_name:?} is not an IANA time zone like Asia/Tehran or UTC"),
             )
         })?;
 
-        const DEFAULTS: &str = "ALERT_DEFAULT_RULES [alerts.default_rules]";
-        let use_defaults = match &args.alert_default_rules {
-            Some(v) => parse_bool(DEFAULTS, v)?,
-            None => file.default_rules.unwrap_or(true),
-        };
+        let use_defaults = alerts.default_rules.unwrap_or(true);
 
-        const REMIND: &str = "ALERT_REMINDER_INTERVAL [alerts.reminder_interval]";
-        let reminder = duration(
-            REMIND,
-            pick(&args.alert_reminder_interval, file.reminder_interval).as_deref(),
-            Duration::ZERO,
-        )?;
+        let reminder = alerts.reminder_interval.unwrap_or(Duration::ZERO);
         if !reminder.is_zero() && reminder < Duration::from_secs(1) {
-            return Err(invalid(REMIND, "must be 0s (off) or at least 1s"));
+            return Err(invalid(
+                &label("reminder_interval"),
+                "must be 0s (off) or at least 1s",
+            ));
         }
 
-        const RATE: &str = "ALERT_RATE_LIMIT_PER_MINUTE [alerts.rate_limit_per_minute]";
-        let rate = match &args.alert_rate_limit_per_minute {
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| invalid(RATE, format!("{v:?} is not a whole number")))?,
-            None => file.rate_limit_per_minute.unwrap_or(20),
-        };
+        let rate = alerts.rate_limit_per_minute.unwrap_or(20);
         if !(1..=600).contains(&rate) {
-            return Err(invalid(RATE, "must be between 1 and 600"));
+            return Err(invalid(
+                &label("rate_limit_per_minute"),
+                "must be between 1 and 600",
+            ));
         }
 
         let mut rules = if use_defaults {
@@ -371,7 +220,7 @@ impl AlertSettings {
         } else {
             Vec::new()
         };
-        for (i, r) in file.rules.into_iter().enumerate() {
+        for (i, r) in alerts.rules.into_iter().enumerate() {
             rules.push(check_rule(i, r, &configured)?);
         }
         let mut names = HashSet::new();
@@ -393,7 +242,7 @@ impl AlertSettings {
             ));
         }
 
-        let uptime = uptime_settings(args, file.uptime, use_defaults)?;
+        let uptime = uptime_settings(alerts.uptime, use_defaults)?;
         Ok(Some(AlertSettings {
             targets,
             rules,
@@ -406,55 +255,32 @@ impl AlertSettings {
     }
 }
 
-fn uptime_settings(
-    args: &AlertArgs,
-    file: UptimeSection,
-    use_defaults: bool,
-) -> Result<Option<UptimeSettings>, AlertConfigError> {
-    const INTERVAL: &str = "ALERT_UPTIME_INTERVAL [alerts.uptime.interval]";
+fn uptime_settings(up: Uptime, use_defaults: bool) -> Result<Option<UptimeSettings>, SettingError> {
     let default_interval = if use_defaults {
         Duration::from_secs(5)
     } else {
         Duration::ZERO
     };
-    let interval = duration(
-        INTERVAL,
-        pick(&args.alert_uptime_interval, file.interval).as_deref(),
-        default_interval,
-    )?;
+    let interval = up.interval.unwrap_or(default_interval);
     if interval.is_zero() {
         return Ok(None);
     }
     if interval < Duration::from_millis(100) {
-        return Err(invalid(INTERVAL, "must be 0s (off) or at least 100ms"));
+        return Err(invalid(
+            &label("interval"),
+            "must be 0s (off) or at least 100ms",
+        ));
     }
-    const CHECKS: &str = "ALERT_UPTIME_DOWN_CHECKS [alerts.uptime.down_checks]";
-    let down_checks = match &args.alert_uptime_down_checks {
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| invalid(CHECKS, format!("{v:?} is not a whole number")))?,
-        None => file.down_checks.unwrap_or(3),
-    };
+    let down_checks = up.down_checks.unwrap_or(3);
     if !(1..=100).contains(&down_checks) {
-        return Err(invalid(CHECKS, "must be between 1 and 100"));
+        return Err(invalid(&label("down_checks"), "must be between 1 and 100"));
     }
-    const LATENCY: &str = "ALERT_LATENCY_THRESHOLD [alerts.uptime.latency_threshold]";
-    let latency = duration(
-        LATENCY,
-        pick(&args.alert_latency_threshold, file.latency_threshold).as_deref(),
-        Duration::from_secs(1),
-    )?;
-    const WINDOW: &str = "ALERT_LATENCY_WINDOW [alerts.uptime.latency_window]";
-    let latency_window = duration(
-        WINDOW,
-        pick(&args.alert_latency_window, file.latency_window).as_deref(),
-        Duration::from_secs(300),
-    )?;
+    let latency = up.latency_threshold.unwrap_or(Duration::from_secs(1));
+    let latency_window = up.latency_window.unwrap_or(Duration::from_secs(300));
     if latency_window < Duration::from_secs(1) {
-        return Err(invalid(WINDOW, "must be at least 1s"));
+        return Err(invalid(&label("latency_window"), "must be at least 1s"));
     }
-    let index = file.index.unwrap_or_else(|| "heartbeat-*".to_string());
+    let index = up.index.unwrap_or_else(|| "heartbeat-*".to_string());
     if index.is_empty()
         || index
             .chars()
@@ -465,7 +291,7 @@ fn uptime_settings(
             format!("{index:?} is not an index pattern like heartbeat-*"),
         ));
     }
-    let latency_min_checks = file.latency_min_checks.unwrap_or(5).max(1);
+    let latency_min_checks = up.latency_min_checks.unwrap_or(5).max(1);
     Ok(Some(UptimeSettings {
         index,
         interval,
@@ -476,11 +302,22 @@ fn uptime_settings(
     }))
 }
 
+/// A rule's duration in the file, or `default` when it is left out.
+fn rule_duration(
+    setting: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, SettingError> {
+    value.map_or(Ok(default), |v| {
+        settings_kit::duration(v).map_err(|r| invalid(setting, r))
+    })
+}
+
 fn check_rule(
     index: usize,
     r: RuleSection,
     configured: &HashSet<ChannelKind>,
-) -> Result<LogRule, AlertConfigError> {
+) -> Result<LogRule, SettingError> {
     let at = |key: &str| format!("[[alerts.rules]] #{} {key}", index + 1);
     let name = r.name.trim().to_string();
     if name.is_empty() {
@@ -492,14 +329,14 @@ fn check_rule(
             format!("rule {name:?}: must be at least 1"),
         ));
     }
-    let window = duration(&at("window"), Some(&r.window), DEFAULT_BURST_WINDOW)?;
+    let window = rule_duration(&at("window"), Some(&r.window), DEFAULT_BURST_WINDOW)?;
     if window < Duration::from_millis(100) || window > Duration::from_secs(24 * 3600) {
         return Err(invalid(
             &at("window"),
             format!("rule {name:?}: must be between 100ms and 24h"),
         ));
     }
-    let resolve_after = duration(
+    let resolve_after = rule_duration(
         &at("resolve_after"),
         r.resolve_after.as_deref(),
         DEFAULT_RESOLVE_AFTER.min(window),
@@ -534,73 +371,54 @@ fn check_rule(
     })
 }
 
-/// The environment value when set and not empty (compose passes unset `.env` lines as
-/// empty strings), else the file's.
-fn pick(env: &Option<String>, file: Option<String>) -> Option<String> {
-    env.clone()
-        .filter(|s| !s.trim().is_empty())
-        .or(file.filter(|s| !s.trim().is_empty()))
-}
-
-fn parse_bool(setting: &str, v: &str) -> Result<bool, AlertConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(setting, format!("{v:?} is neither true nor false"))),
-    }
-}
-
-fn duration(
-    setting: &str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, AlertConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v.trim()).map_err(|e| {
-            invalid(
-                setting,
-                format!("{v:?} is not a duration like 500ms, 30s or 5m: {e}"),
-            )
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn slack() -> AlertArgs {
-        AlertArgs {
-            alert_slack: Some("https://hooks.slack.com/services/T/B/X".into()),
-            ..AlertArgs::default()
-        }
+    fn secret(v: &str) -> Option<SecretString> {
+        Some(SecretString::from(v.to_string()))
     }
 
-    fn section(text: &str) -> AlertsSection {
+    fn slack() -> Alerts {
+        let mut a = Alerts::default();
+        a.channels.slack = secret("https://hooks.slack.com/services/T/B/X");
+        a
+    }
+
+    fn section(text: &str) -> Alerts {
         toml::from_str(text).unwrap()
+    }
+
+    /// The whole file around one `[alerts]` section, as the embedding program reads it.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct File<T> {
+        alerts: T,
+    }
+
+    /// `given` (what clap read) layered over the `[alerts]` section `file`, resolved.
+    fn from_sources(given: &Alerts, file: &str) -> Result<Option<AlertSettings>, SettingError> {
+        let section: toml::Table = toml::from_str(file).unwrap();
+        let text = toml::to_string(&File { alerts: section }).unwrap();
+        let layered: File<Alerts> = settings_kit::layer(
+            &sections(),
+            File { alerts: given },
+            Some(("shipper.toml", &text)),
+        )?;
+        AlertSettings::resolve(layered.alerts)
     }
 
     #[test]
     fn no_channel_means_no_alerting() {
-        let s = AlertSettings::from_sources(&AlertArgs::default(), AlertsSection::default());
+        let s = AlertSettings::resolve(Alerts::default());
         assert!(s.unwrap().is_none());
-        let empty = AlertArgs {
-            alert_telegram: Some(String::new()),
-            ..AlertArgs::default()
-        };
-        assert!(
-            AlertSettings::from_sources(&empty, AlertsSection::default())
-                .unwrap()
-                .is_none()
-        );
+        let mut empty = Alerts::default();
+        empty.channels.telegram = secret("");
+        assert!(AlertSettings::resolve(empty).unwrap().is_none());
     }
 
     #[test]
     fn one_channel_turns_on_the_default_rules_and_uptime() {
-        let s = AlertSettings::from_sources(&slack(), AlertsSection::default())
-            .unwrap()
-            .unwrap();
+        let s = AlertSettings::resolve(slack()).unwrap().unwrap();
         let names: Vec<&str> = s.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["SystemError burst", "ApplicationError burst"]);
         let up = s.uptime.unwrap();
@@ -616,8 +434,7 @@ mod tests {
 
     #[test]
     fn file_rules_are_read_and_checked() {
-        let file = section(
-            r#"
+        let file = r#"
             default_rules = false
             reminder_interval = "1h"
             [channels]
@@ -631,11 +448,8 @@ mod tests {
             window = "5m"
             resolve_after = "2m"
             channels = ["telegram"]
-            "#,
-        );
-        let s = AlertSettings::from_sources(&slack(), file)
-            .unwrap()
-            .unwrap();
+            "#;
+        let s = from_sources(&slack(), file).unwrap().unwrap();
         assert_eq!(s.targets.len(), 2);
         assert_eq!(s.rules.len(), 1);
         let r = &s.rules[0];
@@ -646,6 +460,23 @@ mod tests {
         assert_eq!(r.channels, Some(vec![ChannelKind::Telegram]));
         assert_eq!(s.reminder_interval, Some(Duration::from_secs(3600)));
         assert!(s.uptime.is_none(), "no defaults and no uptime interval");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let mut given = slack();
+        given.kibana_url = Some("https://kibana.example.com".into());
+        given.uptime.down_checks = Some(7);
+        let file =
+            "kibana_url = \"http://file:5601\"\ntimezone = \"UTC\"\n[uptime]\ndown_checks = 2\n";
+        let s = from_sources(&given, file).unwrap().unwrap();
+        assert_eq!(s.kibana_url.as_str(), "https://kibana.example.com/");
+        assert_eq!(
+            s.timezone,
+            chrono_tz::UTC,
+            "the file fills what clap left out"
+        );
+        assert_eq!(s.uptime.unwrap().down_checks, 7);
     }
 
     #[test]
@@ -670,38 +501,47 @@ mod tests {
             ("timezone = \"Mars/Olympus\"", "LOG_TIMEZONE"),
             ("kibana_url = \"kibana:5601\"", "KIBANA_URL"),
             ("[uptime]\ndown_checks = 0", "ALERT_UPTIME_DOWN_CHECKS"),
+            (
+                "[uptime]\ndown_checks = \"three\"",
+                "ALERT_UPTIME_DOWN_CHECKS [alerts.uptime.down_checks]",
+            ),
+            (
+                "reminder_interval = \"soon\"",
+                "ALERT_REMINDER_INTERVAL [alerts.reminder_interval]",
+            ),
         ];
         for (text, setting) in cases {
-            let err = AlertSettings::from_sources(&slack(), section(text)).unwrap_err();
+            let err = from_sources(&slack(), text).unwrap_err();
             assert!(err.to_string().contains(setting), "{text}: {err}");
         }
-        let bad = AlertArgs {
-            alert_email: Some("smtp://host/?to=a@example.com".into()),
-            ..AlertArgs::default()
-        };
-        let err = AlertSettings::from_sources(&bad, AlertsSection::default()).unwrap_err();
-        assert!(err.setting.starts_with("ALERT_EMAIL"), "{err}");
+        let mut bad = Alerts::default();
+        bad.channels.email = secret("smtp://host/?to=a@example.com");
+        let err = AlertSettings::resolve(bad).unwrap_err();
+        assert!(
+            err.setting
+                .starts_with("ALERT_EMAIL [alerts.channels.email]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rules_without_a_channel_are_an_error_not_silence() {
-        let file = section("[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"1m\"");
-        let err = AlertSettings::from_sources(&AlertArgs::default(), file).unwrap_err();
+        let file = "[[rules]]\nname = \"x\"\nthreshold = 1\nwindow = \"1m\"";
+        let err = from_sources(&Alerts::default(), file).unwrap_err();
         assert!(err.reason.contains("no channel"), "{err}");
     }
 
     #[test]
     fn debug_of_the_settings_and_arguments_hides_the_channel_secrets() {
-        let args = AlertArgs {
-            alert_telegram: Some("telegram://1:SECRETa@telegram?chats=5".into()),
-            alert_slack: Some("https://hooks.slack.com/services/T/B/SECRETb".into()),
-            alert_email: Some("smtp://u:SECRETc@h/?from=a@example.com&to=b@example.com".into()),
-            alert_webhook: Some("https://example.com/SECRETd".into()),
-            ..AlertArgs::default()
-        };
-        let file = section("[channels]\nslack = \"https://hooks.slack.com/services/SECRETe\"");
+        let mut args = Alerts::default();
+        args.channels.telegram = secret("telegram://1:SECRETa@telegram?chats=5");
+        args.channels.slack = secret("https://hooks.slack.com/services/T/B/SECRETb");
+        args.channels.email = secret("smtp://u:SECRETc@h/?from=a@example.com&to=b@example.com");
+        args.channels.webhook = secret("https://example.com/SECRETd");
+        let text = "[channels]\nslack = \"https://hooks.slack.com/services/SECRETe\"";
+        let file = section(text);
         assert!(!format!("{file:?}").contains("SECRET"));
-        let settings = AlertSettings::from_sources(&args, file).unwrap().unwrap();
+        let settings = from_sources(&args, text).unwrap().unwrap();
         for text in [format!("{args:?}"), format!("{settings:?}")] {
             assert!(!text.contains("SECRET"), "{text}");
         }
@@ -709,10 +549,24 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_the_alerts_section_are_refused() {
-        let err = toml::from_str::<AlertsSection>(
-            "[[rules]]\nname = \"x\"\nthreshhold = 1\nwindow = \"1m\"",
-        )
-        .unwrap_err();
+        let err =
+            toml::from_str::<Alerts>("[[rules]]\nname = \"x\"\nthreshhold = 1\nwindow = \"1m\"")
+                .unwrap_err();
         assert!(err.to_string().contains("threshhold"), "{err}");
+    }
+
+    #[test]
+    fn every_setting_documents_its_variable_and_its_file_key() {
+        let mut count = 0;
+        for (section, cmd) in sections() {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.contains(&format!("[{section}.{id}]")), "{id}: {help}");
+                assert!(arg.get_env().is_some(), "{id} has no environment variable");
+                count += 1;
+            }
+        }
+        assert_eq!(count, 14, "every argument is in exactly one section");
     }
 }

@@ -36,8 +36,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Settings come from `ALERT_*` variables (flattened into the embedding program's command
-//! line as [`AlertArgs`]) over an `[alerts]` file section ([`AlertsSection`]); the README
+//! Settings are declared once in [`Alerts`]: each field is both an `ALERT_*` variable (the
+//! struct is flattened into the embedding program's command line) and a key of the
+//! `[alerts]` file section, layered by `settings-kit` and resolved by
+//! [`AlertSettings::resolve`]; the README
 //! next to this crate explains the rules, the channels and the webhook's schema.
 
 pub mod channels;
@@ -47,6 +49,7 @@ mod log_rules;
 pub mod message;
 pub mod notify;
 mod query_client;
+mod sections;
 mod tap;
 mod telemetry;
 mod uptime;
@@ -59,10 +62,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{
-    AlertArgs, AlertConfigError, AlertSettings, AlertsSection, LogRule, RuleFilter, UptimeSettings,
-};
+pub use config::{AlertSettings, LogRule, RuleFilter, UptimeSettings};
 pub use query_client::{QueryAuth, QueryClientConfig, QueryClientError};
+pub use sections::{sections, Alerts, Channels, Uptime};
+pub use settings_kit::SettingError;
 pub use tap::AlertTap;
 pub use uptime::HEARTBEAT_FIELDS_USED;
 

@@ -10,10 +10,9 @@
 //! figment's `Env` provider because the variables do not follow the keys
 //! (`SHIPPER_BATCH_MAX_DOCS` is `[batch.max_docs]`), so clap's `env` is the one place that
 //! names each of them, and `--help` shows it. figment then layers what clap read over the
-//! file ([`layers::layer`]), so no merge is written by hand; defaults and checks are applied
+//! file ([`settings_kit::layer`]), so no merge is written by hand; defaults and checks are applied
 //! once, here, when the merged values are resolved into [`Settings`].
 
-mod layers;
 mod sections;
 
 use std::net::SocketAddr;
@@ -30,8 +29,8 @@ use crate::encode::{route, EncodeConfig};
 use crate::input::file_server::FileServerConfig;
 use crate::output::{Auth, OutputConfig};
 
-pub use layers::{SettingError, Size};
 pub use sections::{Batch, Elasticsearch, Input, LogFormat, Shipper};
+pub use settings_kit::{SettingError, Size};
 
 /// didban's log shipper: tails JSON log files into Elasticsearch data streams, every line
 /// exactly once.
@@ -60,7 +59,7 @@ pub struct Cli {
 
     /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
     #[command(flatten)]
-    pub alerts: alerting::AlertArgs,
+    pub alerts: alerting::Alerts,
 }
 
 /// What to do instead of shipping.
@@ -86,7 +85,7 @@ impl Cli {
     /// A value that does not parse is returned as the setting it is; help, version and usage
     /// errors are printed by clap, which then exits.
     pub fn from_command_line() -> Result<Cli, SettingError> {
-        layers::unset_empty_env(&Cli::command());
+        settings_kit::unset_empty_env(&Cli::command());
         Cli::from_args(std::env::args_os())
     }
 
@@ -96,7 +95,7 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Cli::try_parse_from(args).map_err(|e| match layers::from_clap(&sections(), &e) {
+        Cli::try_parse_from(args).map_err(|e| match settings_kit::from_clap(&sections(), &e) {
             Some(setting) => setting,
             None => e.exit(),
         })
@@ -108,17 +107,19 @@ fn sections() -> Vec<(&'static str, clap::Command)> {
     let section = |name: &'static str, augment: fn(clap::Command) -> clap::Command| {
         (name, augment(clap::Command::new(name)))
     };
-    vec![
+    let mut all = vec![
         section("elasticsearch", Elasticsearch::augment_args),
         section("input", Input::augment_args),
         section("batch", Batch::augment_args),
         section("shipper", Shipper::augment_args),
-    ]
+    ];
+    all.extend(alerting::sections());
+    all
 }
 
 /// `ENV [section.key]` of the setting whose field is `id`.
 fn label(id: &str) -> String {
-    layers::label(&sections(), id)
+    settings_kit::label(&sections(), id)
 }
 
 fn invalid(id: &str, reason: impl Into<String>) -> SettingError {
@@ -132,6 +133,7 @@ struct Given<'a> {
     input: &'a Input,
     batch: &'a Batch,
     shipper: &'a Shipper,
+    alerts: &'a alerting::Alerts,
 }
 
 /// The layers merged: the file's sections with what clap read over them.
@@ -147,7 +149,7 @@ struct Layered {
     #[serde(default)]
     shipper: Shipper,
     #[serde(default)]
-    alerts: alerting::AlertsSection,
+    alerts: alerting::Alerts,
 }
 
 /// Everything the shipper runs with, checked.
@@ -184,13 +186,14 @@ impl Settings {
             input: &cli.input,
             batch: &cli.batch,
             shipper: &cli.shipper,
+            alerts: &cli.alerts,
         };
-        let layered: Layered = layers::layer(&sections(), given, file)?;
-        Settings::resolve(cli, layered)
+        let layered: Layered = settings_kit::layer(&sections(), given, file)?;
+        Settings::resolve(layered)
     }
 
     /// Applies the defaults and checks every value once, then the checks across settings.
-    fn resolve(cli: &Cli, layered: Layered) -> Result<Settings, SettingError> {
+    fn resolve(layered: Layered) -> Result<Settings, SettingError> {
         let es = layered.elasticsearch;
         let urls: Vec<String> = es
             .urls
@@ -348,8 +351,7 @@ impl Settings {
             .unwrap_or(Duration::from_secs(7 * 24 * 3600));
         let log_format = sh.log_format.unwrap_or(LogFormat::Text);
 
-        let alerts = alerting::AlertSettings::from_sources(&cli.alerts, layered.alerts)
-            .map_err(|e| SettingError::new(e.setting, e.reason))?;
+        let alerts = alerting::AlertSettings::resolve(layered.alerts)?;
 
         let mut output = OutputConfig::new(nodes, data_dir.join("dead-letters"));
         output.auth = auth;
@@ -647,7 +649,8 @@ mod tests {
         let s = Settings::from_sources(&cli(dir.path()), None).unwrap();
         assert!(s.alerts.is_none());
         let mut c = cli(dir.path());
-        c.alerts.alert_slack = Some("https://hooks.slack.com/services/T/B/X".into());
+        c.alerts.channels.slack =
+            Some(SecretString::from("https://hooks.slack.com/services/T/B/X"));
         let s = Settings::from_sources(&c, None).unwrap();
         let alerts = s.alerts.unwrap();
         assert_eq!(alerts.targets.len(), 1);
@@ -677,13 +680,33 @@ mod tests {
         assert_eq!(alerts.rules[2].name, "Payment errors");
 
         let mut c = cli(dir.path());
-        c.alerts.alert_telegram = Some("telegram://token@telegram".into());
+        c.alerts.channels.telegram = Some(SecretString::from("telegram://token@telegram"));
         let e = err(&c);
         assert!(e.contains("ALERT_TELEGRAM") && e.contains("chats"), "{e}");
-        let mut c = cli(dir.path());
-        c.alerts.alert_webhook = Some("http://127.0.0.1:9/hook".into());
-        c.alerts.alert_uptime_down_checks = Some("three".into());
-        assert!(err(&c).contains("ALERT_UPTIME_DOWN_CHECKS"), "{}", err(&c));
+        let e = arg_err(
+            dir.path(),
+            &[
+                "--alert-webhook",
+                "http://127.0.0.1:9/hook",
+                "--alert-uptime-down-checks",
+                "three",
+            ],
+        );
+        assert!(
+            e.contains("ALERT_UPTIME_DOWN_CHECKS [alerts.uptime.down_checks]")
+                && e.contains("whole number"),
+            "{e}"
+        );
+        let e = with_file(
+            &cli(dir.path()),
+            "[alerts.channels]\nwebhook = \"http://127.0.0.1:9/hook\"\n[alerts.uptime]\ninterval = \"soon\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ALERT_UPTIME_INTERVAL [alerts.uptime.interval]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -696,8 +719,14 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
             "{shown}"
         );
-        let c =
-            Cli::from_args(["shipper", "--elasticsearch-password", "hunter2-password"]).unwrap();
+        let c = Cli::from_args([
+            "shipper",
+            "--elasticsearch-password",
+            "hunter2-password",
+            "--alert-slack",
+            "https://hooks.slack.com/services/T/B/hunter2-token",
+        ])
+        .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
@@ -769,6 +798,20 @@ mod tests {
             ("SHIPPER_DEAD_LETTER_MAX_BYTES", "dead-letter-max-bytes"),
             ("SHIPPER_FORGET_AFTER", "forget-after"),
             ("SHIPPER_LOG_FORMAT", "log-format"),
+            ("ALERT_TELEGRAM", "alert-telegram"),
+            ("ALERT_TELEGRAM_API_URL", "alert-telegram-api-url"),
+            ("ALERT_SLACK", "alert-slack"),
+            ("ALERT_EMAIL", "alert-email"),
+            ("ALERT_WEBHOOK", "alert-webhook"),
+            ("KIBANA_URL", "kibana-url"),
+            ("LOG_TIMEZONE", "log-timezone"),
+            ("ALERT_DEFAULT_RULES", "alert-default-rules"),
+            ("ALERT_REMINDER_INTERVAL", "alert-reminder-interval"),
+            ("ALERT_RATE_LIMIT_PER_MINUTE", "alert-rate-limit-per-minute"),
+            ("ALERT_UPTIME_INTERVAL", "alert-uptime-interval"),
+            ("ALERT_UPTIME_DOWN_CHECKS", "alert-uptime-down-checks"),
+            ("ALERT_LATENCY_THRESHOLD", "alert-latency-threshold"),
+            ("ALERT_LATENCY_WINDOW", "alert-latency-window"),
         ] {
             assert!(envs.iter().any(|e| e == env), "{env}");
             assert!(longs.contains(&long), "--{long}");

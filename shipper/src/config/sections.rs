@@ -12,7 +12,7 @@ use clap::{ArgAction, Args};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{self, Size};
+use settings_kit::{self as layers, Size};
 
 /// `[elasticsearch]`: where documents go and how.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]

@@ -1,10 +1,10 @@
-//! The pieces every settings declaration of the shipper shares, free of any one setting:
+//! The pieces every settings declaration of didban shares, free of any one setting:
 //! the error that names a setting, "an empty environment variable is unset", the value
 //! parsers for the command line and environment (durations, sizes, counts, secrets), and the
 //! figment layering of what clap read over the TOML file.
 //!
-//! It depends on nothing of the shipper, so any other part (alerting next) can declare its
-//! settings the same way: a `clap::Args + Serialize + Deserialize` struct whose fields are
+//! It is a crate of its own so the shipper and the alerting it embeds declare their settings
+//! the same way: a `clap::Args + Serialize + Deserialize` struct whose fields are
 //! `Option<T>`, merged by [`layer`] and named in errors by [`label`].
 
 use std::ffi::OsString;
