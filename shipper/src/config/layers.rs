@@ -24,12 +24,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid setting {setting}: {reason}")]
 pub struct SettingError {
-    pub setting: String,
-    pub reason: String,
+    pub(crate) setting: String,
+    pub(crate) reason: String,
 }
 
 impl SettingError {
-    pub fn new(setting: impl Into<String>, reason: impl Into<String>) -> SettingError {
+    pub(crate) fn new(setting: impl Into<String>, reason: impl Into<String>) -> SettingError {
         SettingError {
             setting: setting.into(),
             reason: reason.into(),
@@ -40,7 +40,7 @@ impl SettingError {
 /// How a setting is shown in errors: `ENV [section.key]`, or `--flag [section.key]` when it
 /// has no environment variable. `sections` pairs each file section with the command whose
 /// arguments are that section's settings; the argument's id is its key in the section.
-pub fn label(sections: &[(&str, clap::Command)], id: &str) -> String {
+pub(crate) fn label(sections: &[(&str, clap::Command)], id: &str) -> String {
     for (section, cmd) in sections {
         if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id) {
             let key = format!("[{section}.{id}]");
@@ -56,7 +56,7 @@ pub fn label(sections: &[(&str, clap::Command)], id: &str) -> String {
 
 /// The environment variables named by `cmd`'s arguments that are set but empty. `docker
 /// compose` passes an unset `.env` line as an empty string; such a variable means "not set".
-pub fn empty_env_vars(
+pub(crate) fn empty_env_vars(
     cmd: &clap::Command,
     lookup: impl Fn(&std::ffi::OsStr) -> Option<OsString>,
 ) -> Vec<OsString> {
@@ -69,7 +69,7 @@ pub fn empty_env_vars(
 
 /// Removes the empty variables of [`empty_env_vars`] from this process's environment, so
 /// clap sees them as unset. Call it first thing in `main`, while only one thread runs.
-pub fn unset_empty_env(cmd: &clap::Command) {
+pub(crate) fn unset_empty_env(cmd: &clap::Command) {
     for name in empty_env_vars(cmd, |n| std::env::var_os(n)) {
         std::env::remove_var(name);
     }
@@ -77,7 +77,10 @@ pub fn unset_empty_env(cmd: &clap::Command) {
 
 /// A clap error about one argument's value, as the setting it is. `None` for every other
 /// kind of error (help, version, an unknown flag), which clap reports itself.
-pub fn from_clap(sections: &[(&str, clap::Command)], e: &clap::Error) -> Option<SettingError> {
+pub(crate) fn from_clap(
+    sections: &[(&str, clap::Command)],
+    e: &clap::Error,
+) -> Option<SettingError> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if !matches!(
         e.kind(),
@@ -108,7 +111,7 @@ pub fn from_clap(sections: &[(&str, clap::Command)], e: &clap::Error) -> Option<
 
 /// Merges what clap read (`given`: command line over environment) over the TOML `file`
 /// and extracts `T`. `file` is `(name, text)`; errors name the setting through `sections`.
-pub fn layer<T: DeserializeOwned>(
+pub(crate) fn layer<T: DeserializeOwned>(
     sections: &[(&str, clap::Command)],
     given: impl Serialize,
     file: Option<(&str, &str)>,
@@ -160,41 +163,41 @@ fn prune_empty(dict: &mut Dict) {
 }
 
 /// Value parser: a duration like `250ms`, `5s`, `1h`.
-pub fn duration(v: &str) -> Result<Duration, String> {
+pub(crate) fn duration(v: &str) -> Result<Duration, String> {
     humantime::parse_duration(v.trim())
         .map_err(|e| format!("{v:?} is not a duration like 250ms, 5s or 1h: {e}"))
 }
 
 /// Value parser: a whole number.
-pub fn count<T: FromStr>(v: &str) -> Result<T, String> {
+pub(crate) fn count<T: FromStr>(v: &str) -> Result<T, String> {
     v.trim()
         .parse()
         .map_err(|_| format!("{v:?} is not a whole number"))
 }
 
 /// Value parser: a list item, without the blanks around it (`a, b`).
-pub fn item(v: &str) -> Result<String, String> {
+pub(crate) fn item(v: &str) -> Result<String, String> {
     Ok(v.trim().to_string())
 }
 
 /// Value parser: a password or key, shown as `[REDACTED]` by `Debug`.
-pub fn secret(v: &str) -> Result<SecretString, String> {
+pub(crate) fn secret(v: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(v.to_string()))
 }
 
 /// Serializes a secret for [`layer`] only: the merged value is read once and dropped.
-pub fn expose<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn expose<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     v.as_ref().map(|x| x.expose_secret()).serialize(s)
 }
 
 /// A number of bytes, written like `512KiB`, `8MiB` or a plain number (bytesize's syntax).
 /// Carried between the layers as the exact number, never as rounded text.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub(crate) u64);
 
 impl Size {
     /// The size as `usize`, for in-memory bounds.
-    pub fn bytes(self) -> usize {
+    pub(crate) fn bytes(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }

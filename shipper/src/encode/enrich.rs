@@ -23,15 +23,15 @@ const DATA_STREAM_TYPE: &str = "logs";
 
 /// What the shipper knows about the file a line comes from.
 pub struct SourceFile {
-    pub key: FileKey,
+    pub(crate) key: FileKey,
     /// The path as a JSON string, quotes included.
-    pub path_json: String,
+    pub(crate) path_json: String,
     /// Dataset for lines without a service name.
-    pub dataset: String,
+    pub(crate) dataset: String,
 }
 
 impl SourceFile {
-    pub fn new(key: FileKey, path: &Path) -> SourceFile {
+    pub(crate) fn new(key: FileKey, path: &Path) -> SourceFile {
         SourceFile {
             key,
             path_json: json_string(&path.to_string_lossy()),
@@ -80,7 +80,7 @@ impl Dataset {
 }
 
 impl Enricher {
-    pub fn new(host_name: &str, agent_name: &str, namespace: &str) -> Enricher {
+    pub(crate) fn new(host_name: &str, agent_name: &str, namespace: &str) -> Enricher {
         Enricher {
             namespace: namespace.to_string(),
             host_json: json_string(host_name),
@@ -96,13 +96,13 @@ impl Enricher {
     }
 
     /// Shows every document to `tap` as it is encoded (alert rules).
-    pub fn with_tap(mut self, tap: Box<dyn DocumentTap>) -> Enricher {
+    pub(crate) fn with_tap(mut self, tap: Box<dyn DocumentTap>) -> Enricher {
         self.tap = Some(tap);
         self
     }
 
     /// Appends the `_bulk` item for `line` to `out`. `ingested` is the read time as RFC 3339.
-    pub fn encode(
+    pub(crate) fn encode(
         &mut self,
         line: &Line<'_>,
         file: &SourceFile,
@@ -314,7 +314,7 @@ fn trim_line(bytes: &[u8]) -> &[u8] {
 }
 
 /// `s` as a JSON string literal, quotes included.
-pub fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 

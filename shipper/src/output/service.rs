@@ -12,7 +12,7 @@ use std::time::Instant;
 /// (`_index`, `_id`, `_version`, `_shards`, `_seq_no`, ...); filtered it is ~25, which
 /// makes reading the response of a 2000-document batch about eight times cheaper. Index and
 /// id, when a log line needs them, come from the request's own action line.
-pub const BULK_PATH: &str =
+pub(crate) const BULK_PATH: &str =
     "/_bulk?filter_path=errors,items.*.status,items.*.error,items.*.failure_store";
 
 use reqwest::Method;
@@ -29,7 +29,7 @@ use crate::batch::{Acknowledge, Batch, BatchItem, Origin};
 
 /// What is left to do after one attempt.
 #[derive(Debug)]
-pub enum Next {
+pub(crate) enum Next {
     /// Every document is safe.
     Done,
     /// Send the whole batch again, after a backoff.
@@ -41,17 +41,17 @@ pub enum Next {
 }
 
 /// Everything one delivery needs, shared by the concurrent deliveries.
-pub struct BulkService {
-    pub client: EsClient,
-    pub gzip: bool,
-    pub telemetry: Telemetry,
-    pub dead_letters: Arc<Mutex<DeadLetterWriter>>,
-    pub acks: Arc<dyn Acknowledge>,
+pub(crate) struct BulkService {
+    pub(crate) client: EsClient,
+    pub(crate) gzip: bool,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) dead_letters: Arc<Mutex<DeadLetterWriter>>,
+    pub(crate) acks: Arc<dyn Acknowledge>,
 }
 
 impl BulkService {
     /// Sends `batch` once and handles the answer. `batch` is left intact for a retry.
-    pub async fn send(&self, batch: &mut Batch) -> Next {
+    pub(crate) async fn send(&self, batch: &mut Batch) -> Next {
         let request = match request_builder::build(batch, self.gzip) {
             Ok(r) => r,
             // Compressing into memory cannot really fail; if it ever does, send it plain.
