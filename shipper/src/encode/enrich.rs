@@ -31,7 +31,7 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    pub(crate) fn new(key: FileKey, path: &Path) -> SourceFile {
+    pub fn new(key: FileKey, path: &Path) -> SourceFile {
         SourceFile {
             key,
             path_json: json_string(&path.to_string_lossy()),
@@ -80,7 +80,7 @@ impl Dataset {
 }
 
 impl Enricher {
-    pub(crate) fn new(host_name: &str, agent_name: &str, namespace: &str) -> Enricher {
+    pub fn new(host_name: &str, agent_name: &str, namespace: &str) -> Enricher {
         Enricher {
             namespace: namespace.to_string(),
             host_json: json_string(host_name),
@@ -102,7 +102,7 @@ impl Enricher {
     }
 
     /// Appends the `_bulk` item for `line` to `out`. `ingested` is the read time as RFC 3339.
-    pub(crate) fn encode(
+    pub fn encode(
         &mut self,
         line: &Line<'_>,
         file: &SourceFile,

@@ -24,18 +24,18 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Line<'a> {
     /// Offset of the line's first byte.
-    pub(crate) offset: u64,
+    pub offset: u64,
     /// Offset just past the line's `\n` (or past its last byte when unterminated): where a
     /// checkpoint goes once this line is safe.
-    pub(crate) end: u64,
+    pub end: u64,
     /// The line without its `\n` (its first `max_line_bytes` when truncated).
-    pub(crate) bytes: &'a [u8],
+    pub bytes: &'a [u8],
     /// The line was longer than the limit and was cut.
-    pub(crate) truncated: bool,
+    pub truncated: bool,
     /// The line never got its `\n`: the file was finished without one.
-    pub(crate) unterminated: bool,
+    pub unterminated: bool,
     /// Mark of the bytes just before `end`, to validate a checkpoint at `end` later.
-    pub(crate) tail: TailMark,
+    pub tail: TailMark,
 }
 
 /// Reads the lines of one open file.
