@@ -40,12 +40,7 @@ impl Batcher {
         }
     }
 
-    pub(crate) fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
-    /// The body to append the next item to; call [`Batcher::commit`] once it is written, or
-    /// [`Batcher::rollback`] with the same start if nothing should be kept.
+    /// The body to append the next item to; call [`Batcher::commit`] once it is written.
     pub(crate) fn body(&mut self) -> &mut Vec<u8> {
         &mut self.current.body
     }
@@ -64,20 +59,13 @@ impl Batcher {
         });
     }
 
-    pub(crate) fn rollback(&mut self, action_start: usize) {
-        self.current.body.truncate(action_start);
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.current.items.is_empty()
-    }
-
     pub(crate) fn is_full(&self) -> bool {
         self.current.items.len() >= self.limits.max_docs
             || self.current.body.len() >= self.limits.max_bytes
     }
 
     /// Has the oldest document waited long enough?
+    #[cfg(test)]
     pub(crate) fn is_due(&self, now: Instant) -> bool {
         self.opened
             .is_some_and(|opened| now.duration_since(opened) >= self.limits.max_wait)

@@ -16,6 +16,7 @@ pub(crate) fn write_id(out: &mut Vec<u8>, key: FileKey, offset: u64) {
     let _ = write!(out, "{key:016x}{offset:x}");
 }
 
+#[cfg(test)]
 pub(crate) fn id(key: FileKey, offset: u64) -> String {
     let mut out = Vec::with_capacity(32);
     write_id(&mut out, key, offset);

@@ -19,4 +19,4 @@ pub(crate) mod tap;
 
 pub use enrich::{Encoded, Enricher, SourceFile};
 pub(crate) use stage::{EncodeConfig, Encoder};
-pub(crate) use tap::{DocumentTap, TappedDocument};
+pub(crate) use tap::DocumentTap;

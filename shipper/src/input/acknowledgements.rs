@@ -69,6 +69,7 @@ impl AckTable {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn budget(&self) -> &Arc<ReadBudget> {
         &self.budget
     }
@@ -158,17 +159,6 @@ impl AckTable {
         })
     }
 
-    /// How long the oldest line of `slot` not yet safe has waited since it was read: the
-    /// delivery lag of that file, in time.
-    pub(crate) fn oldest_unacknowledged_age(&self, slot: u32) -> std::time::Duration {
-        let now_ms = self.born.elapsed().as_millis() as u32;
-        self.lock()
-            .get(slot as usize)
-            .and_then(|s| s.pending.iter().find(|p| !p.acked))
-            .map(|p| std::time::Duration::from_millis(u64::from(now_ms.wrapping_sub(p.read_ms))))
-            .unwrap_or_default()
-    }
-
     /// The furthest offset this identity's ids were used to, and the mark of the bytes
     /// before it: what a file must hold to be this identity (see
     /// [`FileCheckpoint::sent_offset`]).
@@ -183,6 +173,7 @@ impl AckTable {
         })
     }
 
+    #[cfg(test)]
     /// Lines read from `slot` whose documents are not yet safe.
     pub(crate) fn unacknowledged(&self, slot: u32) -> usize {
         self.lock()

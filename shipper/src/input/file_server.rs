@@ -274,6 +274,7 @@ impl FileServer {
     /// One deterministic pass, for tests and tools: evaluate the globs, read everything that
     /// can be read now, send the batch in progress and save the checkpoints. Returns false
     /// when reading stopped (shutdown, or the output is gone).
+    #[cfg(test)]
     pub(crate) fn step(&mut self) -> bool {
         for _ in 0..4 {
             self.all_dirty = true;

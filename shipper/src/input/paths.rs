@@ -208,6 +208,7 @@ impl Wakeups {
     }
 
     /// How many wake-ups wait: a flag of each kind and the paths written to.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         let p = self.lock();
         usize::from(p.read) + usize::from(p.rescan) + p.dirty.len()

@@ -24,10 +24,6 @@ impl ReadBudget {
         }
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     pub(crate) fn used(&self) -> usize {
         *self.lock()
     }

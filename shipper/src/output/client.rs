@@ -144,10 +144,6 @@ impl EsClient {
         })
     }
 
-    pub(crate) fn nodes(&self) -> &NodePool {
-        &self.nodes
-    }
-
     /// Sends one request to the next node and reads the whole answer.
     ///
     /// A refused connection moves on to the next node that is not in its backoff period at

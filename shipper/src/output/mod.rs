@@ -43,10 +43,8 @@ pub(crate) mod sink;
 pub(crate) mod telemetry;
 pub(crate) mod templates;
 
-pub(crate) use config::ConfigError;
 pub use config::{Auth, OutputConfig};
 pub use health::StartupError;
-pub(crate) use health::{wait_until_ready, ClusterInfo};
 pub use sink::ElasticsearchOutput;
 pub use telemetry::OutputStatsSnapshot;
 pub use telemetry::{describe_metrics, OutputStats};

@@ -69,10 +69,6 @@ impl NodePool {
         self.nodes.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// The next node to use, or `None` when the pool is empty.
     pub(crate) fn pick(&self) -> Option<NodeRef> {
         self.pick_at(Instant::now())

@@ -21,12 +21,14 @@ pub(crate) const NDJSON: &str = "application/x-ndjson";
 pub(crate) struct BulkRequest {
     pub(crate) body: RequestBody,
     /// Size before compression (what `http.max_content_length` is compared with).
+    #[cfg(test)]
     pub(crate) uncompressed_len: usize,
 }
 
 /// Builds the request for `batch`. Without compression this moves the batch's body into the
 /// request: call [`give_back`] once the request is done.
 pub(crate) fn build(batch: &mut Batch, gzip: bool) -> io::Result<BulkRequest> {
+    #[cfg(test)]
     let uncompressed_len = batch.body.len();
     let (bytes, gzipped) = if gzip {
         (Bytes::from(gzip_bytes(&batch.body)?), true)
@@ -39,6 +41,7 @@ pub(crate) fn build(batch: &mut Batch, gzip: bool) -> io::Result<BulkRequest> {
             content_type: NDJSON,
             gzip: gzipped,
         },
+        #[cfg(test)]
         uncompressed_len,
     })
 }

@@ -7,16 +7,6 @@
 
 use serde::Deserialize;
 
-/// The part of a `_bulk` response the output uses.
-#[derive(Debug, Deserialize)]
-pub(crate) struct BulkResponse {
-    /// `true` when at least one item failed. Not trusted alone: a failure-store item is a
-    /// success with `errors: false` that still needs counting, so every item is read.
-    #[serde(default)]
-    pub(crate) errors: bool,
-    pub(crate) items: Vec<BulkItemResult>,
-}
-
 /// One item of a `_bulk` response, whatever its action (`create`, `index`, ...).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 pub(crate) struct BulkItemResult {

@@ -33,7 +33,7 @@ pub(crate) enum Next {
     /// Every document is safe.
     Done,
     /// Send the whole batch again, after a backoff.
-    RetryAll(RetryReason),
+    RetryAll,
     /// Send these items again, after a backoff.
     RetryItems(Batch),
     /// Send each half (413), without waiting.
@@ -57,7 +57,7 @@ impl BulkService {
             // Compressing into memory cannot really fail; if it ever does, send it plain.
             Err(_) => match request_builder::build(batch, false) {
                 Ok(r) => r,
-                Err(_) => return Next::RetryAll(RetryReason::Transport),
+                Err(_) => return Next::RetryAll,
             },
         };
         let sent_bytes = request.body.bytes.len() as u64;
@@ -84,7 +84,7 @@ impl BulkService {
                 );
                 self.telemetry
                     .request_retry(reason.label(), err.to_string());
-                return Next::RetryAll(reason);
+                return Next::RetryAll;
             }
         };
         self.telemetry.elasticsearch_up(reply.status < 500);
@@ -112,7 +112,7 @@ impl BulkService {
                     _ => tracing::warn!(documents = batch.len(), "{message}; will retry"),
                 }
                 self.telemetry.request_retry(reason.label(), message);
-                Next::RetryAll(reason)
+                Next::RetryAll
             }
             RequestVerdict::ReadItems => match parse_bulk(&reply.body, batch.len()) {
                 Ok(results) => {
@@ -132,7 +132,7 @@ impl BulkService {
                     tracing::warn!(documents = batch.len(), "{message}; will retry the batch");
                     self.telemetry
                         .request_retry(RetryReason::BadResponse.label(), message);
-                    Next::RetryAll(RetryReason::BadResponse)
+                    Next::RetryAll
                 }
             },
         }
@@ -170,7 +170,7 @@ impl BulkService {
             self.acks.acknowledge(&[item.origin]);
             Next::Done
         } else {
-            Next::RetryAll(RetryReason::ClientError)
+            Next::RetryAll
         }
     }
 

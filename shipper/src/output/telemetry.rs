@@ -166,10 +166,6 @@ pub(crate) struct Telemetry {
 }
 
 impl Telemetry {
-    pub(crate) fn new(stats: Arc<OutputStats>) -> Self {
-        Telemetry { stats }
-    }
-
     pub(crate) fn stats(&self) -> &Arc<OutputStats> {
         &self.stats
     }
