@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use super::{Batch, BatchItem, Origin};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatchLimits {
-    pub max_docs: usize,
-    pub max_bytes: usize,
-    pub max_wait: Duration,
+pub(crate) struct BatchLimits {
+    pub(crate) max_docs: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_wait: Duration,
 }
 
 impl Default for BatchLimits {
@@ -25,14 +25,14 @@ impl Default for BatchLimits {
     }
 }
 
-pub struct Batcher {
+pub(crate) struct Batcher {
     limits: BatchLimits,
     current: Batch,
     opened: Option<Instant>,
 }
 
 impl Batcher {
-    pub fn new(limits: BatchLimits) -> Batcher {
+    pub(crate) fn new(limits: BatchLimits) -> Batcher {
         Batcher {
             limits,
             current: Batch::default(),
@@ -40,18 +40,13 @@ impl Batcher {
         }
     }
 
-    pub fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
-    /// The body to append the next item to; call [`Batcher::commit`] once it is written, or
-    /// [`Batcher::rollback`] with the same start if nothing should be kept.
-    pub fn body(&mut self) -> &mut Vec<u8> {
+    /// The body to append the next item to; call [`Batcher::commit`] once it is written.
+    pub(crate) fn body(&mut self) -> &mut Vec<u8> {
         &mut self.current.body
     }
 
     /// Records the item just appended, from `action_start` to the end of the body.
-    pub fn commit(&mut self, action_start: usize, source_start: usize, origin: Origin) {
+    pub(crate) fn commit(&mut self, action_start: usize, source_start: usize, origin: Origin) {
         if self.current.items.is_empty() {
             self.opened = Some(Instant::now());
         }
@@ -64,32 +59,25 @@ impl Batcher {
         });
     }
 
-    pub fn rollback(&mut self, action_start: usize) {
-        self.current.body.truncate(action_start);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.current.items.is_empty()
-    }
-
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.current.items.len() >= self.limits.max_docs
             || self.current.body.len() >= self.limits.max_bytes
     }
 
     /// Has the oldest document waited long enough?
-    pub fn is_due(&self, now: Instant) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
         self.opened
             .is_some_and(|opened| now.duration_since(opened) >= self.limits.max_wait)
     }
 
     /// When the current batch must be sent at the latest.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.opened.map(|opened| opened + self.limits.max_wait)
     }
 
     /// The current batch, leaving an empty one; `None` when there is nothing to send.
-    pub fn take(&mut self) -> Option<Batch> {
+    pub(crate) fn take(&mut self) -> Option<Batch> {
         if self.current.items.is_empty() {
             self.current.body.clear();
             return None;

@@ -8,7 +8,7 @@
 
 mod batcher;
 
-pub use batcher::{BatchLimits, Batcher};
+pub(crate) use batcher::{BatchLimits, Batcher};
 
 /// Where a document came from: enough for its acknowledgement to move that file's
 /// checkpoint, and to give back the bytes it held in the memory budget.
@@ -36,17 +36,17 @@ pub struct BatchItem {
 
 impl BatchItem {
     /// The action line and the source line, both with their final `\n`.
-    pub fn ndjson<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn ndjson<'a>(&self, body: &'a [u8]) -> &'a [u8] {
         &body[self.action_start..self.end]
     }
 
     /// The action line without its `\n`.
-    pub fn action<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn action<'a>(&self, body: &'a [u8]) -> &'a [u8] {
         &body[self.action_start..self.source_start - 1]
     }
 
     /// The document source without its `\n`.
-    pub fn source<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn source<'a>(&self, body: &'a [u8]) -> &'a [u8] {
         &body[self.source_start..self.end - 1]
     }
 }
@@ -60,16 +60,16 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// A new batch holding copies of the given items of this one, in order.
-    pub fn subset<'a>(&self, items: impl IntoIterator<Item = &'a BatchItem>) -> Batch {
+    pub(crate) fn subset<'a>(&self, items: impl IntoIterator<Item = &'a BatchItem>) -> Batch {
         let mut out = Batch::default();
         for item in items {
             let start = out.body.len();

@@ -29,8 +29,10 @@ use crate::encode::{route, EncodeConfig};
 use crate::input::file_server::FileServerConfig;
 use crate::output::{Auth, OutputConfig};
 
-pub use sections::{Batch, Elasticsearch, Input, LogFormat, Shipper};
-pub use settings_kit::{SettingError, Size};
+pub use sections::LogFormat;
+pub(crate) use sections::{Batch, Elasticsearch, Input, Shipper};
+pub use settings_kit::SettingError;
+pub(crate) use settings_kit::Size;
 
 /// didban's log shipper: tails JSON log files into Elasticsearch data streams, every line
 /// exactly once.
@@ -46,20 +48,20 @@ pub struct Cli {
 
     /// TOML configuration file.
     #[arg(long, env = "SHIPPER_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     #[command(flatten)]
-    pub elasticsearch: Elasticsearch,
+    pub(crate) elasticsearch: Elasticsearch,
     #[command(flatten)]
-    pub input: Input,
+    pub(crate) input: Input,
     #[command(flatten)]
-    pub batch: Batch,
+    pub(crate) batch: Batch,
     #[command(flatten)]
-    pub shipper: Shipper,
+    pub(crate) shipper: Shipper,
 
     /// Alerting: channels (one line each), Kibana links, uptime rules [alerts].
     #[command(flatten)]
-    pub alerts: alerting::Alerts,
+    pub(crate) alerts: alerting::Alerts,
 }
 
 /// What to do instead of shipping.
@@ -90,7 +92,7 @@ impl Cli {
     }
 
     /// Like [`Cli::from_command_line`] for the given arguments (the first is the program).
-    pub fn from_args<I, T>(args: I) -> Result<Cli, SettingError>
+    pub(crate) fn from_args<I, T>(args: I) -> Result<Cli, SettingError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -155,16 +157,16 @@ struct Layered {
 /// Everything the shipper runs with, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub output: OutputConfig,
-    pub input: FileServerConfig,
-    pub encode: EncodeConfig,
-    pub data_dir: PathBuf,
-    pub metrics_addr: SocketAddr,
-    pub memory_budget: usize,
-    pub summary_interval: Duration,
+    pub(crate) output: OutputConfig,
+    pub(crate) input: FileServerConfig,
+    pub(crate) encode: EncodeConfig,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) metrics_addr: SocketAddr,
+    pub(crate) memory_budget: usize,
+    pub(crate) summary_interval: Duration,
     pub log_format: LogFormat,
     /// `None` when no alert channel is configured.
-    pub alerts: Option<alerting::AlertSettings>,
+    pub(crate) alerts: Option<alerting::AlertSettings>,
 }
 
 impl Settings {
@@ -418,7 +420,7 @@ fn check_writable_dir(id: &str, dir: &Path) -> Result<(), SettingError> {
 }
 
 /// This machine's host name (the container id under Docker).
-pub fn this_host_name() -> String {
+pub(crate) fn this_host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -17,139 +17,139 @@ use settings_kit::{self as layers, Size};
 /// `[elasticsearch]`: where documents go and how.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Elasticsearch {
+pub(crate) struct Elasticsearch {
     /// Elasticsearch node URLs, comma-separated [elasticsearch.urls].
     #[arg(long = "elasticsearch-url", env = "ELASTICSEARCH_URL", value_name = "ELASTICSEARCH_URL",
           value_delimiter = ',', value_parser = layers::item)]
-    pub urls: Option<Vec<String>>,
+    pub(crate) urls: Option<Vec<String>>,
     /// User for basic authentication [elasticsearch.username].
     #[arg(
         long = "elasticsearch-username",
         env = "ELASTICSEARCH_USERNAME",
         value_name = "ELASTICSEARCH_USERNAME"
     )]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password for basic authentication [elasticsearch.password].
     #[arg(long = "elasticsearch-password", env = "ELASTICSEARCH_PASSWORD", hide_env_values = true,
           value_name = "ELASTICSEARCH_PASSWORD", value_parser = layers::secret)]
     #[serde(serialize_with = "layers::expose")]
-    pub password: Option<SecretString>,
+    pub(crate) password: Option<SecretString>,
     /// Encoded API key, sent as `Authorization: ApiKey <key>` [elasticsearch.api_key].
     #[arg(long = "elasticsearch-api-key", env = "ELASTICSEARCH_API_KEY", hide_env_values = true,
           value_name = "ELASTICSEARCH_API_KEY", value_parser = layers::secret)]
     #[serde(serialize_with = "layers::expose")]
-    pub api_key: Option<SecretString>,
+    pub(crate) api_key: Option<SecretString>,
     /// PEM file of the CA that signed the nodes' certificates [elasticsearch.ca_cert].
     #[arg(
         long = "elasticsearch-ca-cert",
         env = "ELASTICSEARCH_CA_CERT",
         value_name = "ELASTICSEARCH_CA_CERT"
     )]
-    pub ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
     /// Gzip `_bulk` bodies: true or false (default false) [elasticsearch.compression].
     #[arg(long, env = "SHIPPER_COMPRESSION", action = ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
-    pub compression: Option<bool>,
+    pub(crate) compression: Option<bool>,
     /// Concurrent `_bulk` requests (default 2) [elasticsearch.max_in_flight].
     #[arg(long, env = "SHIPPER_MAX_IN_FLIGHT", value_parser = layers::count::<usize>)]
-    pub max_in_flight: Option<usize>,
+    pub(crate) max_in_flight: Option<usize>,
     /// Timeout of one `_bulk` request, e.g. 30s (default 60s) [elasticsearch.request_timeout].
     #[arg(long, env = "SHIPPER_REQUEST_TIMEOUT", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub request_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 /// `[input]`: which files are read and how.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Input {
+pub(crate) struct Input {
     /// Log files to read: comma-separated absolute globs [input.paths].
     #[arg(long, env = "SHIPPER_PATHS", value_delimiter = ',', value_parser = layers::item)]
-    pub paths: Option<Vec<String>>,
+    pub(crate) paths: Option<Vec<String>>,
     /// Globs of files never to read, matched on the path or the file name; default `*.gz`
     /// [input.exclude].
     #[arg(long, env = "SHIPPER_EXCLUDE", value_delimiter = ',', value_parser = layers::item)]
-    pub exclude: Option<Vec<String>>,
+    pub(crate) exclude: Option<Vec<String>>,
     /// Longest line kept whole; longer lines are cut and tagged `_truncated` (default 1MiB)
     /// [input.max_line_bytes].
     #[arg(long, env = "SHIPPER_MAX_LINE_BYTES")]
-    pub max_line_bytes: Option<Size>,
+    pub(crate) max_line_bytes: Option<Size>,
     /// How often the globs are evaluated again besides filesystem events (default 5s)
     /// [input.scan_interval].
     #[arg(long, env = "SHIPPER_SCAN_INTERVAL", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub scan_interval: Option<Duration>,
+    pub(crate) scan_interval: Option<Duration>,
     /// How long a rotated-away or deleted file stays open after its last line (default 5s)
     /// [input.rotate_wait].
     #[arg(long, env = "SHIPPER_ROTATE_WAIT", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub rotate_wait: Option<Duration>,
+    pub(crate) rotate_wait: Option<Duration>,
 }
 
 /// `[batch]`: how documents are grouped into `_bulk` requests.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Documents per `_bulk` request at most (default 2000) [batch.max_docs].
     #[arg(long = "batch-max-docs", env = "SHIPPER_BATCH_MAX_DOCS", value_name = "BATCH_MAX_DOCS",
           value_parser = layers::count::<usize>)]
-    pub max_docs: Option<usize>,
+    pub(crate) max_docs: Option<usize>,
     /// Bytes per `_bulk` request at most, e.g. 2MiB [batch.max_bytes].
     #[arg(
         long = "batch-max-bytes",
         env = "SHIPPER_BATCH_MAX_BYTES",
         value_name = "BATCH_MAX_BYTES"
     )]
-    pub max_bytes: Option<Size>,
+    pub(crate) max_bytes: Option<Size>,
     /// Longest wait of a document for its batch to fill, e.g. 250ms [batch.max_wait].
     #[arg(long = "batch-max-wait", env = "SHIPPER_BATCH_MAX_WAIT", value_name = "BATCH_MAX_WAIT",
           value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub max_wait: Option<Duration>,
+    pub(crate) max_wait: Option<Duration>,
 }
 
 /// `[shipper]`: the shipper itself.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Shipper {
+pub(crate) struct Shipper {
     /// Directory of checkpoints and dead letters (default /var/lib/didban-shipper)
     /// [shipper.data_dir].
     #[arg(long, env = "SHIPPER_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Data stream namespace: logs-<dataset>-<namespace> (default `default`)
     /// [shipper.namespace].
     #[arg(long, env = "SHIPPER_NAMESPACE")]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Address of /metrics, /health and /ready (default 0.0.0.0:9600) [shipper.metrics_addr].
     #[arg(long, env = "SHIPPER_METRICS_ADDR", value_parser = address)]
-    pub metrics_addr: Option<SocketAddr>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
     /// Bytes of lines held in memory before reading pauses, e.g. 8MiB [shipper.memory_budget].
     #[arg(long, env = "SHIPPER_MEMORY_BUDGET")]
-    pub memory_budget: Option<Size>,
+    pub(crate) memory_budget: Option<Size>,
     /// Interval of the progress summary line; 0s turns it off (default 10s)
     /// [shipper.summary_interval].
     #[arg(long, env = "SHIPPER_SUMMARY_INTERVAL", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub summary_interval: Option<Duration>,
+    pub(crate) summary_interval: Option<Duration>,
     /// `host.name` added to lines that have none (default: this machine's host name)
     /// [shipper.host_name].
     #[arg(long, env = "SHIPPER_HOST_NAME")]
-    pub host_name: Option<String>,
+    pub(crate) host_name: Option<String>,
     /// Time given to in-flight requests at shutdown (default 10s) [shipper.shutdown_timeout].
     #[arg(long, env = "SHIPPER_SHUTDOWN_TIMEOUT", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub shutdown_timeout: Option<Duration>,
+    pub(crate) shutdown_timeout: Option<Duration>,
     /// Bound of the dead-letter files together, e.g. 256MiB [shipper.dead_letter_max_bytes].
     #[arg(long, env = "SHIPPER_DEAD_LETTER_MAX_BYTES")]
-    pub dead_letter_max_bytes: Option<Size>,
+    pub(crate) dead_letter_max_bytes: Option<Size>,
     /// Checkpoints of files not seen for this long are forgotten (default 7d)
     /// [shipper.forget_after].
     #[arg(long, env = "SHIPPER_FORGET_AFTER", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
-    pub forget_after: Option<Duration>,
+    pub(crate) forget_after: Option<Duration>,
     /// Format of the shipper's own log: text or json (default text) [shipper.log_format].
     #[arg(long, env = "SHIPPER_LOG_FORMAT")]
-    pub log_format: Option<LogFormat>,
+    pub(crate) log_format: Option<LogFormat>,
 }
 
 /// The format of the shipper's own log.

@@ -13,10 +13,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 /// Which of the [`Enriched`] fields a line already has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Present(u16);
+pub(crate) struct Present(u16);
 
 impl Present {
-    pub fn has(self, field: Enriched) -> bool {
+    pub(crate) fn has(self, field: Enriched) -> bool {
         self.0 & (1 << field.index()) != 0
     }
 
@@ -30,19 +30,19 @@ impl Present {
 /// Fields of a line that alert rules look at, captured only when someone listens
 /// (see [`super::tap`]): borrowed from the line unless they hold escapes.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Facts<'a> {
-    pub category: Option<Cow<'a, str>>,
-    pub level: Option<Cow<'a, str>>,
-    pub message: Option<Cow<'a, str>>,
-    pub transaction_id: Option<Cow<'a, str>>,
-    pub error_type: Option<Cow<'a, str>>,
-    pub error_message: Option<Cow<'a, str>>,
-    pub timestamp: Option<Cow<'a, str>>,
+pub(crate) struct Facts<'a> {
+    pub(crate) category: Option<Cow<'a, str>>,
+    pub(crate) level: Option<Cow<'a, str>>,
+    pub(crate) message: Option<Cow<'a, str>>,
+    pub(crate) transaction_id: Option<Cow<'a, str>>,
+    pub(crate) error_type: Option<Cow<'a, str>>,
+    pub(crate) error_message: Option<Cow<'a, str>>,
+    pub(crate) timestamp: Option<Cow<'a, str>>,
 }
 
 /// What [`inspect`] learnt of a line.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
+pub(crate) enum Decoded<'a> {
     /// A JSON object.
     Object {
         /// `service.name`, from a dotted key or a `service` object.
@@ -59,7 +59,7 @@ pub enum Decoded<'a> {
     InvalidUtf8,
 }
 
-pub fn inspect(line: &[u8], capture_facts: bool) -> Decoded<'_> {
+pub(crate) fn inspect(line: &[u8], capture_facts: bool) -> Decoded<'_> {
     let text = match std::str::from_utf8(line) {
         Ok(t) => t,
         Err(_) => return Decoded::InvalidUtf8,

@@ -11,12 +11,13 @@ use std::io::Write;
 use crate::input::identity::FileKey;
 
 /// Appends the id of the line at `offset` in the file `key` to `out`.
-pub fn write_id(out: &mut Vec<u8>, key: FileKey, offset: u64) {
+pub(crate) fn write_id(out: &mut Vec<u8>, key: FileKey, offset: u64) {
     // Writing to a Vec cannot fail.
     let _ = write!(out, "{key:016x}{offset:x}");
 }
 
-pub fn id(key: FileKey, offset: u64) -> String {
+#[cfg(test)]
+pub(crate) fn id(key: FileKey, offset: u64) -> String {
     let mut out = Vec::with_capacity(32);
     write_id(&mut out, key, offset);
     String::from_utf8_lossy(&out).into_owned()

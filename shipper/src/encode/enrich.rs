@@ -23,11 +23,11 @@ const DATA_STREAM_TYPE: &str = "logs";
 
 /// What the shipper knows about the file a line comes from.
 pub struct SourceFile {
-    pub key: FileKey,
+    pub(crate) key: FileKey,
     /// The path as a JSON string, quotes included.
-    pub path_json: String,
+    pub(crate) path_json: String,
     /// Dataset for lines without a service name.
-    pub dataset: String,
+    pub(crate) dataset: String,
 }
 
 impl SourceFile {
@@ -96,7 +96,7 @@ impl Enricher {
     }
 
     /// Shows every document to `tap` as it is encoded (alert rules).
-    pub fn with_tap(mut self, tap: Box<dyn DocumentTap>) -> Enricher {
+    pub(crate) fn with_tap(mut self, tap: Box<dyn DocumentTap>) -> Enricher {
         self.tap = Some(tap);
         self
     }
@@ -314,7 +314,7 @@ fn trim_line(bytes: &[u8]) -> &[u8] {
 }
 
 /// `s` as a JSON string literal, quotes included.
-pub fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 

@@ -10,13 +10,13 @@
 //! stream from [`route`]. A line that is not a JSON object, or not UTF-8, is shipped as a
 //! `message` with tags saying why. [`tap`] lets the alert rules see each document.
 
-pub mod decode;
-pub mod doc_id;
-pub mod enrich;
-pub mod route;
-pub mod stage;
-pub mod tap;
+pub(crate) mod decode;
+pub(crate) mod doc_id;
+pub(crate) mod enrich;
+pub(crate) mod route;
+pub(crate) mod stage;
+pub(crate) mod tap;
 
 pub use enrich::{Encoded, Enricher, SourceFile};
-pub use stage::{EncodeConfig, Encoder};
-pub use tap::{DocumentTap, TappedDocument};
+pub(crate) use stage::{EncodeConfig, Encoder};
+pub(crate) use tap::DocumentTap;

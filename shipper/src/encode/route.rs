@@ -11,7 +11,7 @@ use std::path::Path;
 const MAX_DATASET: usize = 100;
 
 /// A valid dataset for a service name or file stem; `None` if nothing usable remains.
-pub fn dataset(name: &str) -> Option<String> {
+pub(crate) fn dataset(name: &str) -> Option<String> {
     let mut out = String::with_capacity(name.len().min(MAX_DATASET));
     for c in name.chars() {
         let c = c.to_ascii_lowercase();
@@ -35,7 +35,7 @@ pub fn dataset(name: &str) -> Option<String> {
 
 /// The dataset of a file with no service name in it: its name up to the first `.log`
 /// (`payment.log.1` -> `payment`), or `generic`.
-pub fn dataset_from_path(path: &Path) -> String {
+pub(crate) fn dataset_from_path(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -48,7 +48,7 @@ pub fn dataset_from_path(path: &Path) -> String {
 }
 
 /// Is `namespace` valid for a data stream name?
-pub fn check_namespace(namespace: &str) -> Result<(), String> {
+pub(crate) fn check_namespace(namespace: &str) -> Result<(), String> {
     if namespace.is_empty() || namespace.len() > MAX_DATASET {
         return Err("must be 1 to 100 characters".into());
     }

@@ -26,15 +26,15 @@ const ENRICHMENT_ALLOWANCE: usize = 320;
 
 /// What the encode stage adds to every document, and how documents are batched.
 #[derive(Debug, Clone)]
-pub struct EncodeConfig {
-    pub host_name: String,
-    pub agent_name: String,
-    pub namespace: String,
-    pub batch: BatchLimits,
+pub(crate) struct EncodeConfig {
+    pub(crate) host_name: String,
+    pub(crate) agent_name: String,
+    pub(crate) namespace: String,
+    pub(crate) batch: BatchLimits,
 }
 
 /// The shipper's [`LineSink`]: encodes, batches and hands batches to the output.
-pub struct Encoder {
+pub(crate) struct Encoder {
     enricher: Enricher,
     batcher: Batcher,
     budget: Arc<ReadBudget>,
@@ -51,7 +51,7 @@ pub struct Encoder {
 
 impl Encoder {
     /// An encoder that sends its batches to `tx`. `tap`, if any, sees every document.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &EncodeConfig,
         budget: Arc<ReadBudget>,
         tx: tokio::sync::mpsc::Sender<Batch>,

@@ -5,4 +5,4 @@
 //! The view and the trait are the alerting crate's small `feed` contract (nothing of its
 //! engine): the encoder fills the view with slices of the line it encodes, allocation-free.
 
-pub use alerting::feed::{DocumentTap, TappedDocument};
+pub(crate) use alerting::feed::{DocumentTap, TappedDocument};

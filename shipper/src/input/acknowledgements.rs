@@ -54,14 +54,14 @@ impl Slot {
 }
 
 /// Delivery state of every known file identity; shared by the reader and the output.
-pub struct AckTable {
+pub(crate) struct AckTable {
     slots: Mutex<Vec<Slot>>,
     budget: Arc<ReadBudget>,
     born: std::time::Instant,
 }
 
 impl AckTable {
-    pub fn new(budget: Arc<ReadBudget>) -> AckTable {
+    pub(crate) fn new(budget: Arc<ReadBudget>) -> AckTable {
         AckTable {
             slots: Mutex::new(Vec::new()),
             budget,
@@ -69,12 +69,13 @@ impl AckTable {
         }
     }
 
-    pub fn budget(&self) -> &Arc<ReadBudget> {
+    #[cfg(test)]
+    pub(crate) fn budget(&self) -> &Arc<ReadBudget> {
         &self.budget
     }
 
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
-    pub fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
+    pub(crate) fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
         let mut slots = self.lock();
         let slot = Slot {
             checkpoint,
@@ -92,7 +93,7 @@ impl AckTable {
 
     /// Records a line read from `slot`, ending at `end`, and returns its sequence number.
     /// A line that yields no document (an empty line) is `safe_now`.
-    pub fn record_read(&self, slot: u32, end: u64, tail: TailMark, safe_now: bool) -> u64 {
+    pub(crate) fn record_read(&self, slot: u32, end: u64, tail: TailMark, safe_now: bool) -> u64 {
         // Wraps after 49 days; ages are taken with wrapping_sub, so they stay right.
         let read_ms = self.born.elapsed().as_millis() as u32;
         let mut slots = self.lock();
@@ -117,7 +118,7 @@ impl AckTable {
     }
 
     /// The saved state of every identity, as the checkpoint should record it now.
-    pub fn snapshot(&self) -> Vec<FileCheckpoint> {
+    pub(crate) fn snapshot(&self) -> Vec<FileCheckpoint> {
         self.lock()
             .iter()
             .filter(|s| !s.forgotten)
@@ -126,13 +127,13 @@ impl AckTable {
     }
 
     /// The saved state of one slot.
-    pub fn get(&self, slot: u32) -> Option<FileCheckpoint> {
+    pub(crate) fn get(&self, slot: u32) -> Option<FileCheckpoint> {
         self.lock().get(slot as usize).map(|s| s.checkpoint.clone())
     }
 
     /// Where reading of `slot` stopped: the end of the last line read (safe or not), and the
     /// mark of the bytes before it. A file that reappears resumes reading there.
-    pub fn read_position(&self, slot: u32) -> Option<(u64, TailMark)> {
+    pub(crate) fn read_position(&self, slot: u32) -> Option<(u64, TailMark)> {
         self.lock()
             .get(slot as usize)
             .map(|s| match s.pending.back() {
@@ -143,7 +144,7 @@ impl AckTable {
 
     /// The safe offset of `slot` and how long its oldest line not yet safe has waited, in one
     /// look (what the lag figures need, without copying the checkpoint).
-    pub fn delivery(&self, slot: u32) -> Option<(u64, std::time::Duration)> {
+    pub(crate) fn delivery(&self, slot: u32) -> Option<(u64, std::time::Duration)> {
         let now_ms = self.born.elapsed().as_millis() as u32;
         self.lock().get(slot as usize).map(|s| {
             let age = s
@@ -158,21 +159,10 @@ impl AckTable {
         })
     }
 
-    /// How long the oldest line of `slot` not yet safe has waited since it was read: the
-    /// delivery lag of that file, in time.
-    pub fn oldest_unacknowledged_age(&self, slot: u32) -> std::time::Duration {
-        let now_ms = self.born.elapsed().as_millis() as u32;
-        self.lock()
-            .get(slot as usize)
-            .and_then(|s| s.pending.iter().find(|p| !p.acked))
-            .map(|p| std::time::Duration::from_millis(u64::from(now_ms.wrapping_sub(p.read_ms))))
-            .unwrap_or_default()
-    }
-
     /// The furthest offset this identity's ids were used to, and the mark of the bytes
     /// before it: what a file must hold to be this identity (see
     /// [`FileCheckpoint::sent_offset`]).
-    pub fn evidence(&self, slot: u32) -> Option<(u64, TailMark)> {
+    pub(crate) fn evidence(&self, slot: u32) -> Option<(u64, TailMark)> {
         self.lock().get(slot as usize).map(|s| {
             let c = &s.checkpoint;
             if c.sent_offset > c.offset {
@@ -183,8 +173,9 @@ impl AckTable {
         })
     }
 
+    #[cfg(test)]
     /// Lines read from `slot` whose documents are not yet safe.
-    pub fn unacknowledged(&self, slot: u32) -> usize {
+    pub(crate) fn unacknowledged(&self, slot: u32) -> usize {
         self.lock()
             .get(slot as usize)
             .map(|s| s.pending.iter().filter(|p| !p.acked).count())
@@ -192,7 +183,7 @@ impl AckTable {
     }
 
     /// Lines read but not yet safe, over all files.
-    pub fn total_unacknowledged(&self) -> usize {
+    pub(crate) fn total_unacknowledged(&self) -> usize {
         self.lock()
             .iter()
             .map(|s| s.pending.iter().filter(|p| !p.acked).count())
@@ -200,7 +191,7 @@ impl AckTable {
     }
 
     /// Updates where the identity lives now and when it was seen.
-    pub fn relocate(&self, slot: u32, dev: u64, ino: u64, path: PathBuf, seen_unix: u64) {
+    pub(crate) fn relocate(&self, slot: u32, dev: u64, ino: u64, path: PathBuf, seen_unix: u64) {
         if let Some(s) = self.lock().get_mut(slot as usize) {
             s.checkpoint.dev = dev;
             s.checkpoint.ino = ino;
@@ -213,7 +204,7 @@ impl AckTable {
     /// after the time recorded: retention is counted in days, and a checkpoint rewritten on
     /// every scan for a new "seen" second would be a write every few seconds with thousands
     /// of idle files.
-    pub fn touch(&self, slot: u32, seen_unix: u64, precision_secs: u64) {
+    pub(crate) fn touch(&self, slot: u32, seen_unix: u64, precision_secs: u64) {
         if let Some(s) = self.lock().get_mut(slot as usize) {
             if seen_unix.saturating_sub(s.checkpoint.seen_unix) >= precision_secs {
                 s.checkpoint.seen_unix = seen_unix;
@@ -222,7 +213,7 @@ impl AckTable {
     }
 
     /// Slots whose identity matches `pred`, with their saved state.
-    pub fn find(
+    pub(crate) fn find(
         &self,
         mut pred: impl FnMut(&FileCheckpoint) -> bool,
     ) -> Vec<(u32, FileCheckpoint)> {
@@ -237,7 +228,7 @@ impl AckTable {
     /// Forgets identities last seen before `cutoff` (Unix seconds) that have nothing in
     /// flight, so a shipper running for months does not carry every file it ever read.
     /// Returns how many were forgotten.
-    pub fn forget_seen_before(&self, cutoff: u64) -> usize {
+    pub(crate) fn forget_seen_before(&self, cutoff: u64) -> usize {
         let mut forgotten = 0;
         for s in self.lock().iter_mut() {
             if !s.forgotten && s.pending.is_empty() && s.checkpoint.seen_unix < cutoff {

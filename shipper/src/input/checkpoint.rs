@@ -19,29 +19,29 @@ const TEMP: &str = "checkpoints.json.tmp";
 
 /// The saved position of one file identity.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileCheckpoint {
+pub(crate) struct FileCheckpoint {
     /// Identity used in document ids.
-    pub key: FileKey,
+    pub(crate) key: FileKey,
     /// Hash of the file's first line.
-    pub fingerprint: Fingerprint,
+    pub(crate) fingerprint: Fingerprint,
     /// Device and inode the file had when last seen.
-    pub dev: u64,
-    pub ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     /// Path the file had when last seen (for people; identity does not depend on it).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Every line before this offset is safe.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Mark of the bytes just before `offset`.
-    pub tail: TailMark,
+    pub(crate) tail: TailMark,
     /// End of the last line read (and so possibly sent): the identity's document ids are
     /// in use up to here. A file that claims this identity must hold the same bytes before
     /// it (checked with `sent_tail`), or a new line could take an id an old one already has.
     #[serde(default)]
-    pub sent_offset: u64,
+    pub(crate) sent_offset: u64,
     #[serde(default)]
-    pub sent_tail: TailMark,
+    pub(crate) sent_tail: TailMark,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
-    pub seen_unix: u64,
+    pub(crate) seen_unix: u64,
 }
 
 /// The file format, versioned so a later release can read what this one wrote.
@@ -53,7 +53,7 @@ enum State {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
+pub(crate) enum CheckpointError {
     #[error("cannot create the checkpoint directory {path}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
     #[error("cannot write the checkpoint file {path}: {source}")]
@@ -63,21 +63,21 @@ pub enum CheckpointError {
 }
 
 /// Loads and saves the checkpoints of one data directory.
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     dir: PathBuf,
 }
 
 /// What [`Checkpointer::load`] found.
 #[derive(Debug, Default)]
-pub struct Loaded {
-    pub files: Vec<FileCheckpoint>,
+pub(crate) struct Loaded {
+    pub(crate) files: Vec<FileCheckpoint>,
     /// A checkpoint file that could not be parsed and was moved aside to this path.
     /// Starting over is safe (documents re-sent are answered 409), but worth a warning.
-    pub moved_aside: Option<PathBuf>,
+    pub(crate) moved_aside: Option<PathBuf>,
 }
 
 impl Checkpointer {
-    pub fn new(dir: &Path) -> Result<Checkpointer, CheckpointError> {
+    pub(crate) fn new(dir: &Path) -> Result<Checkpointer, CheckpointError> {
         fs::create_dir_all(dir).map_err(|source| CheckpointError::CreateDir {
             path: dir.to_path_buf(),
             source,
@@ -87,11 +87,11 @@ impl Checkpointer {
         })
     }
 
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(STABLE)
     }
 
-    pub fn load(&self) -> Result<Loaded, CheckpointError> {
+    pub(crate) fn load(&self) -> Result<Loaded, CheckpointError> {
         let temp = self.dir.join(TEMP);
         if let Some(Ok(State::V1 { files })) = read_state(&temp)? {
             return Ok(Loaded {
@@ -123,7 +123,7 @@ impl Checkpointer {
         }
     }
 
-    pub fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
+    pub(crate) fn save(&self, files: &[FileCheckpoint]) -> Result<(), CheckpointError> {
         let temp = self.dir.join(TEMP);
         let stable = self.dir.join(STABLE);
         let write_err = |path: &Path| {

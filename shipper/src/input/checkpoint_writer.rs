@@ -14,7 +14,7 @@ use super::acknowledgements::AckTable;
 use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
 
 /// Writes the table's checkpoints when they changed since the last write.
-pub struct Persister {
+pub(crate) struct Persister {
     table: Arc<AckTable>,
     checkpointer: Arc<Checkpointer>,
     forget_after: Duration,
@@ -22,7 +22,7 @@ pub struct Persister {
 }
 
 impl Persister {
-    pub fn new(
+    pub(crate) fn new(
         table: Arc<AckTable>,
         checkpointer: Arc<Checkpointer>,
         forget_after: Duration,
@@ -36,7 +36,7 @@ impl Persister {
     }
 
     /// Saves now if anything changed; identities not seen for `forget_after` are dropped.
-    pub fn save_if_changed(&mut self) -> Result<bool, CheckpointError> {
+    pub(crate) fn save_if_changed(&mut self) -> Result<bool, CheckpointError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -69,13 +69,16 @@ impl Persister {
 }
 
 /// The running writer thread; [`CheckpointWriter::stop`] makes a last write and joins it.
-pub struct CheckpointWriter {
+pub(crate) struct CheckpointWriter {
     stop: mpsc::Sender<()>,
     thread: Option<JoinHandle<Persister>>,
 }
 
 impl CheckpointWriter {
-    pub fn spawn(mut persister: Persister, every: Duration) -> std::io::Result<CheckpointWriter> {
+    pub(crate) fn spawn(
+        mut persister: Persister,
+        every: Duration,
+    ) -> std::io::Result<CheckpointWriter> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("checkpoints".into())
@@ -95,7 +98,7 @@ impl CheckpointWriter {
     }
 
     /// Writes once more and stops; returns the persister for a final write by the caller.
-    pub fn stop(mut self) -> Option<Persister> {
+    pub(crate) fn stop(mut self) -> Option<Persister> {
         let _ = self.stop.send(());
         self.thread.take().and_then(|t| t.join().ok())
     }

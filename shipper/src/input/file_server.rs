@@ -33,42 +33,42 @@ use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
 use crate::batch::{Acknowledge, Origin};
 
 #[derive(Debug, Clone)]
-pub struct FileServerConfig {
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub max_line_bytes: usize,
+pub(crate) struct FileServerConfig {
+    pub(crate) include: Vec<String>,
+    pub(crate) exclude: Vec<String>,
+    pub(crate) max_line_bytes: usize,
     /// Longest sleep between looks at the open files when no event arrives.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// How often the globs are evaluated again even without filesystem events.
-    pub scan_interval: Duration,
+    pub(crate) scan_interval: Duration,
     /// How long a file renamed out of the globs or deleted stays open after its last byte
     /// was read, for a writer that has not switched to the new file yet.
-    pub rotate_wait: Duration,
+    pub(crate) rotate_wait: Duration,
     /// A file under the globs with nothing new for this long is closed; the next scan that
     /// sees it grow opens it again and resumes its identity.
-    pub close_inactive: Duration,
-    pub checkpoint_interval: Duration,
+    pub(crate) close_inactive: Duration,
+    pub(crate) checkpoint_interval: Duration,
     /// Checkpoints of files not seen for this long are forgotten.
-    pub forget_after: Duration,
+    pub(crate) forget_after: Duration,
     /// Bytes read from one file before giving the next file its turn.
-    pub bytes_per_turn: usize,
+    pub(crate) bytes_per_turn: usize,
 }
 
 /// Counters the summary line and `/metrics` read.
 #[derive(Debug, Default)]
-pub struct InputStats {
-    pub lines_read: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub files_open: AtomicU64,
-    pub bytes_behind: AtomicU64,
-    pub deleted_files_open: AtomicU64,
+pub(crate) struct InputStats {
+    pub(crate) lines_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) files_open: AtomicU64,
+    pub(crate) bytes_behind: AtomicU64,
+    pub(crate) deleted_files_open: AtomicU64,
     /// Age of the oldest line read but not yet acknowledged, over all files.
-    pub lag_ms: AtomicU64,
-    pub paused: AtomicBool,
+    pub(crate) lag_ms: AtomicU64,
+    pub(crate) paused: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FileServerError {
+pub(crate) enum FileServerError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("invalid paths: {0}")]
@@ -117,7 +117,7 @@ enum Verdict {
     Finished,
 }
 
-pub struct FileServer {
+pub(crate) struct FileServer {
     cfg: FileServerConfig,
     paths: PathsProvider,
     watchers: Vec<Watcher>,
@@ -208,7 +208,7 @@ impl FileServer {
 
     /// Runs until shutdown (or until the output stops taking batches), then sends the batch
     /// in progress and saves the checkpoints. Blocking: run it on its own thread.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         let writer = self.persister.take().and_then(|p| {
             match CheckpointWriter::spawn(p, self.cfg.checkpoint_interval) {
                 Ok(w) => Some(w),
@@ -274,7 +274,8 @@ impl FileServer {
     /// One deterministic pass, for tests and tools: evaluate the globs, read everything that
     /// can be read now, send the batch in progress and save the checkpoints. Returns false
     /// when reading stopped (shutdown, or the output is gone).
-    pub fn step(&mut self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn step(&mut self) -> bool {
         for _ in 0..4 {
             self.all_dirty = true;
             self.scan();
@@ -780,7 +781,7 @@ fn unix_now() -> u64 {
 
 /// Saves the checkpoints as the table has them now (used at shutdown, after the output
 /// finished, so the last acknowledgements are in).
-pub fn save_checkpoints(
+pub(crate) fn save_checkpoints(
     table: &AckTable,
     checkpointer: &Checkpointer,
     forget_after: Duration,

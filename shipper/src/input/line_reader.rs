@@ -39,7 +39,7 @@ pub struct Line<'a> {
 }
 
 /// Reads the lines of one open file.
-pub struct LineReader {
+pub(crate) struct LineReader {
     file: File,
     /// File offset of `buf[0]`.
     buf_offset: u64,
@@ -58,7 +58,7 @@ pub struct LineReader {
 
 impl LineReader {
     /// A reader positioned at `offset`, which must be the start of a line.
-    pub fn new(file: File, offset: u64, max_line_bytes: usize) -> LineReader {
+    pub(crate) fn new(file: File, offset: u64, max_line_bytes: usize) -> LineReader {
         LineReader {
             file,
             buf_offset: offset,
@@ -72,12 +72,12 @@ impl LineReader {
         }
     }
 
-    pub fn file(&self) -> &File {
+    pub(crate) fn file(&self) -> &File {
         &self.file
     }
 
     /// Offset of the first byte not yet handed out in a line.
-    pub fn line_offset(&self) -> u64 {
+    pub(crate) fn line_offset(&self) -> u64 {
         match &self.long_line {
             Some((_, begin)) => *begin,
             None => self.buf_offset + self.start as u64,
@@ -85,22 +85,22 @@ impl LineReader {
     }
 
     /// Offset of the next byte to read from the file.
-    pub fn read_offset(&self) -> u64 {
+    pub(crate) fn read_offset(&self) -> u64 {
         self.buf_offset + self.filled as u64
     }
 
     /// True when the last call to [`LineReader::next_line`] found no more data.
-    pub fn at_eof(&self) -> bool {
+    pub(crate) fn at_eof(&self) -> bool {
         self.at_eof
     }
 
     /// Bytes waiting for a newline (a partial last line).
-    pub fn pending_bytes(&self) -> u64 {
+    pub(crate) fn pending_bytes(&self) -> u64 {
         self.read_offset() - self.line_offset()
     }
 
     /// The next complete line, or `None` at the end of the data written so far.
-    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         loop {
             if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..self.filled]) {
                 let nl = self.start + pos;
@@ -132,7 +132,7 @@ impl LineReader {
 
     /// Hands out the unterminated last line, if any: for a file that is finished (renamed
     /// away or deleted and idle), whose last line will never get its newline.
-    pub fn take_unterminated(&mut self) -> Option<Line<'_>> {
+    pub(crate) fn take_unterminated(&mut self) -> Option<Line<'_>> {
         if self.pending_bytes() == 0 {
             return None;
         }
@@ -179,7 +179,7 @@ impl LineReader {
 
     /// Starts a turn with the shared buffer `shared`: the reader's partial last line moves
     /// into it, and lines read until [`LineReader::give_back`] borrow from it.
-    pub fn lend(&mut self, shared: &mut Vec<u8>) {
+    pub(crate) fn lend(&mut self, shared: &mut Vec<u8>) {
         let mut big = std::mem::take(shared);
         big.clear();
         big.extend_from_slice(&self.buf[self.start..self.filled]);
@@ -191,7 +191,7 @@ impl LineReader {
 
     /// Ends a turn: keeps only the partial last line (if any) and returns the shared buffer
     /// to `shared`.
-    pub fn give_back(&mut self, shared: &mut Vec<u8>) {
+    pub(crate) fn give_back(&mut self, shared: &mut Vec<u8>) {
         let carry = self.buf[self.start..self.filled].to_vec();
         self.buf_offset += self.start as u64;
         self.filled = carry.len();

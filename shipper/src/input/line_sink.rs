@@ -29,8 +29,8 @@ pub(crate) enum Stop {
 /// among the lines read from that file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LineOrigin {
-    pub slot: u32,
-    pub seq: u64,
+    pub(crate) slot: u32,
+    pub(crate) seq: u64,
 }
 
 /// What the sink made of a line.

@@ -6,15 +6,15 @@
 //! when the output falls behind; `acknowledgements` + `checkpoint` record what is safely
 //! delivered, and `checkpoint_writer` saves it on its own thread.
 
-pub mod acknowledgements;
-pub mod checkpoint;
-pub mod checkpoint_writer;
-pub mod file_server;
+pub(crate) mod acknowledgements;
+pub(crate) mod checkpoint;
+pub(crate) mod checkpoint_writer;
+pub(crate) mod file_server;
 pub mod identity;
 pub mod line_reader;
 pub(crate) mod line_sink;
-pub mod paths;
-pub mod read_budget;
+pub(crate) mod paths;
+pub(crate) mod read_budget;
 
 #[cfg(test)]
 mod model_tests;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PathsError {
+pub(crate) enum PathsError {
     #[error("{pattern:?} is not a valid glob: {reason}")]
     BadPattern { pattern: String, reason: String },
     #[error("{pattern:?} must be an absolute path")]
@@ -23,13 +23,13 @@ pub enum PathsError {
 
 /// The files matching the include globs and none of the exclude globs.
 #[derive(Debug, Clone)]
-pub struct PathsProvider {
+pub(crate) struct PathsProvider {
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
 }
 
 impl PathsProvider {
-    pub fn new(include: &[String], exclude: &[String]) -> Result<PathsProvider, PathsError> {
+    pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<PathsProvider, PathsError> {
         for pattern in include {
             glob::Pattern::new(pattern).map_err(|e| PathsError::BadPattern {
                 pattern: pattern.clone(),
@@ -57,7 +57,7 @@ impl PathsProvider {
     }
 
     /// Regular files matching now, sorted and without duplicates.
-    pub fn discover(&self) -> Vec<PathBuf> {
+    pub(crate) fn discover(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         for pattern in &self.include {
             let Ok(paths) = glob::glob(pattern) else {
@@ -85,7 +85,7 @@ impl PathsProvider {
     }
 
     /// The deepest directory of each pattern without glob characters: what to watch.
-    pub fn watch_roots(&self) -> Vec<PathBuf> {
+    pub(crate) fn watch_roots(&self) -> Vec<PathBuf> {
         let mut roots: Vec<PathBuf> = self
             .include
             .iter()
@@ -112,7 +112,7 @@ impl PathsProvider {
 
 /// What a filesystem event asks of the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// Data was written: read.
     Read,
     /// A file appeared, moved or vanished: look at the globs again, then read.
@@ -124,14 +124,14 @@ pub enum Wake {
 /// waits is one "read" and one "rescan" flag and the set of paths written to, bounded by
 /// [`MAX_DIRTY_PATHS`], never a queue that grows with the events.
 #[derive(Debug, Default)]
-pub struct Wakeups {
+pub(crate) struct Wakeups {
     pending: Mutex<Pending>,
     ready: Condvar,
 }
 
 /// Distinct written paths remembered between two looks of the reader; past this, every file
 /// is looked at (as after an event overflow).
-pub const MAX_DIRTY_PATHS: usize = 4096;
+pub(crate) const MAX_DIRTY_PATHS: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -145,18 +145,18 @@ struct Pending {
 
 /// What the reader is woken for.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Woken {
+pub(crate) struct Woken {
     /// A file appeared, moved or vanished.
-    pub rescan: bool,
+    pub(crate) rescan: bool,
     /// Paths written to.
-    pub dirty: HashSet<PathBuf>,
+    pub(crate) dirty: HashSet<PathBuf>,
     /// Every file may have been written to.
-    pub all_dirty: bool,
+    pub(crate) all_dirty: bool,
 }
 
 impl Wakeups {
     /// Records `wake` for `paths` and wakes the reader if it waits.
-    pub fn signal(&self, wake: Wake, paths: &[PathBuf]) {
+    pub(crate) fn signal(&self, wake: Wake, paths: &[PathBuf]) {
         let mut p = self.lock();
         match wake {
             Wake::Read => p.read = true,
@@ -185,7 +185,7 @@ impl Wakeups {
     }
 
     /// Waits up to `timeout` for a wake-up and takes every pending one; `None` on time-out.
-    pub fn wait(&self, timeout: Duration) -> Option<Woken> {
+    pub(crate) fn wait(&self, timeout: Duration) -> Option<Woken> {
         let deadline = std::time::Instant::now() + timeout;
         let mut p = self.lock();
         while !p.read && !p.rescan {
@@ -208,7 +208,8 @@ impl Wakeups {
     }
 
     /// How many wake-ups wait: a flag of each kind and the paths written to.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
         let p = self.lock();
         usize::from(p.read) + usize::from(p.rescan) + p.dirty.len()
     }
@@ -221,13 +222,13 @@ impl Wakeups {
 }
 
 /// A live filesystem watch; dropping it stops the events.
-pub struct PathWatch {
+pub(crate) struct PathWatch {
     _watcher: notify::RecommendedWatcher,
 }
 
 /// Starts watching the roots of `paths`, signalling a [`Wake`] per event into `wake`. Roots
 /// that do not exist yet are skipped (the periodic rescan covers them).
-pub fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result<PathWatch> {
+pub(crate) fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result<PathWatch> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
             Ok(e) => match e.kind {

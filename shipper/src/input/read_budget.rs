@@ -9,14 +9,14 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub struct ReadBudget {
+pub(crate) struct ReadBudget {
     capacity: usize,
     used: Mutex<usize>,
     released: Condvar,
 }
 
 impl ReadBudget {
-    pub fn new(capacity: usize) -> ReadBudget {
+    pub(crate) fn new(capacity: usize) -> ReadBudget {
         ReadBudget {
             capacity: capacity.max(1),
             used: Mutex::new(0),
@@ -24,22 +24,18 @@ impl ReadBudget {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         *self.lock()
     }
 
     /// What a line of `bytes` costs: a line larger than the whole budget costs the whole
     /// budget, so it can still pass once everything else is acknowledged.
-    pub fn cost(&self, bytes: usize) -> usize {
+    pub(crate) fn cost(&self, bytes: usize) -> usize {
         bytes.clamp(1, self.capacity)
     }
 
     /// Takes `cost` if it is available now.
-    pub fn try_take(&self, cost: usize) -> bool {
+    pub(crate) fn try_take(&self, cost: usize) -> bool {
         let mut used = self.lock();
         if *used + cost <= self.capacity {
             *used += cost;
@@ -50,7 +46,7 @@ impl ReadBudget {
     }
 
     /// Takes `cost`, waiting up to `wait` for acknowledgements to free it.
-    pub fn take_within(&self, cost: usize, wait: Duration) -> bool {
+    pub(crate) fn take_within(&self, cost: usize, wait: Duration) -> bool {
         let used = self.lock();
         let (mut used, _) = self
             .released
@@ -64,7 +60,7 @@ impl ReadBudget {
         }
     }
 
-    pub fn give_back(&self, cost: usize) {
+    pub(crate) fn give_back(&self, cost: usize) {
         if cost == 0 {
             return;
         }

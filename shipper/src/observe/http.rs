@@ -22,7 +22,7 @@ struct AppState {
     ready: Arc<AtomicBool>,
 }
 
-pub fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
+pub(crate) fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -31,7 +31,7 @@ pub fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
 }
 
 /// Binds `addr` now (so a taken port stops the shipper at start) and serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     prometheus: PrometheusHandle,
     ready: Arc<AtomicBool>,

@@ -1,13 +1,13 @@
 //! The shipper's own observability: Prometheus `/metrics`, `/health`, `/ready`, and a
 //! periodic summary line in its log so `docker compose logs -f shipper` shows progress.
 
-pub mod http;
-pub mod summary;
+pub(crate) mod http;
+pub(crate) mod summary;
 pub mod top;
 
 /// Describes the input-side metrics (the output describes its own), so `/metrics` carries
 /// HELP lines for every series.
-pub fn describe_input_metrics() {
+pub(crate) fn describe_input_metrics() {
     use metrics::{describe_counter, describe_gauge, Unit};
     describe_counter!("shipper_lines_read_total", "Lines read from the log files.");
     describe_counter!(

@@ -10,7 +10,7 @@ use crate::input::file_server::InputStats;
 use crate::output::OutputStats;
 
 /// Logs a summary every `every` until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     every: Duration,
     input: Arc<InputStats>,
     output: Arc<OutputStats>,

@@ -14,18 +14,18 @@ use prometheus_parse::{Scrape, Value};
 
 /// One scrape of `/metrics`, reduced to what the view shows.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Unlabelled counters and gauges, and labelled ones summed over their labels.
-    pub totals: BTreeMap<String, f64>,
+    pub(crate) totals: BTreeMap<String, f64>,
     /// Per file: (bytes behind, seconds since the oldest unacknowledged line was read).
-    pub files: BTreeMap<String, (f64, f64)>,
+    pub(crate) files: BTreeMap<String, (f64, f64)>,
     /// `shipper_bulk_duration_seconds` buckets: (upper bound, cumulative count).
-    pub bulk_buckets: Vec<(f64, f64)>,
+    pub(crate) bulk_buckets: Vec<(f64, f64)>,
 }
 
 impl Snapshot {
     /// Parses Prometheus text exposition (what `/metrics` serves).
-    pub fn parse(text: &str) -> anyhow::Result<Snapshot> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Snapshot> {
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
             .context("the /metrics answer is not Prometheus text")?;
         let mut snap = Snapshot::default();
@@ -112,7 +112,7 @@ fn latency(seconds: Option<f64>) -> String {
 }
 
 /// The screen for the interval between `prev` and `cur`, `secs` apart.
-pub fn render(source: &str, prev: &Snapshot, cur: &Snapshot, secs: f64) -> String {
+pub(crate) fn render(source: &str, prev: &Snapshot, cur: &Snapshot, secs: f64) -> String {
     let secs = secs.max(0.001);
     let rate = |name: &str| ((cur.get(name) - prev.get(name)) / secs).max(0.0);
     let mut out = String::new();

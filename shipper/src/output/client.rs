@@ -20,20 +20,20 @@ use super::retry::{Backoff, RetryReason};
 
 /// A request body and how it is encoded.
 #[derive(Debug, Clone)]
-pub struct RequestBody {
-    pub bytes: Bytes,
-    pub content_type: &'static str,
+pub(crate) struct RequestBody {
+    pub(crate) bytes: Bytes,
+    pub(crate) content_type: &'static str,
     /// The bytes are gzip-compressed (`Content-Encoding: gzip`).
-    pub gzip: bool,
+    pub(crate) gzip: bool,
 }
 
 /// A complete HTTP answer from one node.
 #[derive(Debug)]
-pub struct Reply {
-    pub node: NodeRef,
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Reply {
+    pub(crate) node: NodeRef,
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// A request that got no complete HTTP answer.
@@ -55,7 +55,7 @@ pub enum TransportError {
 
 impl TransportError {
     /// The whole-request retry reason for this failure.
-    pub fn retry_reason(&self) -> RetryReason {
+    pub(crate) fn retry_reason(&self) -> RetryReason {
         match self {
             TransportError::Connect { .. }
             | TransportError::Tls { .. }
@@ -68,7 +68,7 @@ impl TransportError {
 
 /// Building the client failed: a configuration problem, reported at start.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("cannot read the CA certificate {path}: {source}")]
     ReadCa {
         path: PathBuf,
@@ -87,14 +87,14 @@ pub enum ClientError {
 
 /// The Elasticsearch HTTP client shared by startup checks, template installation and bulk.
 #[derive(Debug)]
-pub struct EsClient {
+pub(crate) struct EsClient {
     http: reqwest::Client,
     nodes: NodePool,
     timeout: Duration,
 }
 
 impl EsClient {
-    pub fn new(config: &OutputConfig) -> Result<Self, ClientError> {
+    pub(crate) fn new(config: &OutputConfig) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(value) = authorization(&config.auth)? {
@@ -144,17 +144,13 @@ impl EsClient {
         })
     }
 
-    pub fn nodes(&self) -> &NodePool {
-        &self.nodes
-    }
-
     /// Sends one request to the next node and reads the whole answer.
     ///
     /// A refused connection moves on to the next node that is not in its backoff period at
     /// once: the request never reached Elasticsearch, so sending it elsewhere is safe, and a
     /// dead node in the list then costs no delay. Other failures are returned to the caller,
     /// whose retry rules decide.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -181,7 +177,7 @@ impl EsClient {
     }
 
     /// Sends one request to a given node and reads the whole answer.
-    pub async fn send_to(
+    pub(crate) async fn send_to(
         &self,
         node: &NodeRef,
         method: Method,

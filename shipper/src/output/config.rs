@@ -12,21 +12,21 @@ use url::Url;
 
 /// Concurrent `_bulk` requests. Two keep the connection busy while one response is being
 /// processed, without letting one shipper monopolise the cluster's write thread pool.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 2;
 /// Long enough for a large bulk on a busy cluster; a timed-out request is re-sent, and the
 /// deterministic `_id`s turn whatever the first attempt stored into 409s.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Failing fast on connect lets us move on to the next node.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// First retry delay (before jitter).
-pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(200);
 /// Cap of the retry delay: an outage is noticed within this time after it ends.
-pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Dead letters are evidence to inspect, not a second buffer: 256 MiB holds hundreds of
 /// thousands of rejected documents and cannot fill a disk.
-pub const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 256 * 1024 * 1024;
+pub(crate) const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Time given to in-flight requests at shutdown; whatever is abandoned is re-sent after restart.
-pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How the shipper proves who it is to Elasticsearch.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -62,22 +62,22 @@ pub struct OutputConfig {
     pub nodes: Vec<Url>,
     pub auth: Auth,
     /// PEM file with the CA certificate(s) that signed the nodes' certificates.
-    pub ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
     /// Gzip request bodies (`Content-Encoding: gzip`). Responses are always accepted gzipped.
     pub compression: bool,
     /// Concurrent `_bulk` requests.
     pub max_in_flight: usize,
     /// Whole request, response body included.
     pub request_timeout: Duration,
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// First delay of the capped exponential backoff (full jitter).
     pub retry_initial: Duration,
     /// Largest delay of the backoff.
     pub retry_max: Duration,
     /// Directory of the dead-letter files.
-    pub dead_letter_dir: PathBuf,
+    pub(crate) dead_letter_dir: PathBuf,
     /// Bound of all dead-letter files together; the oldest file is evicted beyond it.
-    pub dead_letter_max_bytes: u64,
+    pub(crate) dead_letter_max_bytes: u64,
     /// Time given to in-flight requests once shutdown starts.
     pub shutdown_deadline: Duration,
 }
@@ -103,7 +103,7 @@ impl OutputConfig {
 
     /// Checks what the type system cannot; the error names the setting and the reason, so the
     /// configuration module can stop the shipper with it at start.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.nodes.is_empty() {
             return Err(ConfigError::new(
                 "nodes",
@@ -191,7 +191,7 @@ impl fmt::Debug for OutputConfig {
 }
 
 /// A node URL fit for logs: a password written into the URL is replaced.
-pub fn redacted_url(url: &Url) -> String {
+pub(crate) fn redacted_url(url: &Url) -> String {
     if url.password().is_none() {
         return url.as_str().trim_end_matches('/').to_string();
     }
@@ -204,9 +204,9 @@ pub fn redacted_url(url: &Url) -> String {
 /// A setting with a value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid Elasticsearch output setting `{setting}`: {reason}")]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub reason: String,
+pub(crate) struct ConfigError {
+    pub(crate) setting: &'static str,
+    pub(crate) reason: String,
 }
 
 impl ConfigError {

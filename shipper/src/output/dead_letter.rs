@@ -29,15 +29,15 @@ const SUFFIX: &str = ".ndjson";
 
 /// One document to dead-letter and why.
 #[derive(Debug, Clone, Copy)]
-pub struct DeadLetter<'a> {
-    pub index: &'a str,
-    pub id: &'a str,
+pub(crate) struct DeadLetter<'a> {
+    pub(crate) index: &'a str,
+    pub(crate) id: &'a str,
     /// HTTP status of the item (or 413 for a document too large on its own).
-    pub status: u16,
-    pub error_type: &'a str,
-    pub reason: &'a str,
+    pub(crate) status: u16,
+    pub(crate) error_type: &'a str,
+    pub(crate) reason: &'a str,
     /// The document source as sent (normally JSON).
-    pub source: &'a [u8],
+    pub(crate) source: &'a [u8],
 }
 
 #[derive(Serialize)]
@@ -69,7 +69,7 @@ enum Document<'a> {
 }
 
 /// Appends one NDJSON record for `letter` to `out`.
-pub fn encode(letter: &DeadLetter<'_>, out: &mut Vec<u8>) {
+pub(crate) fn encode(letter: &DeadLetter<'_>, out: &mut Vec<u8>) {
     let document = match std::str::from_utf8(letter.source)
         .ok()
         .and_then(|s| serde_json::from_str::<&RawValue>(s).ok())
@@ -95,7 +95,7 @@ pub fn encode(letter: &DeadLetter<'_>, out: &mut Vec<u8>) {
 }
 
 /// The index and `_id` of an action line (`{"create":{"_index":..,"_id":..}}`).
-pub fn action_target(action: &[u8]) -> (String, String) {
+pub(crate) fn action_target(action: &[u8]) -> (String, String) {
     #[derive(serde::Deserialize)]
     struct Target {
         #[serde(rename = "_index", default)]
@@ -115,16 +115,16 @@ pub fn action_target(action: &[u8]) -> (String, String) {
 
 /// What an append did besides writing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Appended {
+pub(crate) struct Appended {
     /// Records deleted with the segments evicted to stay under the bound.
-    pub evicted_records: u64,
+    pub(crate) evicted_records: u64,
     /// The evicted files, for the log line.
-    pub evicted_files: Vec<PathBuf>,
+    pub(crate) evicted_files: Vec<PathBuf>,
 }
 
 /// Writes dead-letter records into bounded, rotated segment files.
 #[derive(Debug)]
-pub struct DeadLetterWriter {
+pub(crate) struct DeadLetterWriter {
     dir: PathBuf,
     max_bytes: u64,
     segment_max: u64,
@@ -136,7 +136,7 @@ pub struct DeadLetterWriter {
 
 impl DeadLetterWriter {
     /// Opens the directory (creating it) and continues after the segments already there.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -157,19 +157,19 @@ impl DeadLetterWriter {
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Total size of the segments on disk.
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.segments.iter().map(|(_, size)| size).sum()
     }
 
     /// Appends already encoded records (see [`encode`]), makes them durable, then evicts the
     /// oldest segments if the bound is exceeded. The newest segment is never evicted, so what
     /// was just written stays even when a single record is larger than the bound.
-    pub fn append(&mut self, records: &[u8]) -> io::Result<Appended> {
+    pub(crate) fn append(&mut self, records: &[u8]) -> io::Result<Appended> {
         if records.is_empty() {
             return Ok(Appended::default());
         }

@@ -23,9 +23,9 @@ use super::telemetry::Telemetry;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {
     /// The node that answered (URL without credentials).
-    pub node: String,
-    pub cluster_name: String,
-    pub version: String,
+    pub(crate) node: String,
+    pub(crate) cluster_name: String,
+    pub(crate) version: String,
 }
 
 /// A reason not to start shipping.
@@ -61,7 +61,7 @@ pub enum StartupError {
 
 /// The verdict on one `GET /` answer.
 #[derive(Debug)]
-pub enum RootCheck {
+pub(crate) enum RootCheck {
     Ready(ClusterInfo),
     /// Not ready yet; the text says why.
     NotYet(String),
@@ -69,7 +69,7 @@ pub enum RootCheck {
 }
 
 /// Judges one answer to `GET /` (a pure function, tested on its own).
-pub fn check_root(reply: &Reply) -> RootCheck {
+pub(crate) fn check_root(reply: &Reply) -> RootCheck {
     let node = reply.node.shown.clone();
     match reply.status {
         200..=299 => {}
@@ -147,7 +147,7 @@ pub fn check_root(reply: &Reply) -> RootCheck {
 
 /// Waits until a node answers `GET /` as Elasticsearch 8.x/9.x, or fails on what waiting
 /// cannot fix, or returns [`StartupError::Cancelled`] when `shutdown` is cancelled.
-pub async fn wait_until_ready(
+pub(crate) async fn wait_until_ready(
     client: &EsClient,
     backoff: Backoff,
     telemetry: &Telemetry,

@@ -30,20 +30,21 @@
 //! [`service`] (one attempt), [`sink`] (the delivery loop), [`dead_letter`]; at start
 //! [`health`] and [`templates`]; throughout [`telemetry`].
 
-pub mod client;
-pub mod config;
-pub mod dead_letter;
-pub mod health;
-pub mod nodes;
-pub mod request_builder;
-pub mod response;
-pub mod retry;
-pub mod service;
-pub mod sink;
-pub mod telemetry;
-pub mod templates;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod dead_letter;
+pub(crate) mod health;
+pub(crate) mod nodes;
+pub(crate) mod request_builder;
+pub(crate) mod response;
+pub(crate) mod retry;
+pub(crate) mod service;
+pub(crate) mod sink;
+pub(crate) mod telemetry;
+pub(crate) mod templates;
 
-pub use config::{Auth, ConfigError, OutputConfig};
-pub use health::{wait_until_ready, ClusterInfo, StartupError};
+pub use config::{Auth, OutputConfig};
+pub use health::StartupError;
 pub use sink::ElasticsearchOutput;
-pub use telemetry::{describe_metrics, OutputStats, OutputStatsSnapshot};
+pub use telemetry::OutputStatsSnapshot;
+pub use telemetry::{describe_metrics, OutputStats};

@@ -33,7 +33,7 @@ struct NodeState {
 
 /// The nodes of the cluster, with round-robin selection and dead-node backoff.
 #[derive(Debug)]
-pub struct NodePool {
+pub(crate) struct NodePool {
     nodes: Vec<Node>,
     next: AtomicUsize,
     backoff: Backoff,
@@ -41,16 +41,16 @@ pub struct NodePool {
 
 /// A chosen node: its index in the pool, its URL and its name for logs.
 #[derive(Debug, Clone)]
-pub struct NodeRef {
-    pub index: usize,
-    pub url: Url,
+pub(crate) struct NodeRef {
+    pub(crate) index: usize,
+    pub(crate) url: Url,
     /// The URL without a password, for logs.
-    pub shown: String,
+    pub(crate) shown: String,
 }
 
 impl NodePool {
     /// `nodes` must not be empty (checked by `OutputConfig::validate`).
-    pub fn new(nodes: &[Url], backoff: Backoff) -> Self {
+    pub(crate) fn new(nodes: &[Url], backoff: Backoff) -> Self {
         NodePool {
             nodes: nodes
                 .iter()
@@ -65,16 +65,12 @@ impl NodePool {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// The next node to use, or `None` when the pool is empty.
-    pub fn pick(&self) -> Option<NodeRef> {
+    pub(crate) fn pick(&self) -> Option<NodeRef> {
         self.pick_at(Instant::now())
     }
 
@@ -101,7 +97,7 @@ impl NodePool {
     }
 
     /// The node answered (any HTTP status): use it normally again.
-    pub fn mark_alive(&self, index: usize) {
+    pub(crate) fn mark_alive(&self, index: usize) {
         if let Some(node) = self.nodes.get(index) {
             if let Ok(mut s) = node.state.lock() {
                 *s = NodeState::default();
@@ -110,7 +106,7 @@ impl NodePool {
     }
 
     /// The node could not be reached: skip it for a while.
-    pub fn mark_dead(&self, index: usize) {
+    pub(crate) fn mark_dead(&self, index: usize) {
         self.mark_dead_at(index, Instant::now());
     }
 
@@ -126,7 +122,7 @@ impl NodePool {
     }
 
     /// Time left before a dead node is tried again (zero when it is alive).
-    pub fn dead_for(&self, index: usize) -> Duration {
+    pub(crate) fn dead_for(&self, index: usize) -> Duration {
         let now = Instant::now();
         self.state(index)
             .dead_until

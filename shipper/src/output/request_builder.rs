@@ -14,19 +14,21 @@ use super::client::RequestBody;
 use crate::batch::Batch;
 
 /// `_bulk` takes NDJSON.
-pub const NDJSON: &str = "application/x-ndjson";
+pub(crate) const NDJSON: &str = "application/x-ndjson";
 
 /// A `_bulk` body ready to send.
 #[derive(Debug)]
-pub struct BulkRequest {
-    pub body: RequestBody,
+pub(crate) struct BulkRequest {
+    pub(crate) body: RequestBody,
     /// Size before compression (what `http.max_content_length` is compared with).
-    pub uncompressed_len: usize,
+    #[cfg(test)]
+    pub(crate) uncompressed_len: usize,
 }
 
 /// Builds the request for `batch`. Without compression this moves the batch's body into the
 /// request: call [`give_back`] once the request is done.
-pub fn build(batch: &mut Batch, gzip: bool) -> io::Result<BulkRequest> {
+pub(crate) fn build(batch: &mut Batch, gzip: bool) -> io::Result<BulkRequest> {
+    #[cfg(test)]
     let uncompressed_len = batch.body.len();
     let (bytes, gzipped) = if gzip {
         (Bytes::from(gzip_bytes(&batch.body)?), true)
@@ -39,13 +41,14 @@ pub fn build(batch: &mut Batch, gzip: bool) -> io::Result<BulkRequest> {
             content_type: NDJSON,
             gzip: gzipped,
         },
+        #[cfg(test)]
         uncompressed_len,
     })
 }
 
 /// Puts the body lent by [`build`] back into the batch (no copy once the HTTP client has
 /// released its reference, which it has after the response).
-pub fn give_back(batch: &mut Batch, request: BulkRequest) {
+pub(crate) fn give_back(batch: &mut Batch, request: BulkRequest) {
     if !request.body.gzip {
         batch.body = Vec::from(request.body.bytes);
     }
@@ -53,7 +56,7 @@ pub fn give_back(batch: &mut Batch, request: BulkRequest) {
 
 /// Gzip at the fastest level: log lines compress 5-10x even there, and the CPU is better
 /// spent reading files than squeezing the last few percent.
-pub fn gzip_bytes(data: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn gzip_bytes(data: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), Compression::fast());
     encoder.write_all(data)?;
     encoder.finish()

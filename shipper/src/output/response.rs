@@ -7,46 +7,36 @@
 
 use serde::Deserialize;
 
-/// The part of a `_bulk` response the output uses.
-#[derive(Debug, Deserialize)]
-pub struct BulkResponse {
-    /// `true` when at least one item failed. Not trusted alone: a failure-store item is a
-    /// success with `errors: false` that still needs counting, so every item is read.
-    #[serde(default)]
-    pub errors: bool,
-    pub items: Vec<BulkItemResult>,
-}
-
 /// One item of a `_bulk` response, whatever its action (`create`, `index`, ...).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
-pub struct BulkItemResult {
+pub(crate) struct BulkItemResult {
     #[serde(rename = "_index", default)]
-    pub index: Option<String>,
+    pub(crate) index: Option<String>,
     #[serde(rename = "_id", default)]
-    pub id: Option<String>,
-    pub status: u16,
+    pub(crate) id: Option<String>,
+    pub(crate) status: u16,
     #[serde(default)]
-    pub error: Option<ItemError>,
+    pub(crate) error: Option<ItemError>,
     /// ES 9.1+: `used` when the document went to the failure store, `failed` when that failed
     /// too, `not_enabled` when the data stream has none.
     #[serde(default)]
-    pub failure_store: Option<String>,
+    pub(crate) failure_store: Option<String>,
 }
 
 /// An item's `error` object.
 #[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
-pub struct ItemError {
+pub(crate) struct ItemError {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     #[serde(default)]
-    pub caused_by: Option<Box<ItemError>>,
+    pub(crate) caused_by: Option<Box<ItemError>>,
 }
 
 impl ItemError {
     /// `reason`, followed by the reasons of its causes: the cause often says which field.
-    pub fn full_reason(&self) -> String {
+    pub(crate) fn full_reason(&self) -> String {
         let mut out = self.reason.clone().unwrap_or_default();
         let mut cause = self.caused_by.as_deref();
         while let Some(c) = cause {
@@ -72,7 +62,7 @@ struct ItemEnvelope {
 
 /// Why a `_bulk` response cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ResponseError {
+pub(crate) enum ResponseError {
     #[error("the _bulk response is not valid JSON: {0}")]
     NotJson(String),
     #[error("the _bulk response has {got} items for {sent} documents sent")]
@@ -80,7 +70,7 @@ pub enum ResponseError {
 }
 
 /// Parses a 2xx `_bulk` body, checking that it has one result per document sent.
-pub fn parse_bulk(body: &[u8], sent: usize) -> Result<Vec<BulkItemResult>, ResponseError> {
+pub(crate) fn parse_bulk(body: &[u8], sent: usize) -> Result<Vec<BulkItemResult>, ResponseError> {
     #[derive(Deserialize)]
     struct Raw {
         items: Vec<ItemEnvelope>,
@@ -101,7 +91,7 @@ pub fn parse_bulk(body: &[u8], sent: usize) -> Result<Vec<BulkItemResult>, Respo
 /// Elasticsearch answers `{"error":{"type":..,"reason":..},"status":n}`, some REST-layer
 /// failures `{"error":"text","status":n}`, and a proxy in between may answer anything; the
 /// fallback is the start of the body as text.
-pub fn error_summary(body: &[u8]) -> String {
+pub(crate) fn error_summary(body: &[u8]) -> String {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ErrorField {

@@ -17,7 +17,7 @@ use rand::Rng;
 
 /// What to do with a whole `_bulk` request, decided from its HTTP status alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestVerdict {
+pub(crate) enum RequestVerdict {
     /// The request was processed: look at each item.
     ReadItems,
     /// Send the whole batch again after a backoff.
@@ -28,7 +28,7 @@ pub enum RequestVerdict {
 
 /// Why a whole request is retried; also the `reason` label of the retry metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
+pub(crate) enum RetryReason {
     /// No connection could be made (refused, DNS, reset before a response).
     Connect,
     /// The request or the response did not complete in time.
@@ -49,7 +49,7 @@ pub enum RetryReason {
 
 impl RetryReason {
     /// Metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RetryReason::Connect => "connect",
             RetryReason::Timeout => "timeout",
@@ -71,7 +71,7 @@ impl RetryReason {
 /// about the documents. Dead-lettering whole batches would turn an operator's mistake into
 /// documents missing from the index; retrying with backoff, loudly logged and metered, keeps
 /// them in the log files until the mistake is fixed, and nothing is lost.
-pub fn classify_status(status: u16) -> RequestVerdict {
+pub(crate) fn classify_status(status: u16) -> RequestVerdict {
     match status {
         200..=299 => RequestVerdict::ReadItems,
         413 => RequestVerdict::Split,
@@ -87,7 +87,7 @@ pub fn classify_status(status: u16) -> RequestVerdict {
 
 /// What to do with one item of a processed `_bulk` response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemVerdict {
+pub(crate) enum ItemVerdict {
     /// Stored.
     Created,
     /// 409 on `create`: an earlier attempt already stored it. Delivered.
@@ -102,7 +102,7 @@ pub enum ItemVerdict {
 
 /// Why an item is retried; also the `reason` label of the item retry metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemRetryReason {
+pub(crate) enum ItemRetryReason {
     /// 429 or `es_rejected_execution_exception`: a full write queue.
     Rejected,
     /// `circuit_breaking_exception`: memory pressure on a node.
@@ -115,7 +115,7 @@ pub enum ItemRetryReason {
 
 impl ItemRetryReason {
     /// Metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             ItemRetryReason::Rejected => "rejected",
             ItemRetryReason::CircuitBreaker => "circuit_breaker",
@@ -130,7 +130,7 @@ impl ItemRetryReason {
 /// 401/403 on an item (`security_exception` for a role that may not write this data stream,
 /// `cluster_block_exception` for a read-only index) are retried like the whole-request case:
 /// they are fixed by an operator, after which the same documents are accepted.
-pub fn classify_item(
+pub(crate) fn classify_item(
     status: u16,
     error_type: Option<&str>,
     failure_store: Option<&str>,
@@ -164,30 +164,30 @@ pub fn classify_item(
 /// many shippers after a cluster restart, so they do not come back in lockstep and overload it
 /// again; Logstash's backoff has no jitter and does exactly that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
+pub(crate) struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Backoff { initial, max }
     }
 
     /// The upper bound of the delay before retry number `attempt` (0 for the first retry):
     /// `min(max, initial * 2^attempt)`.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
 
     /// A random delay in `[0, ceiling(attempt)]`.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         self.delay_with(attempt, &mut rand::rng())
     }
 
     /// Same as [`Backoff::delay`], with a given random source (for tests).
-    pub fn delay_with(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+    pub(crate) fn delay_with(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(attempt);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rng.random_range(0..=nanos))

@@ -12,7 +12,7 @@ use std::time::Instant;
 /// (`_index`, `_id`, `_version`, `_shards`, `_seq_no`, ...); filtered it is ~25, which
 /// makes reading the response of a 2000-document batch about eight times cheaper. Index and
 /// id, when a log line needs them, come from the request's own action line.
-pub const BULK_PATH: &str =
+pub(crate) const BULK_PATH: &str =
     "/_bulk?filter_path=errors,items.*.status,items.*.error,items.*.failure_store";
 
 use reqwest::Method;
@@ -29,11 +29,11 @@ use crate::batch::{Acknowledge, Batch, BatchItem, Origin};
 
 /// What is left to do after one attempt.
 #[derive(Debug)]
-pub enum Next {
+pub(crate) enum Next {
     /// Every document is safe.
     Done,
     /// Send the whole batch again, after a backoff.
-    RetryAll(RetryReason),
+    RetryAll,
     /// Send these items again, after a backoff.
     RetryItems(Batch),
     /// Send each half (413), without waiting.
@@ -41,23 +41,23 @@ pub enum Next {
 }
 
 /// Everything one delivery needs, shared by the concurrent deliveries.
-pub struct BulkService {
-    pub client: EsClient,
-    pub gzip: bool,
-    pub telemetry: Telemetry,
-    pub dead_letters: Arc<Mutex<DeadLetterWriter>>,
-    pub acks: Arc<dyn Acknowledge>,
+pub(crate) struct BulkService {
+    pub(crate) client: EsClient,
+    pub(crate) gzip: bool,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) dead_letters: Arc<Mutex<DeadLetterWriter>>,
+    pub(crate) acks: Arc<dyn Acknowledge>,
 }
 
 impl BulkService {
     /// Sends `batch` once and handles the answer. `batch` is left intact for a retry.
-    pub async fn send(&self, batch: &mut Batch) -> Next {
+    pub(crate) async fn send(&self, batch: &mut Batch) -> Next {
         let request = match request_builder::build(batch, self.gzip) {
             Ok(r) => r,
             // Compressing into memory cannot really fail; if it ever does, send it plain.
             Err(_) => match request_builder::build(batch, false) {
                 Ok(r) => r,
-                Err(_) => return Next::RetryAll(RetryReason::Transport),
+                Err(_) => return Next::RetryAll,
             },
         };
         let sent_bytes = request.body.bytes.len() as u64;
@@ -84,7 +84,7 @@ impl BulkService {
                 );
                 self.telemetry
                     .request_retry(reason.label(), err.to_string());
-                return Next::RetryAll(reason);
+                return Next::RetryAll;
             }
         };
         self.telemetry.elasticsearch_up(reply.status < 500);
@@ -112,7 +112,7 @@ impl BulkService {
                     _ => tracing::warn!(documents = batch.len(), "{message}; will retry"),
                 }
                 self.telemetry.request_retry(reason.label(), message);
-                Next::RetryAll(reason)
+                Next::RetryAll
             }
             RequestVerdict::ReadItems => match parse_bulk(&reply.body, batch.len()) {
                 Ok(results) => {
@@ -132,7 +132,7 @@ impl BulkService {
                     tracing::warn!(documents = batch.len(), "{message}; will retry the batch");
                     self.telemetry
                         .request_retry(RetryReason::BadResponse.label(), message);
-                    Next::RetryAll(RetryReason::BadResponse)
+                    Next::RetryAll
                 }
             },
         }
@@ -170,7 +170,7 @@ impl BulkService {
             self.acks.acknowledge(&[item.origin]);
             Next::Done
         } else {
-            Next::RetryAll(RetryReason::ClientError)
+            Next::RetryAll
         }
     }
 

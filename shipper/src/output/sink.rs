@@ -191,7 +191,7 @@ async fn deliver(service: Arc<BulkService>, batch: Batch, backoff: Backoff) {
         }
         match service.send(&mut batch).await {
             Next::Done => {}
-            Next::RetryAll(_) => work.push_front((batch, failures.saturating_add(1))),
+            Next::RetryAll => work.push_front((batch, failures.saturating_add(1))),
             Next::RetryItems(rest) => work.push_front((rest, failures.saturating_add(1))),
             Next::Split(left, right) => {
                 work.push_front((right, failures));

@@ -13,22 +13,22 @@ use metrics::{
 };
 
 /// Metric names, shared by the recording code, [`describe_metrics`] and the tests.
-pub mod names {
-    pub const DOCUMENTS_INDEXED: &str = "shipper_documents_indexed_total";
-    pub const DOCUMENTS_DUPLICATE: &str = "shipper_documents_duplicate_total";
-    pub const DOCUMENTS_FAILURE_STORE: &str = "shipper_documents_failure_store_total";
-    pub const DOCUMENTS_DEAD_LETTERED: &str = "shipper_documents_dead_lettered_total";
-    pub const DEAD_LETTER_EVICTED: &str = "shipper_dead_letter_evicted_total";
-    pub const DEAD_LETTER_WRITE_ERRORS: &str = "shipper_dead_letter_write_errors_total";
-    pub const ITEM_RETRIES: &str = "shipper_item_retries_total";
-    pub const REQUEST_RETRIES: &str = "shipper_bulk_request_retries_total";
-    pub const BATCH_SPLITS: &str = "shipper_bulk_splits_total";
-    pub const BULK_REQUESTS: &str = "shipper_bulk_requests_total";
-    pub const BULK_DURATION: &str = "shipper_bulk_duration_seconds";
-    pub const BULK_IN_FLIGHT: &str = "shipper_bulk_in_flight";
-    pub const BULK_SENT_BYTES: &str = "shipper_bulk_sent_bytes_total";
-    pub const LAST_SUCCESS: &str = "shipper_last_successful_bulk_timestamp_seconds";
-    pub const ELASTICSEARCH_UP: &str = "shipper_elasticsearch_up";
+pub(crate) mod names {
+    pub(crate) const DOCUMENTS_INDEXED: &str = "shipper_documents_indexed_total";
+    pub(crate) const DOCUMENTS_DUPLICATE: &str = "shipper_documents_duplicate_total";
+    pub(crate) const DOCUMENTS_FAILURE_STORE: &str = "shipper_documents_failure_store_total";
+    pub(crate) const DOCUMENTS_DEAD_LETTERED: &str = "shipper_documents_dead_lettered_total";
+    pub(crate) const DEAD_LETTER_EVICTED: &str = "shipper_dead_letter_evicted_total";
+    pub(crate) const DEAD_LETTER_WRITE_ERRORS: &str = "shipper_dead_letter_write_errors_total";
+    pub(crate) const ITEM_RETRIES: &str = "shipper_item_retries_total";
+    pub(crate) const REQUEST_RETRIES: &str = "shipper_bulk_request_retries_total";
+    pub(crate) const BATCH_SPLITS: &str = "shipper_bulk_splits_total";
+    pub(crate) const BULK_REQUESTS: &str = "shipper_bulk_requests_total";
+    pub(crate) const BULK_DURATION: &str = "shipper_bulk_duration_seconds";
+    pub(crate) const BULK_IN_FLIGHT: &str = "shipper_bulk_in_flight";
+    pub(crate) const BULK_SENT_BYTES: &str = "shipper_bulk_sent_bytes_total";
+    pub(crate) const LAST_SUCCESS: &str = "shipper_last_successful_bulk_timestamp_seconds";
+    pub(crate) const ELASTICSEARCH_UP: &str = "shipper_elasticsearch_up";
 }
 
 /// Registers HELP text and units for every output metric, so `/metrics` explains itself.
@@ -93,19 +93,19 @@ pub fn describe_metrics() {
 /// Monotonic totals: the reader computes rates by difference.
 #[derive(Debug, Default)]
 pub struct OutputStats {
-    pub documents_indexed: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub failure_store: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub dead_letter_evictions: AtomicU64,
-    pub item_retries: AtomicU64,
-    pub request_retries: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bulk_requests: AtomicU64,
-    pub in_flight: AtomicU64,
+    pub(crate) documents_indexed: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) failure_store: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
+    pub(crate) dead_letter_evictions: AtomicU64,
+    pub(crate) item_retries: AtomicU64,
+    pub(crate) request_retries: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bulk_requests: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
     /// Unix seconds of the last 2xx `_bulk`, 0 before the first.
-    pub last_success_unix: AtomicI64,
-    pub elasticsearch_up: AtomicBool,
+    pub(crate) last_success_unix: AtomicI64,
+    pub(crate) elasticsearch_up: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -116,11 +116,11 @@ pub struct OutputStatsSnapshot {
     pub duplicates: u64,
     pub failure_store: u64,
     pub dead_letters: u64,
-    pub dead_letter_evictions: u64,
+    pub(crate) dead_letter_evictions: u64,
     pub item_retries: u64,
     pub request_retries: u64,
     pub bytes_sent: u64,
-    pub bulk_requests: u64,
+    pub(crate) bulk_requests: u64,
     pub in_flight: u64,
     pub last_success_unix: i64,
     pub elasticsearch_up: bool,
@@ -148,7 +148,7 @@ impl OutputStats {
     }
 
     /// The last error seen talking to Elasticsearch (cleared by nothing: it is "the last").
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.lock().map(|e| e.clone()).unwrap_or(None)
     }
 
@@ -161,48 +161,44 @@ impl OutputStats {
 
 /// Records output events into the metrics and the stats.
 #[derive(Debug, Clone, Default)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     stats: Arc<OutputStats>,
 }
 
 impl Telemetry {
-    pub fn new(stats: Arc<OutputStats>) -> Self {
-        Telemetry { stats }
-    }
-
-    pub fn stats(&self) -> &Arc<OutputStats> {
+    pub(crate) fn stats(&self) -> &Arc<OutputStats> {
         &self.stats
     }
 
-    pub fn indexed(&self, n: u64) {
+    pub(crate) fn indexed(&self, n: u64) {
         if n > 0 {
             counter!(names::DOCUMENTS_INDEXED).increment(n);
             self.stats.documents_indexed.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub fn duplicates(&self, n: u64) {
+    pub(crate) fn duplicates(&self, n: u64) {
         if n > 0 {
             counter!(names::DOCUMENTS_DUPLICATE).increment(n);
             self.stats.duplicates.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub fn failure_store(&self, n: u64) {
+    pub(crate) fn failure_store(&self, n: u64) {
         if n > 0 {
             counter!(names::DOCUMENTS_FAILURE_STORE).increment(n);
             self.stats.failure_store.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub fn dead_lettered(&self, n: u64) {
+    pub(crate) fn dead_lettered(&self, n: u64) {
         if n > 0 {
             counter!(names::DOCUMENTS_DEAD_LETTERED).increment(n);
             self.stats.dead_letters.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub fn dead_letters_evicted(&self, n: u64) {
+    pub(crate) fn dead_letters_evicted(&self, n: u64) {
         if n > 0 {
             counter!(names::DEAD_LETTER_EVICTED).increment(n);
             self.stats
@@ -211,52 +207,52 @@ impl Telemetry {
         }
     }
 
-    pub fn dead_letter_write_failed(&self, message: String) {
+    pub(crate) fn dead_letter_write_failed(&self, message: String) {
         counter!(names::DEAD_LETTER_WRITE_ERRORS).increment(1);
         self.stats.set_last_error(message);
     }
 
-    pub fn item_retries(&self, reason: &'static str, n: u64) {
+    pub(crate) fn item_retries(&self, reason: &'static str, n: u64) {
         if n > 0 {
             counter!(names::ITEM_RETRIES, "reason" => reason).increment(n);
             self.stats.item_retries.fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub fn request_retry(&self, reason: &'static str, message: String) {
+    pub(crate) fn request_retry(&self, reason: &'static str, message: String) {
         counter!(names::REQUEST_RETRIES, "reason" => reason).increment(1);
         self.stats.request_retries.fetch_add(1, Ordering::Relaxed);
         self.stats.set_last_error(message);
     }
 
-    pub fn split(&self) {
+    pub(crate) fn split(&self) {
         counter!(names::BATCH_SPLITS).increment(1);
     }
 
     /// One finished `_bulk` request. `outcome` is a bounded label: `ok`, `item_errors`,
     /// `retry`, `too_large`, `transport_error`.
-    pub fn bulk_request(&self, outcome: &'static str, elapsed: Duration) {
+    pub(crate) fn bulk_request(&self, outcome: &'static str, elapsed: Duration) {
         counter!(names::BULK_REQUESTS, "outcome" => outcome).increment(1);
         histogram!(names::BULK_DURATION).record(elapsed.as_secs_f64());
         self.stats.bulk_requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn bytes_sent(&self, n: u64) {
+    pub(crate) fn bytes_sent(&self, n: u64) {
         counter!(names::BULK_SENT_BYTES).increment(n);
         self.stats.bytes_sent.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn in_flight_started(&self) {
+    pub(crate) fn in_flight_started(&self) {
         gauge!(names::BULK_IN_FLIGHT).increment(1.0);
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn in_flight_finished(&self) {
+    pub(crate) fn in_flight_finished(&self) {
         gauge!(names::BULK_IN_FLIGHT).decrement(1.0);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn bulk_succeeded_now(&self) {
+    pub(crate) fn bulk_succeeded_now(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -267,22 +263,22 @@ impl Telemetry {
             .store(now as i64, Ordering::Relaxed);
     }
 
-    pub fn elasticsearch_up(&self, up: bool) {
+    pub(crate) fn elasticsearch_up(&self, up: bool) {
         gauge!(names::ELASTICSEARCH_UP).set(if up { 1.0 } else { 0.0 });
         self.stats.elasticsearch_up.store(up, Ordering::Relaxed);
     }
 
-    pub fn error(&self, message: String) {
+    pub(crate) fn error(&self, message: String) {
         self.stats.set_last_error(message);
     }
 }
 
 /// Counts a request as in flight for as long as it lives, even when its task is aborted at
 /// shutdown (so the gauge never stays stuck above zero).
-pub struct InFlightGuard<'a>(&'a Telemetry);
+pub(crate) struct InFlightGuard<'a>(&'a Telemetry);
 
 impl<'a> InFlightGuard<'a> {
-    pub fn new(telemetry: &'a Telemetry) -> Self {
+    pub(crate) fn new(telemetry: &'a Telemetry) -> Self {
         telemetry.in_flight_started();
         InFlightGuard(telemetry)
     }

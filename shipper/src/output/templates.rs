@@ -20,7 +20,7 @@ use super::telemetry::Telemetry;
 
 /// The kind of an embedded resource, in installation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TemplateKind {
+pub(crate) enum TemplateKind {
     IlmPolicy,
     ComponentTemplate,
     IndexTemplate,
@@ -28,7 +28,7 @@ pub enum TemplateKind {
 
 impl TemplateKind {
     /// The API path of a resource of this kind.
-    pub fn path(self, name: &str) -> String {
+    pub(crate) fn path(self, name: &str) -> String {
         match self {
             TemplateKind::IlmPolicy => format!("/_ilm/policy/{name}"),
             TemplateKind::ComponentTemplate => format!("/_component_template/{name}"),
@@ -37,7 +37,7 @@ impl TemplateKind {
     }
 
     /// What the resource is called in messages.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             TemplateKind::IlmPolicy => "ILM policy",
             TemplateKind::ComponentTemplate => "component template",
@@ -48,18 +48,19 @@ impl TemplateKind {
 
 /// One resource file compiled into the binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmbeddedTemplate {
-    pub kind: TemplateKind,
+pub(crate) struct EmbeddedTemplate {
+    pub(crate) kind: TemplateKind,
     /// The file name without `.json`, which is the resource name.
-    pub name: &'static str,
-    pub body: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) body: &'static str,
 }
 
 /// Every embedded resource, ordered by kind (installation order), then by name.
-pub static TEMPLATES: &[EmbeddedTemplate] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+pub(crate) static TEMPLATES: &[EmbeddedTemplate] =
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// Installs `templates` in order, retrying transient failures until done or cancelled.
-pub async fn install_templates(
+pub(crate) async fn install_templates(
     client: &EsClient,
     templates: &[EmbeddedTemplate],
     backoff: Backoff,

@@ -420,15 +420,6 @@ impl EsTestServer {
             .unwrap_or_default()
     }
 
-    /// Distinct ids per target in blackhole mode with `keep_ids`.
-    pub fn blackhole_distinct_ids(&self) -> std::collections::HashMap<String, usize> {
-        self.shared
-            .blackhole
-            .as_ref()
-            .map(|b| b.distinct_ids())
-            .unwrap_or_default()
-    }
-
     /// Clears request records and counters (not documents).
     pub fn reset_observations(&self) {
         self.shared.observer.reset();

@@ -32,33 +32,33 @@ pub(crate) enum Heads {
 /// A newly seen file, as the loop found it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Seen {
-    pub fingerprint: Fingerprint,
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
 }
 
 /// A file being read that has the same fingerprint as the file seen.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Twin {
     /// Index the probe knows it by.
-    pub index: usize,
+    pub(crate) index: usize,
 }
 
 /// A known identity with the same fingerprint that no open file holds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Known {
-    pub slot: u32,
-    pub key: FileKey,
+    pub(crate) slot: u32,
+    pub(crate) key: FileKey,
     /// Where this identity was last seen.
-    pub dev: u64,
-    pub ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     /// Where reading of it stopped (the end of the last line read).
-    pub read_offset: u64,
+    pub(crate) read_offset: u64,
     /// How far its ids may have been used, and the mark of the bytes before that: what a
     /// file must hold to be this identity.
-    pub used: u64,
-    pub used_tail: TailMark,
+    pub(crate) used: u64,
+    pub(crate) used_tail: TailMark,
 }
 
 /// The questions a decision may ask about file contents.
@@ -168,11 +168,11 @@ pub(crate) enum OpenCheck {
 /// The facts of one turn of an open file.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Turn {
-    pub size: u64,
+    pub(crate) size: u64,
     /// Where the reader's next read starts.
-    pub read_offset: u64,
+    pub(crate) read_offset: u64,
     /// Size or modification time changed since the head was last verified.
-    pub changed: bool,
+    pub(crate) changed: bool,
 }
 
 /// The questions [`check_open`] may ask about an open file.

@@ -14,18 +14,18 @@ const HEAD_COMPARE: usize = 16 * 1024;
 
 /// An open file with the fingerprint of the seen one, and where its reading stopped.
 pub(crate) struct OpenTwin<'a> {
-    pub file: &'a File,
-    pub read_position: Option<(u64, TailMark)>,
+    pub(crate) file: &'a File,
+    pub(crate) read_position: Option<(u64, TailMark)>,
 }
 
 /// Answers [`Probe`]'s questions from the seen file, the open twins and the files the
 /// current scan found.
 pub(crate) struct FileProbe<'a> {
-    pub seen: &'a File,
-    pub fingerprint: Fingerprint,
-    pub twins: Vec<OpenTwin<'a>>,
+    pub(crate) seen: &'a File,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) twins: Vec<OpenTwin<'a>>,
     /// Device and inode of every file the current scan found.
-    pub present: &'a HashMap<(u64, u64), PathBuf>,
+    pub(crate) present: &'a HashMap<(u64, u64), PathBuf>,
 }
 
 impl Probe for FileProbe<'_> {
@@ -65,8 +65,8 @@ impl Probe for FileProbe<'_> {
 
 /// Answers [`OpenProbe`]'s questions about an open file.
 pub(crate) struct OpenFileProbe<'a> {
-    pub file: &'a File,
-    pub read_position: Option<(u64, TailMark)>,
+    pub(crate) file: &'a File,
+    pub(crate) read_position: Option<(u64, TailMark)>,
 }
 
 impl OpenProbe for OpenFileProbe<'_> {

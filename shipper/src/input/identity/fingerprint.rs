@@ -24,11 +24,11 @@ pub(crate) const FINGERPRINT_WINDOW: usize = 4096;
 pub(crate) const TAIL_MARK_LEN: usize = 64;
 
 /// A hash of the head of a file.
-pub type Fingerprint = u64;
+pub(crate) type Fingerprint = u64;
 
 /// The identity used in document ids: the fingerprint, or a salted variant when another file
 /// with the same fingerprint is already known.
-pub type FileKey = u64;
+pub(crate) type FileKey = u64;
 
 /// Fingerprint of an open file, or `None` while the file holds neither a complete first line
 /// nor [`FINGERPRINT_WINDOW`] bytes (a file being written: wait for more).
@@ -75,14 +75,14 @@ pub(crate) fn salted_key(
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TailMark {
     /// How many bytes before the offset were hashed (0 at offset 0).
-    pub len: u32,
-    pub hash: u64,
+    pub(crate) len: u32,
+    pub(crate) hash: u64,
 }
 
 impl TailMark {
     /// The mark of the bytes `tail` (the last bytes before some offset; only the last
     /// [`TAIL_MARK_LEN`] are used).
-    pub fn of(tail: &[u8]) -> TailMark {
+    pub(crate) fn of(tail: &[u8]) -> TailMark {
         let tail = &tail[tail.len().saturating_sub(TAIL_MARK_LEN)..];
         TailMark {
             len: tail.len() as u32,
@@ -91,7 +91,7 @@ impl TailMark {
     }
 
     /// Does `file` hold, just before `offset`, the bytes this mark was made from?
-    pub fn matches(&self, file: &File, offset: u64) -> io::Result<bool> {
+    pub(crate) fn matches(&self, file: &File, offset: u64) -> io::Result<bool> {
         let len = self.len as u64;
         if len > offset {
             return Ok(false);

@@ -18,5 +18,6 @@ pub(crate) mod decide;
 pub(crate) mod evidence;
 mod fingerprint;
 
+pub use fingerprint::TailMark;
 pub(crate) use fingerprint::{fingerprint, salted_key};
-pub use fingerprint::{FileKey, Fingerprint, TailMark};
+pub(crate) use fingerprint::{FileKey, Fingerprint};
