@@ -422,6 +422,27 @@ fn dockerignore_keeps_the_context_to_what_cargo_needs() {
     ] {
         assert!(lines.contains(&needed), "{needed} missing");
     }
+    // Every workspace member must be in the context, or `cargo chef` cannot read the
+    // workspace: a new crate that the list forgets breaks every image.
+    let manifest = read_text("Cargo.toml").unwrap_or_else(|e| panic!("{e}"));
+    let members = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("the workspace's members list");
+    let mut checked = 0;
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        let Some(top) = member.split('/').next().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let allowed = format!("!{top}/");
+        assert!(
+            lines.contains(&allowed.as_str()),
+            "workspace member {member}: {allowed} missing from .dockerignore"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} workspace members found");
     assert!(lines.contains(&"**/target"));
     assert!(
         !lines
