@@ -302,6 +302,7 @@ impl Settings {
             return Err(invalid("scan_interval", "must be more than 0s"));
         }
         let rotate_wait = input.rotate_wait.unwrap_or(Duration::from_secs(5));
+        let close_inactive = input.close_inactive.unwrap_or(Duration::from_secs(300));
 
         let batch = layered.batch;
         let max_docs = batch.max_docs.unwrap_or(BatchLimits::default().max_docs);
@@ -376,7 +377,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(250),
                 scan_interval,
                 rotate_wait,
-                close_inactive: Duration::from_secs(300),
+                close_inactive,
                 checkpoint_interval: Duration::from_secs(1),
                 forget_after,
                 bytes_per_turn: 4 * 1024 * 1024,
@@ -487,6 +488,7 @@ mod tests {
         let s = Settings::from_sources(&cli(dir.path()), None).unwrap();
         assert_eq!(s.metrics_addr.to_string(), "0.0.0.0:9600");
         assert_eq!(s.encode.namespace, "default");
+        assert_eq!(s.input.close_inactive, Duration::from_secs(300));
         assert_eq!(s.input.exclude, vec!["*.gz"]);
         assert!(s.memory_budget >= 2 * s.encode.batch.max_bytes);
         assert_eq!(s.output.auth, Auth::None);
@@ -571,6 +573,7 @@ mod tests {
             request_timeout = "30s"
             [input]
             max_line_bytes = "512KiB"
+            close_inactive = "10m"
             [batch]
             max_docs = 500
             max_bytes = 1500000
@@ -585,6 +588,7 @@ mod tests {
         assert_eq!(s.output.max_in_flight, 4);
         assert_eq!(s.output.request_timeout, Duration::from_secs(30));
         assert_eq!(s.input.max_line_bytes, 512 * 1024);
+        assert_eq!(s.input.close_inactive, Duration::from_secs(600));
         assert_eq!(s.encode.batch.max_docs, 500);
         assert_eq!(s.encode.batch.max_bytes, 1_500_000);
         assert_eq!(s.memory_budget, 16 * 1024 * 1024);
@@ -787,6 +791,7 @@ mod tests {
             ("SHIPPER_MAX_LINE_BYTES", "max-line-bytes"),
             ("SHIPPER_SCAN_INTERVAL", "scan-interval"),
             ("SHIPPER_ROTATE_WAIT", "rotate-wait"),
+            ("SHIPPER_CLOSE_INACTIVE", "close-inactive"),
             ("SHIPPER_BATCH_MAX_DOCS", "batch-max-docs"),
             ("SHIPPER_BATCH_MAX_BYTES", "batch-max-bytes"),
             ("SHIPPER_BATCH_MAX_WAIT", "batch-max-wait"),

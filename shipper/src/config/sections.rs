@@ -84,6 +84,11 @@ pub(crate) struct Input {
     #[arg(long, env = "SHIPPER_ROTATE_WAIT", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) rotate_wait: Option<Duration>,
+    /// A file with nothing new for this long is closed, and opened again by its identity when
+    /// it grows (default 5m) [input.close_inactive].
+    #[arg(long, env = "SHIPPER_CLOSE_INACTIVE", value_parser = layers::duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) close_inactive: Option<Duration>,
 }
 
 /// `[batch]`: how documents are grouped into `_bulk` requests.
