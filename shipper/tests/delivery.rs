@@ -264,6 +264,29 @@ fn sigterm_saves_the_checkpoints_and_exits_zero() {
 }
 
 #[test]
+fn a_file_closed_for_inactivity_is_opened_again_when_it_grows_and_nothing_is_sent_twice() {
+    let es = es();
+    let setup = Setup::new(&es.url()).env("SHIPPER_CLOSE_INACTIVE", "500ms");
+    let a = setup.logs().join("payment.log");
+    let b = setup.logs().join("reservation.log");
+    write_lines(&a, "payment", 0, 100);
+    write_lines(&b, "reservation", 100, 100);
+    let shipper = setup.start();
+    wait_until("the first lines", WAIT, || es.count("logs-*") >= 200);
+    wait_until("both idle files closed", WAIT, || {
+        shipper.metric("shipper_files_closed_inactive") == Some(2.0)
+            && shipper.metric("shipper_files_open") == Some(0.0)
+    });
+    // Written to while closed: found again by its identity, read on from where it stopped.
+    write_lines(&a, "payment", 200, 100);
+    wait_until("the lines written while closed", WAIT, || {
+        es.count("logs-*") >= 300
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", 300);
+}
+
+#[test]
 fn a_file_empty_at_start_is_read_as_soon_as_its_first_line_arrives() {
     let es = es();
     // With the periodic rescan out of the way, only the reaction to writes can find the line.
