@@ -510,12 +510,17 @@ impl FileServer {
         let twins: Vec<decide::Twin> = (0..open_twins.len())
             .map(|index| decide::Twin { index })
             .collect();
-        let active: HashSet<u32> = self.watchers.iter().map(|w| w.slot).collect();
-        let known: Vec<decide::Known> = self
-            .table
-            .find(|c| c.fingerprint == fp)
+        // One pass over the known identities: those with this fingerprint, and whether the
+        // fingerprint is already some identity's key.
+        let mut key_taken = false;
+        let same_fingerprint = self.table.find(|c| {
+            key_taken |= c.key == fp;
+            c.fingerprint == fp
+        });
+        let known: Vec<decide::Known> = same_fingerprint
             .into_iter()
-            .filter(|(slot, _)| !active.contains(slot))
+            // Candidates are few (usually none): look for an open watcher only for them.
+            .filter(|(slot, _)| !self.watchers.iter().any(|w| w.slot == *slot))
             .filter_map(|(slot, cp)| {
                 let (read_offset, _) = self.table.read_position(slot)?;
                 let (used, used_tail) = self.table.evidence(slot)?;
@@ -530,7 +535,6 @@ impl FileServer {
                 })
             })
             .collect();
-        let key_taken = !self.table.find(|c| c.key == fp).is_empty();
         let seen = decide::Seen {
             fingerprint: fp,
             dev,
