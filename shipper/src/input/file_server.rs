@@ -742,6 +742,9 @@ fn read_lines(
             return Ok(Verdict::Keep);
         }
     }
+    if w.reader.rewritten() {
+        return Ok(Verdict::Truncated);
+    }
     if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
         // The writer has moved on: its last line will never get a newline.
         if let Some(line) = w.reader.take_unterminated() {

@@ -54,6 +54,11 @@ pub(crate) struct LineReader {
     last_long: Vec<u8>,
     /// Set when the last `next_line` call ended at the end of the file.
     at_eof: bool,
+    /// Mark of the bytes just before `read_offset()`, as they were read.
+    read_tail: Option<TailMark>,
+    /// A read found the bytes before it changed: the file was truncated (and perhaps written
+    /// again) between the turn's check and the read. Nothing of that read was handed out.
+    rewritten: bool,
 }
 
 impl LineReader {
@@ -69,7 +74,15 @@ impl LineReader {
             long_line: None,
             last_long: Vec::new(),
             at_eof: false,
+            read_tail: None,
+            rewritten: false,
         }
+    }
+
+    /// True when a read found the file rewritten under it (see [`LineReader::next_line`]):
+    /// this identity no longer lives in the file.
+    pub(crate) fn rewritten(&self) -> bool {
+        self.rewritten
     }
 
     pub(crate) fn file(&self) -> &File {
@@ -99,8 +112,18 @@ impl LineReader {
         self.read_offset() - self.line_offset()
     }
 
-    /// The next complete line, or `None` at the end of the data written so far.
+    /// The next complete line, or `None` at the end of the data written so far, or when
+    /// the file turned out to be rewritten under the reader ([`LineReader::rewritten`]).
+    ///
+    /// Every read that returns bytes is followed by a check that the bytes just before it are
+    /// still the ones read before: a copytruncate can truncate the file and its writer fill
+    /// it again between the turn's identity check and the read, and the read would then hand
+    /// out the new file's lines under the old identity (shipped twice: once here, once when
+    /// the new file is read from its start). The check costs one small read per read.
     pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        if self.rewritten {
+            return Ok(None);
+        }
         loop {
             if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..self.filled]) {
                 let nl = self.start + pos;
@@ -242,13 +265,18 @@ impl LineReader {
             self.buf.resize(self.filled + READ_CHUNK, 0);
         }
         loop {
-            match self.file.read_at(
-                &mut self.buf[self.filled..],
-                self.buf_offset + self.filled as u64,
-            ) {
+            let at = self.buf_offset + self.filled as u64;
+            match self.file.read_at(&mut self.buf[self.filled..], at) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
+                    if let Some(tail) = self.read_tail {
+                        if !tail.matches(&self.file, at)? {
+                            self.rewritten = true;
+                            return Ok(false);
+                        }
+                    }
                     self.filled += n;
+                    self.read_tail = Some(TailMark::of(&self.buf[..self.filled]));
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -261,6 +289,46 @@ impl LineReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_rewritten_between_two_reads_hands_out_nothing_of_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"old one\nold two\n").unwrap();
+        let mut r = LineReader::new(File::open(&path).unwrap(), 0, 1024);
+        assert_eq!(r.next_line().unwrap().unwrap().bytes, b"old one");
+        assert_eq!(r.next_line().unwrap().unwrap().bytes, b"old two");
+        assert!(r.next_line().unwrap().is_none());
+        // Truncated and written again, longer than before, behind the reader's back.
+        std::fs::write(&path, b"new one\nnew two\nnew three\n").unwrap();
+        assert!(r.next_line().unwrap().is_none());
+        assert!(r.rewritten());
+        assert!(r.next_line().unwrap().is_none(), "stays rewritten");
+    }
+
+    #[test]
+    fn a_file_that_only_grows_is_never_taken_for_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut r = LineReader::new(File::open(&path).unwrap(), 0, 1024);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut got = Vec::new();
+        for i in 0..50 {
+            while let Some(line) = r.next_line().unwrap() {
+                got.push(String::from_utf8(line.bytes.to_vec()).unwrap());
+            }
+            std::io::Write::write_all(&mut f, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        while let Some(line) = r.next_line().unwrap() {
+            got.push(String::from_utf8(line.bytes.to_vec()).unwrap());
+        }
+        assert!(!r.rewritten());
+        assert_eq!(got.len(), 51);
+    }
     use std::io::Write;
 
     struct Fixture {
