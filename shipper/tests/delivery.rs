@@ -103,6 +103,43 @@ fn rename_rotation_and_copytruncate_under_write_load_lose_and_duplicate_nothing(
     assert_exactly_once(&es, "logs-*", n);
 }
 
+/// copytruncate's worst interleaving: the copy is made, the writer goes on and the shipper
+/// reads those lines from the original, and only then is the original truncated and the copy
+/// seen. The copy ends before the read position; it must continue the identity, not be
+/// shipped again as a new file.
+#[test]
+fn a_copy_that_ends_before_the_read_position_is_not_shipped_again() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let _shipper = setup.start();
+    let log = setup.logs().join("payment.log");
+    let mut n = 0;
+    for round in 0..3 {
+        write_lines(&log, "payment", n, 200);
+        n += 200;
+        wait_until("read before the copy", WAIT, || es.count("logs-*") >= n);
+        // The copy, out of the globs while it is made (as if no scan came by).
+        let copying = setup.logs().with_file_name(format!("copying-{round}"));
+        fs::copy(&log, &copying).expect("copy");
+        write_lines(&log, "payment", n, 3);
+        n += 3;
+        wait_until("read after the copy", WAIT, || es.count("logs-*") >= n);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        fs::rename(&copying, setup.logs().join(format!("payment.log.{round}")))
+            .expect("copy in place");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    write_lines(&log, "payment", n, 50);
+    n += 50;
+    wait_until("all lines", WAIT, || es.count("logs-*") >= n);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", n);
+}
+
 #[test]
 fn a_deleted_and_recreated_file_is_read_again_from_its_start() {
     let es = es();

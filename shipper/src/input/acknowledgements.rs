@@ -14,9 +14,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::checkpoint::FileCheckpoint;
-use super::identity::TailMark;
+use super::identity::{LineMark, TailMark};
 use super::read_budget::ReadBudget;
 use crate::batch::{Acknowledge, Origin};
+
+/// Line ends kept per identity while it is written to. A copy that ends before the read
+/// position can only have been made in the moment between the copy and the truncation
+/// (copytruncate), a few lines at most; 64 cover that at any realistic write rate.
+const RECENT_MARKS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -101,6 +106,11 @@ impl AckTable {
             return 0;
         };
         let seq = s.base_seq + s.pending.len() as u64;
+        let recent = &mut s.checkpoint.recent;
+        if recent.len() == RECENT_MARKS {
+            recent.pop_front();
+        }
+        recent.push_back(LineMark { offset: end, tail });
         if end > s.checkpoint.sent_offset {
             s.checkpoint.sent_offset = end;
             s.checkpoint.sent_tail = tail;
@@ -188,6 +198,23 @@ impl AckTable {
             .iter()
             .map(|s| s.pending.iter().filter(|p| !p.acked).count())
             .sum()
+    }
+
+    /// Drops the recent line ends of an identity whose file went idle: a copy of an idle file
+    /// holds all that was read of it, and the saved position tells it.
+    pub(crate) fn forget_recent_marks(&self, slot: u32) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
+            s.checkpoint.recent = Default::default();
+        }
+    }
+
+    /// Records that the identity lives on in a copy of `copy_end.offset` bytes, all of them
+    /// read already (see [`FileCheckpoint::copy_end`]).
+    pub(crate) fn set_copy_end(&self, slot: u32, copy_end: LineMark) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
+            s.checkpoint.copy_end = Some(copy_end);
+            s.checkpoint.recent = Default::default();
+        }
     }
 
     /// Updates where the identity lives now and when it was seen.

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::identity::{FileKey, Fingerprint, TailMark};
+use std::collections::VecDeque;
+
+use super::identity::{FileKey, Fingerprint, LineMark, TailMark};
 
 const STABLE: &str = "checkpoints.json";
 const TEMP: &str = "checkpoints.json.tmp";
@@ -40,6 +42,15 @@ pub(crate) struct FileCheckpoint {
     pub(crate) sent_offset: u64,
     #[serde(default)]
     pub(crate) sent_tail: TailMark,
+    /// The ends of the last lines read, newest last, while the
+    /// identity is being written to: what tells a copy made before the reader read past its
+    /// end (see [`super::identity::decide::identify`]). Empty once the file is idle.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub(crate) recent: VecDeque<LineMark>,
+    /// The identity was found to live on in a copy that ends here, every line of which was
+    /// already read (copytruncate): a file of exactly this length holding this mark is it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) copy_end: Option<LineMark>,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
     pub(crate) seen_unix: u64,
 }

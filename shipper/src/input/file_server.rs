@@ -26,7 +26,7 @@ use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
 use super::checkpoint_writer::{CheckpointWriter, Persister};
 use super::identity::decide::{self, Identified, OpenCheck};
 use super::identity::evidence::{FileProbe, OpenFileProbe, OpenTwin};
-use super::identity::{fingerprint, salted_key, FileKey, Fingerprint};
+use super::identity::{fingerprint, salted_key, FileKey, Fingerprint, LineMark, TailMark};
 use super::line_reader::LineReader;
 use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
 use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
@@ -96,7 +96,13 @@ struct Watcher {
     next_check: Instant,
     /// Bytes behind and lag (ms) last published for this file.
     published: (u64, u64),
+    /// The table holds recent line ends of this file (see [`FileCheckpoint::recent`]).
+    recent_marks: bool,
 }
+
+/// How long a file must be idle at its end before its recent line ends are dropped: far
+/// longer than copytruncate takes between its copy and its truncation.
+const RECENT_MARKS_IDLE: Duration = Duration::from_secs(10);
 
 /// A file closed for inactivity, as it was when closed: it is opened again when it changes.
 #[derive(Debug, Clone)]
@@ -352,6 +358,12 @@ impl FileServer {
             let moved = w.reader.line_offset() != before;
             w.busy = moved || !w.reader.at_eof();
             progressed |= moved;
+            w.recent_marks |= moved;
+            if w.recent_marks && !w.busy && w.last_data.elapsed() >= RECENT_MARKS_IDLE {
+                // Idle at its end: a copy now would hold all that was read.
+                self.table.forget_recent_marks(w.slot);
+                w.recent_marks = false;
+            }
             match verdict {
                 Verdict::Keep
                     if !w.gone
@@ -532,6 +544,8 @@ impl FileServer {
                     read_offset,
                     used,
                     used_tail,
+                    recent: cp.recent.into_iter().collect(),
+                    copy_end: cp.copy_end,
                 })
             })
             .collect();
@@ -562,6 +576,27 @@ impl FileServer {
                     .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
                 self.watch(slot, key, fp, dev, ino, path, file, offset, size);
                 Ok(Some(slot))
+            }
+            Identified::PrefixCopy { slot, key, offset } => {
+                let was = self.table.get(slot).map(|c| c.path).unwrap_or_default();
+                let tail = TailMark::read(&file, size)?;
+                self.table
+                    .set_copy_end(slot, LineMark { offset: size, tail });
+                self.table
+                    .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
+                if offset < size {
+                    // Lines of it are not safe yet (a restart lost them in flight): read
+                    // them again from the copy, under their ids.
+                    tracing::info!(path = %path.display(), offset, was = %was.display(), "a copytruncate copy; resuming its identity");
+                    self.watch(slot, key, fp, dev, ino, path, file, offset, size);
+                    return Ok(Some(slot));
+                }
+                tracing::info!(path = %path.display(), size, was = %was.display(), "a copytruncate copy of lines already read; nothing new in it");
+                // Kept closed, as an idle file: looked at again only if it changes.
+                let stamp = (size, meta.mtime(), meta.mtime_nsec());
+                let path = path.to_path_buf();
+                self.closed.insert((dev, ino), Closed { slot, path, stamp });
+                Ok(None)
             }
             Identified::New { salted } => {
                 let key = if salted {
@@ -620,6 +655,7 @@ impl FileServer {
             deleted: false,
             busy: true,
             published: (u64::MAX, u64::MAX),
+            recent_marks: true,
             // Fallback checks spread over the interval, not all files at the same instant.
             next_check: Instant::now()
                 + self.cfg.scan_interval.mul_f64(f64::from(slot % 64) / 64.0),

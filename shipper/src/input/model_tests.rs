@@ -26,6 +26,10 @@ enum Op {
     Write(usize, usize),
     RotateRename(usize),
     CopyTruncate(usize),
+    /// copytruncate with the writer and the reader going on between the copy and the
+    /// truncation: lines written after the copy are read from the original, then the copy
+    /// (ending before the read position) appears next to the truncated original.
+    CopyReadTruncate(usize, usize),
     Step,
     AckAll,
     /// Elasticsearch stored the held batches but the responses were lost.
@@ -39,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1usize..25, 0usize..2).prop_map(|(n, f)| Op::Write(n, f)),
         1 => (0usize..2).prop_map(Op::RotateRename),
         1 => (0usize..2).prop_map(Op::CopyTruncate),
+        1 => (1usize..6, 0usize..2).prop_map(|(n, f)| Op::CopyReadTruncate(n, f)),
         3 => Just(Op::Step),
         2 => Just(Op::AckAll),
         1 => Just(Op::IndexWithoutAck),
@@ -181,6 +186,30 @@ impl Harness {
                         .unwrap()
                         .set_len(0)
                         .unwrap();
+                }
+            }
+            Op::CopyReadTruncate(n, file) => {
+                if self.active(*file).exists() {
+                    let to = self.rotated_name(*file);
+                    fs::copy(self.active(*file), &to).unwrap();
+                    // Hidden from the globs until the truncation, as if the scan had not come
+                    // by yet: the read below happens with the original alone.
+                    let hidden = self.dir.with_file_name("copy-in-progress");
+                    fs::rename(&to, &hidden).unwrap();
+                    self.apply(&Op::Write(*n, *file));
+                    self.step();
+                    // The lines written after the copy live only in the original until the
+                    // truncation: if the process died with them in flight they would be lost
+                    // with any shipper. They are delivered, so a later restart tests what
+                    // the checkpoint remembers, not that impossibility.
+                    self.ack_all();
+                    OpenOptions::new()
+                        .write(true)
+                        .open(self.active(*file))
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                    fs::rename(&hidden, &to).unwrap();
                 }
             }
             Op::Step => self.step(),
@@ -383,6 +412,30 @@ fn files_that_share_their_first_line_are_still_told_apart() {
         ],
         true,
     )
+    .unwrap();
+}
+
+#[test]
+fn copytruncate_with_lines_read_between_the_copy_and_the_truncation() {
+    check(&[
+        Op::Write(5, 0),
+        Op::Step,
+        Op::CopyReadTruncate(3, 0),
+        Op::Step,
+        Op::Write(2, 0),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn copytruncate_with_reads_in_between_then_restart_before_seeing_the_copy() {
+    check(&[
+        Op::Write(5, 0),
+        Op::Step,
+        Op::CopyReadTruncate(4, 0),
+        Op::Restart,
+        Op::Write(2, 0),
+    ])
     .unwrap();
 }
 

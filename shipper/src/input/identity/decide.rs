@@ -16,7 +16,7 @@
 
 use std::io;
 
-use super::{FileKey, Fingerprint, TailMark};
+use super::{FileKey, Fingerprint, LineMark, TailMark};
 
 /// How the beginnings of two files with the same fingerprint compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub(crate) struct Twin {
 }
 
 /// A known identity with the same fingerprint that no open file holds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Known {
     pub(crate) slot: u32,
     pub(crate) key: FileKey,
@@ -59,6 +59,12 @@ pub(crate) struct Known {
     /// file must hold to be this identity.
     pub(crate) used: u64,
     pub(crate) used_tail: TailMark,
+    /// Its last line ends before `used`, newest last (see [`FileCheckpoint::recent`]).
+    ///
+    /// [`FileCheckpoint::recent`]: crate::input::checkpoint::FileCheckpoint::recent
+    pub(crate) recent: Vec<LineMark>,
+    /// The copy it was found to live on in, if any.
+    pub(crate) copy_end: Option<LineMark>,
 }
 
 /// The questions a decision may ask about file contents.
@@ -95,6 +101,15 @@ pub(crate) enum Identified {
     NeedMoreBytes,
     /// The known identity in `slot`: resume reading at `offset`.
     Resume {
+        slot: u32,
+        key: FileKey,
+        offset: u64,
+    },
+    /// A copy of the first bytes of the identity in `slot`: the copy copytruncate made
+    /// before the reader read past its end. It continues that identity, from `offset` (where
+    /// reading resumes; at or past the copy's end when all of it was read already); it is
+    /// not a new file.
+    PrefixCopy {
         slot: u32,
         key: FileKey,
         offset: u64,
@@ -152,8 +167,37 @@ pub(crate) fn identify(
                 offset: k.read_offset,
             });
         }
+        // Shorter than what was read: a copy made while the reader stood past its end
+        // holds the identity's bytes up to its length, so the last line end it can hold
+        // must be there. One mark, the closest below its length, decides.
+        if seen.size < k.used {
+            if let Some(mark) = prefix_mark(seen.size, k) {
+                if probe.seen_holds(mark.offset, &mark.tail)? {
+                    return Ok(Identified::PrefixCopy {
+                        slot: k.slot,
+                        key: k.key,
+                        offset: k.read_offset,
+                    });
+                }
+            }
+        }
     }
     Ok(Identified::New { salted: key_taken })
+}
+
+/// The mark a prefix copy of `k` that is `size` bytes long must hold: exactly the copy it was
+/// already found in, if any (a copy that changed since is another file), or else its last
+/// recent line end within `size`.
+fn prefix_mark(size: u64, k: &Known) -> Option<LineMark> {
+    match k.copy_end {
+        Some(end) => (end.offset == size).then_some(end),
+        None => k
+            .recent
+            .iter()
+            .rev()
+            .find(|m| m.offset <= size && m.offset > 0)
+            .copied(),
+    }
 }
 
 /// What an open file's turn finds.
@@ -279,6 +323,15 @@ mod tests {
             read_offset,
             used,
             used_tail: mark(used),
+            recent: vec![],
+            copy_end: None,
+        }
+    }
+
+    fn lm(offset: u64) -> LineMark {
+        LineMark {
+            offset,
+            tail: mark(offset),
         }
     }
 
@@ -472,6 +525,90 @@ mod tests {
                     key: 103,
                     offset: 300,
                 },
+            },
+            Case {
+                name:
+                    "copytruncate's copy, made before the reader read past its end: a prefix copy",
+                size: 260,
+                facts: Facts {
+                    seen_holds: vec![(250, mark(250))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![Known {
+                    recent: vec![lm(200), lm(250), lm(275), lm(300)],
+                    ..known(3, 99, 300, 300)
+                }],
+                key_taken: true,
+                want: Identified::PrefixCopy {
+                    slot: 3,
+                    key: 103,
+                    offset: 300,
+                },
+            },
+            Case {
+                name: "shorter, but not holding the last line end within its length: a new file",
+                size: 260,
+                facts: Facts {
+                    // Holds an older mark, not the one that counts.
+                    seen_holds: vec![(200, mark(200))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![Known {
+                    recent: vec![lm(200), lm(250), lm(300)],
+                    ..known(3, 99, 300, 300)
+                }],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "no recent line end within its length: a new file (shipped whole)",
+                size: 150,
+                facts: Facts::default(),
+                twins: 0,
+                known: vec![Known {
+                    recent: vec![lm(200), lm(300)],
+                    ..known(3, 99, 300, 300)
+                }],
+                key_taken: true,
+                want: Identified::New { salted: true },
+            },
+            Case {
+                name: "the copy already found, unchanged: the same prefix copy again",
+                size: 260,
+                facts: Facts {
+                    seen_holds: vec![(260, mark(260))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![Known {
+                    copy_end: Some(lm(260)),
+                    recent: vec![lm(250)],
+                    ..known(3, 99, 300, 300)
+                }],
+                key_taken: true,
+                want: Identified::PrefixCopy {
+                    slot: 3,
+                    key: 103,
+                    offset: 300,
+                },
+            },
+            Case {
+                name: "the copy already found, but it grew since: another file, nothing lost",
+                size: 280,
+                facts: Facts {
+                    seen_holds: vec![(260, mark(260)), (275, mark(275))],
+                    ..Facts::default()
+                },
+                twins: 0,
+                known: vec![Known {
+                    copy_end: Some(lm(260)),
+                    recent: vec![lm(275)],
+                    ..known(3, 99, 300, 300)
+                }],
+                key_taken: true,
+                want: Identified::New { salted: true },
             },
         ];
         for mut case in cases {

@@ -79,7 +79,36 @@ pub struct TailMark {
     pub(crate) hash: u64,
 }
 
+/// A point in an identity's bytes: an offset and the mark of the bytes before it. The recent
+/// line ends of an identity are kept as marks, so a copy of it that ends before the read
+/// position (copytruncate's copy, made before the reader read past its end) can be
+/// recognised by the bytes it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LineMark {
+    pub(crate) offset: u64,
+    pub(crate) tail: TailMark,
+}
+
 impl TailMark {
+    /// The mark of the bytes of `file` just before `offset` (fewer when the file is shorter).
+    pub(crate) fn read(file: &File, offset: u64) -> io::Result<TailMark> {
+        let len = (TAIL_MARK_LEN as u64).min(offset) as usize;
+        let mut buf = [0u8; TAIL_MARK_LEN];
+        let buf = &mut buf[..len];
+        let mut filled = 0;
+        while filled < len {
+            let n = file.read_at(&mut buf[filled..], offset - len as u64 + filled as u64)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than the offset of its mark",
+                ));
+            }
+            filled += n;
+        }
+        Ok(TailMark::of(buf))
+    }
+
     /// The mark of the bytes `tail` (the last bytes before some offset; only the last
     /// [`TAIL_MARK_LEN`] are used).
     pub(crate) fn of(tail: &[u8]) -> TailMark {

@@ -20,4 +20,4 @@ mod fingerprint;
 
 pub use fingerprint::TailMark;
 pub(crate) use fingerprint::{fingerprint, salted_key};
-pub(crate) use fingerprint::{FileKey, Fingerprint};
+pub(crate) use fingerprint::{FileKey, Fingerprint, LineMark};
