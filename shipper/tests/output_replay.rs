@@ -45,12 +45,17 @@ async fn documents_stored_before_a_rollover_are_found_and_not_sent_again() {
     let dir = tempfile::tempdir().unwrap();
     let out = start(config(&es.url(), dir.path())).await;
     out.batches.send(batch(STREAM, 0..60)).await.unwrap();
-    out.acks.wait_for(60, std::time::Duration::from_secs(20)).await;
+    out.acks
+        .wait_for(60, std::time::Duration::from_secs(20))
+        .await;
     es.rollover(STREAM).unwrap();
     es.reset_observations();
 
     // 0..60 are in the old backing index, 60..100 nowhere.
-    out.batches.send(flagged(batch(STREAM, 0..100))).await.unwrap();
+    out.batches
+        .send(flagged(batch(STREAM, 0..100)))
+        .await
+        .unwrap();
     let stats = out.stats.clone();
     let acks = out.finish().await;
 
@@ -59,7 +64,11 @@ async fn documents_stored_before_a_rollover_are_found_and_not_sent_again() {
     let bulk = es.bulk_stats();
     assert_eq!(bulk.created, 40, "only the documents not found were sent");
     assert_eq!(bulk.conflicts, 0);
-    assert_eq!(stats.snapshot().duplicates, 60, "found documents count as duplicates");
+    assert_eq!(
+        stats.snapshot().duplicates,
+        60,
+        "found documents count as duplicates"
+    );
     assert!(searches(&es).iter().all(|(_, s)| *s == 200));
 }
 
@@ -69,12 +78,17 @@ async fn a_failed_look_up_is_retried_and_nothing_is_sent_blind() {
     let dir = tempfile::tempdir().unwrap();
     let out = start(config(&es.url(), dir.path())).await;
     out.batches.send(batch(STREAM, 0..30)).await.unwrap();
-    out.acks.wait_for(30, std::time::Duration::from_secs(20)).await;
+    out.acks
+        .wait_for(30, std::time::Duration::from_secs(20))
+        .await;
     es.rollover(STREAM).unwrap();
     es.reset_observations();
 
     es.faults().fail_next_requests_all(3, 503);
-    out.batches.send(flagged(batch(STREAM, 0..50))).await.unwrap();
+    out.batches
+        .send(flagged(batch(STREAM, 0..50)))
+        .await
+        .unwrap();
     let acks = out.finish().await;
 
     assert_eq!(acks.count(), 80);
@@ -117,11 +131,16 @@ async fn a_large_replay_window_is_looked_up_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let out = start(config(&es.url(), dir.path())).await;
     out.batches.send(batch(STREAM, 0..2500)).await.unwrap();
-    out.acks.wait_for(2500, std::time::Duration::from_secs(20)).await;
+    out.acks
+        .wait_for(2500, std::time::Duration::from_secs(20))
+        .await;
     es.rollover(STREAM).unwrap();
     es.reset_observations();
 
-    out.batches.send(flagged(batch(STREAM, 0..2500))).await.unwrap();
+    out.batches
+        .send(flagged(batch(STREAM, 0..2500)))
+        .await
+        .unwrap();
     let stats = out.stats.clone();
     let acks = out.finish().await;
     assert_eq!(acks.count(), 5000);
@@ -142,12 +161,17 @@ async fn a_replayed_failure_store_document_is_found_by_its_original_id() {
     let out = start(config(&es.url(), dir.path())).await;
     es.faults().fail_mapping_next_items(5);
     out.batches.send(batch(STREAM, 0..20)).await.unwrap();
-    out.acks.wait_for(20, std::time::Duration::from_secs(20)).await;
+    out.acks
+        .wait_for(20, std::time::Duration::from_secs(20))
+        .await;
     let failures = format!("{STREAM}::failures");
     assert_eq!(es.count(&failures), 5);
     // The next failures would go to the failure store again: a replay must not send them.
     es.faults().fail_mapping_next_items(20);
-    out.batches.send(flagged(batch(STREAM, 0..20))).await.unwrap();
+    out.batches
+        .send(flagged(batch(STREAM, 0..20)))
+        .await
+        .unwrap();
     let acks = out.finish().await;
     assert_eq!(acks.count(), 40);
     assert_eq!(es.count(&failures), 5, "no failure document stored twice");

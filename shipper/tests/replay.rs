@@ -73,13 +73,21 @@ fn a_lost_answer_then_a_rollover_before_the_retry_stores_every_line_once() {
     wait_until("every line settled", WAIT, || settled(&shipper) >= 520.0);
     std::thread::sleep(Duration::from_millis(300));
     assert_exactly_once(&es, STREAM, 520);
-    assert!(backing_indices(&es) >= 2, "the lines after the rollover went to the new write index");
+    assert!(
+        backing_indices(&es) >= 2,
+        "the lines after the rollover went to the new write index"
+    );
     assert_eq!(
         shipper.metric("shipper_replay_already_stored_total"),
         Some(500.0),
         "the lines of the lost answer were found, not re-sent"
     );
-    assert!(shipper.metric("shipper_replay_lookups_total").unwrap_or(0.0) >= 1.0);
+    assert!(
+        shipper
+            .metric("shipper_replay_lookups_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
 }
 
 #[test]

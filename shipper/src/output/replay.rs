@@ -298,7 +298,10 @@ mod tests {
     fn the_failure_store_query_matches_the_original_id() {
         let q: serde_json::Value =
             serde_json::from_slice(&query(Where::FailureStore, &["a1"])).unwrap();
-        assert_eq!(q["query"]["terms"]["document.id"], serde_json::json!(["a1"]));
+        assert_eq!(
+            q["query"]["terms"]["document.id"],
+            serde_json::json!(["a1"])
+        );
         assert_eq!(q["_source"], serde_json::json!(["document.id"]));
         assert_eq!(q["size"], 1);
     }
@@ -346,7 +349,14 @@ mod tests {
 
     #[test]
     fn failure_stores_are_searched_from_the_versions_that_have_them() {
-        for v in ["8.19.0", "8.19.3", "9.1.0", "9.2.1", "10.0.0", "9.3.0-SNAPSHOT"] {
+        for v in [
+            "8.19.0",
+            "8.19.3",
+            "9.1.0",
+            "9.2.1",
+            "10.0.0",
+            "9.3.0-SNAPSHOT",
+        ] {
             assert!(supports_failure_store(v), "{v}");
         }
         for v in ["8.17.4", "8.18.0", "9.0.3", "7.17.0", "garbage"] {

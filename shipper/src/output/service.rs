@@ -182,26 +182,34 @@ impl BulkService {
             .collect();
         let candidates: Vec<Candidate> = targets.iter().flatten().cloned().collect();
         let looked_up = candidates.len() as u64;
-        let found = match replay::already_stored(&self.client, &candidates, self.failure_store)
-            .await
-        {
-            Ok(found) => found,
-            Err(err) => {
-                let reason = err.retry_reason();
-                self.telemetry.elasticsearch_up(!matches!(
-                    reason,
-                    RetryReason::Connect
-                        | RetryReason::Timeout
-                        | RetryReason::Transport
-                        | RetryReason::ServerError
-                ));
-                self.telemetry.replay_lookup("error", 0, 0);
-                let message = format!("{err}; the documents wait, they are not sent blind");
-                tracing::warn!(documents = looked_up, "{message}; will retry");
-                self.telemetry.error(message);
-                return false;
-            }
-        };
+        let found =
+            match replay::already_stored(&self.client, &candidates, self.failure_store).await {
+                Ok(found) => found,
+                Err(err) => {
+                    let reason = err.retry_reason();
+                    self.telemetry.elasticsearch_up(!matches!(
+                        reason,
+                        RetryReason::Connect
+                            | RetryReason::Timeout
+                            | RetryReason::Transport
+                            | RetryReason::ServerError
+                    ));
+                    self.telemetry.replay_lookup("error", 0, 0);
+                    let message = format!("{err}; the documents wait, they are not sent blind");
+                    if reason == RetryReason::Unauthorized {
+                        // An operator must act: the role lacks the privileges the look-up needs.
+                        tracing::error!(
+                            documents = looked_up,
+                            "{message}; the shipper's role needs `read` on its data streams (and \
+                         `read_failure_store` for their failure stores); will retry"
+                        );
+                    } else {
+                        tracing::warn!(documents = looked_up, "{message}; will retry");
+                    }
+                    self.telemetry.error(message);
+                    return false;
+                }
+            };
         self.telemetry.elasticsearch_up(true);
         let mut stored: Vec<Origin> = Vec::new();
         let mut rest: Vec<&BatchItem> = Vec::with_capacity(batch.len());

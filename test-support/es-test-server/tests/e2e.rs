@@ -858,7 +858,13 @@ async fn a_failures_selector_search_finds_failure_documents_by_their_original_id
     assert_eq!(r["items"][0]["create"]["failure_store"], "used");
     bulk(&c, &url, &create(ds, "ok-2", doc.clone())).await;
     // Not in the backing indices, under either id.
-    let (_, r) = search(&c, &url, ds, json!({"query": {"ids": {"values": ["orig-1"]}}})).await;
+    let (_, r) = search(
+        &c,
+        &url,
+        ds,
+        json!({"query": {"ids": {"values": ["orig-1"]}}}),
+    )
+    .await;
     assert!(r["hits"]["hits"].as_array().unwrap().is_empty(), "{r}");
     let (status, r) = search(
         &c,
@@ -870,9 +876,15 @@ async fn a_failures_selector_search_finds_failure_documents_by_their_original_id
     assert_eq!(status, 200, "{r}");
     let hits = r["hits"]["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 1, "{r}");
-    assert_ne!(hits[0]["_id"], "orig-1", "a failure document has an id of its own");
+    assert_ne!(
+        hits[0]["_id"], "orig-1",
+        "a failure document has an id of its own"
+    );
     assert_eq!(hits[0]["_source"], json!({"document": {"id": "orig-1"}}));
-    assert!(hits[0]["_index"].as_str().unwrap().starts_with(".fs-logs-fsl-default-"));
+    assert!(hits[0]["_index"]
+        .as_str()
+        .unwrap()
+        .starts_with(".fs-logs-fsl-default-"));
     // The failure store's fixed mapping: the original id is a keyword.
     let mapping: Value = c
         .get(format!("{url}/{}", hits[0]["_index"].as_str().unwrap()))
@@ -884,8 +896,7 @@ async fn a_failures_selector_search_finds_failure_documents_by_their_original_id
         .unwrap();
     let index = mapping.as_object().unwrap().values().next().unwrap();
     assert_eq!(
-        index["mappings"]["properties"]["document"]["properties"]["id"]["type"],
-        "keyword",
+        index["mappings"]["properties"]["document"]["properties"]["id"]["type"], "keyword",
         "{mapping}"
     );
     server.shutdown().await;
@@ -908,6 +919,9 @@ async fn a_lost_response_is_executed_but_never_answered() {
     assert_eq!(server.count(ds), 1, "the request was executed");
     assert_eq!(server.dropped_connections(), 1);
     let (_, r) = bulk(&c, &url, &create(ds, "x", doc)).await;
-    assert_eq!(r["items"][0]["create"]["status"], 409, "the next one is answered");
+    assert_eq!(
+        r["items"][0]["create"]["status"], 409,
+        "the next one is answered"
+    );
     server.shutdown().await;
 }
