@@ -45,8 +45,15 @@ impl Batcher {
         &mut self.current.body
     }
 
-    /// Records the item just appended, from `action_start` to the end of the body.
-    pub(crate) fn commit(&mut self, action_start: usize, source_start: usize, origin: Origin) {
+    /// Records the item just appended, from `action_start` to the end of the body;
+    /// `may_be_stored` flags a line a previous run may already have stored.
+    pub(crate) fn commit(
+        &mut self,
+        action_start: usize,
+        source_start: usize,
+        origin: Origin,
+        may_be_stored: bool,
+    ) {
         if self.current.items.is_empty() {
             self.opened = Some(Instant::now());
         }
@@ -56,6 +63,7 @@ impl Batcher {
             source_start,
             end,
             origin,
+            may_be_stored,
         });
     }
 
@@ -114,7 +122,7 @@ mod tests {
         let source = b.body().len();
         b.body().extend_from_slice(doc.as_bytes());
         b.body().push(b'\n');
-        b.commit(start, source, origin(seq));
+        b.commit(start, source, origin(seq), seq == 2);
     }
 
     #[test]
@@ -170,5 +178,9 @@ mod tests {
         assert_eq!(sub.items[1].source(&sub.body), b"{\"n\":2}");
         assert_eq!(sub.items[1].action(&sub.body), b"{\"create\":{}}");
         assert_eq!(sub.items[1].origin.seq, 2);
+        assert!(!batch.items[0].may_be_stored && batch.items[2].may_be_stored);
+        assert!(sub.items[1].may_be_stored, "a subset keeps the replay flag");
+        assert!(sub.in_replay_window());
+        assert!(!batch.subset([&batch.items[0]]).in_replay_window());
     }
 }

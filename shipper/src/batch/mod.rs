@@ -32,6 +32,11 @@ pub struct BatchItem {
     /// Byte offset just past the source line's `\n`.
     pub end: usize,
     pub origin: Origin,
+    /// The document may already be stored: it was in a request whose answer was lost, or
+    /// it was read again after a restart below the offset the previous run had reached.
+    /// Such a document is looked up before it is sent (see `output::replay`), because a
+    /// `create` answers 409 only while its `_id` is in the current write index.
+    pub may_be_stored: bool,
 }
 
 impl BatchItem {
@@ -68,6 +73,18 @@ impl Batch {
         self.items.is_empty()
     }
 
+    /// Some of its documents may already be stored and must be looked up before sending.
+    pub(crate) fn in_replay_window(&self) -> bool {
+        self.items.iter().any(|i| i.may_be_stored)
+    }
+
+    /// Every document may now be stored: the request carrying them got no usable answer.
+    pub(crate) fn mark_may_be_stored(&mut self) {
+        for item in &mut self.items {
+            item.may_be_stored = true;
+        }
+    }
+
     /// A new batch holding copies of the given items of this one, in order.
     pub(crate) fn subset<'a>(&self, items: impl IntoIterator<Item = &'a BatchItem>) -> Batch {
         let mut out = Batch::default();
@@ -79,6 +96,7 @@ impl Batch {
                 source_start: start + (item.source_start - item.action_start),
                 end: start + (item.end - item.action_start),
                 origin: item.origin,
+                may_be_stored: item.may_be_stored,
             });
         }
         out

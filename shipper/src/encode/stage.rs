@@ -143,6 +143,7 @@ impl LineSink for Encoder {
                         seq: origin.seq,
                         budget_bytes: cost as u32,
                     },
+                    origin.may_be_stored,
                 );
                 if self.batcher.is_full() {
                     self.flush()?;

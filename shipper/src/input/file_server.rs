@@ -98,6 +98,11 @@ struct Watcher {
     published: (u64, u64),
     /// The table holds recent line ends of this file (see [`FileCheckpoint::recent`]).
     recent_marks: bool,
+    /// Lines ending at or before this offset were read by a previous run (the restored
+    /// checkpoint's `sent_offset`) and may already be stored: they are flagged for a
+    /// look-up before sending. Zero for a new identity; equal to where reading resumes for
+    /// one resumed within this run, so only a restart opens this window.
+    replay_until: u64,
 }
 
 /// How long a file must be idle at its end before its recent line ends are dropped: far
@@ -640,6 +645,7 @@ impl FileServer {
         size: u64,
     ) {
         self.sink.describe(slot, key, path);
+        let replay_until = self.table.evidence(slot).map_or(0, |(used, _)| used);
         self.watchers.push(Watcher {
             slot,
             key,
@@ -656,6 +662,7 @@ impl FileServer {
             busy: true,
             published: (u64::MAX, u64::MAX),
             recent_marks: true,
+            replay_until,
             // Fallback checks spread over the interval, not all files at the same instant.
             next_check: Instant::now()
                 + self.cfg.scan_interval.mul_f64(f64::from(slot % 64) / 64.0),
@@ -772,7 +779,7 @@ fn read_lines(
         };
         w.last_data = Instant::now();
         let len = line.end - line.offset;
-        hand_on(sink, table, w.slot, &line)?;
+        hand_on(sink, table, w.slot, &line, line.end <= w.replay_until)?;
         budget_for_turn = budget_for_turn.saturating_sub(len);
         if budget_for_turn == 0 {
             return Ok(Verdict::Keep);
@@ -784,7 +791,7 @@ fn read_lines(
     if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
         // The writer has moved on: its last line will never get a newline.
         if let Some(line) = w.reader.take_unterminated() {
-            hand_on(sink, table, w.slot, &line)?;
+            hand_on(sink, table, w.slot, &line, line.end <= w.replay_until)?;
         }
         return Ok(Verdict::Finished);
     }
@@ -792,15 +799,21 @@ fn read_lines(
 }
 
 /// Records `line` as read from `slot` and hands it to the sink; a line that yields nothing
-/// to deliver is safe at once.
+/// to deliver is safe at once. `may_be_stored`: a previous run may have stored it.
 fn hand_on(
     sink: &mut dyn LineSink,
     table: &AckTable,
     slot: u32,
     line: &super::line_reader::Line<'_>,
+    may_be_stored: bool,
 ) -> Result<(), Stop> {
     let seq = table.record_read(slot, line.end, line.tail, false);
-    if sink.take(line, LineOrigin { slot, seq })? == Taken::Nothing {
+    let origin = LineOrigin {
+        slot,
+        seq,
+        may_be_stored,
+    };
+    if sink.take(line, origin)? == Taken::Nothing {
         table.acknowledge(&[Origin {
             file: slot,
             seq,

@@ -31,6 +31,9 @@ pub(crate) enum Stop {
 pub(crate) struct LineOrigin {
     pub(crate) slot: u32,
     pub(crate) seq: u64,
+    /// Read again after a restart, at or below the end the previous run had read to (the
+    /// restored checkpoint's `sent_offset`): its document may already be stored.
+    pub(crate) may_be_stored: bool,
 }
 
 /// What the sink made of a line.

@@ -57,6 +57,9 @@ fn op() -> impl Strategy<Value = Op> {
 struct Index {
     docs: HashMap<String, String>,
     conflicts: Vec<String>,
+    /// Ids sent again after being stored without the flag that makes the output look them
+    /// up first: after a rollover, each would be stored twice.
+    unflagged_resends: Vec<String>,
 }
 
 impl Index {
@@ -72,6 +75,7 @@ impl Index {
                 Some(existing) if *existing != msg => self
                     .conflicts
                     .push(format!("id {id} holds {existing:?} and {msg:?}")),
+                Some(_) if !item.may_be_stored => self.unflagged_resends.push(id),
                 Some(_) => {}
                 None => {
                     self.docs.insert(id, msg);
@@ -351,6 +355,12 @@ fn check_with(ops: &[Op], header: bool) -> Result<(), TestCaseError> {
         h.index.conflicts.is_empty(),
         "id conflicts: {:?}",
         h.index.conflicts
+    );
+    prop_assert!(
+        h.index.unflagged_resends.is_empty(),
+        "{} stored documents sent again without the replay flag, first {:?}",
+        h.index.unflagged_resends.len(),
+        h.index.unflagged_resends.first()
     );
     let mut per_line: HashMap<&str, usize> = HashMap::new();
     let mut headers = 0;

@@ -25,7 +25,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, in the order a batch meets them: [`request_builder`] (body, gzip), [`client`]
+//! Modules, in the order a batch meets them: [`replay`] (only for documents that may
+//! already be stored: look them up first), [`request_builder`] (body, gzip), [`client`]
 //! (HTTP, nodes in [`nodes`]), [`response`] (parsing), [`retry`] (every verdict),
 //! [`service`] (one attempt), [`sink`] (the delivery loop), [`dead_letter`]; at start
 //! [`health`] and [`templates`]; throughout [`telemetry`].
@@ -35,6 +36,7 @@ pub(crate) mod config;
 pub(crate) mod dead_letter;
 pub(crate) mod health;
 pub(crate) mod nodes;
+pub(crate) mod replay;
 pub(crate) mod request_builder;
 pub(crate) mod response;
 pub(crate) mod retry;

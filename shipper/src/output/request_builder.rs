@@ -90,6 +90,7 @@ mod tests {
                     seq: i as u64,
                     budget_bytes: 10,
                 },
+                may_be_stored: false,
             });
         }
         b

@@ -61,6 +61,38 @@ impl RetryReason {
             RetryReason::BadResponse => "bad_response",
         }
     }
+
+    /// May Elasticsearch have stored some of the documents of a request that failed for this
+    /// reason? If so, the batch is in the replay window: before it is sent again, its ids are
+    /// looked up (see [`super::replay`]), because after a rollover a `create` of a stored
+    /// `_id` is no longer refused.
+    ///
+    /// - `Connect`: no connection, nothing was sent. No.
+    /// - `Timeout`, `Transport`: the request was (maybe wholly) sent and its answer did not
+    ///   arrive; Elasticsearch does not stop a `_bulk` whose client went away. Yes.
+    /// - 5xx: a gateway in front of Elasticsearch (Elastic Cloud's proxy, a load balancer)
+    ///   answers 502/504 when the node it forwarded to died or did not answer in time, after
+    ///   the node may have executed the request; Elastic's own clients retry 502, 503 and 504
+    ///   as transient, which is what makes the retry a replay. Elasticsearch's own 500 can
+    ///   come after shards executed their part, and a proxy's 503 cannot be told from a
+    ///   node's. Nothing in a 5xx proves that nothing was stored, so yes: the cost is one
+    ///   search before the next attempt.
+    /// - 429: Elasticsearch's indexing pressure rejects a whole request on arrival, before
+    ///   any shard sees it, and a proxy's rate limit does not forward it. No.
+    /// - 401/403 and other 4xx: refused by security or the REST layer before execution. No.
+    /// - A 2xx whose body cannot be used: the request was executed. Yes.
+    pub(crate) fn may_have_been_processed(self) -> bool {
+        match self {
+            RetryReason::Timeout
+            | RetryReason::Transport
+            | RetryReason::ServerError
+            | RetryReason::BadResponse => true,
+            RetryReason::Connect
+            | RetryReason::TooManyRequests
+            | RetryReason::Unauthorized
+            | RetryReason::ClientError => false,
+        }
+    }
 }
 
 /// Classifies the HTTP status of a whole `_bulk` response.
@@ -251,6 +283,26 @@ mod tests {
             classify_status(302),
             RequestVerdict::Retry(RetryReason::BadResponse)
         );
+    }
+
+    #[test]
+    fn only_failures_after_which_documents_may_be_stored_open_the_replay_window() {
+        for r in [
+            RetryReason::Timeout,
+            RetryReason::Transport,
+            RetryReason::ServerError,
+            RetryReason::BadResponse,
+        ] {
+            assert!(r.may_have_been_processed(), "{r:?}");
+        }
+        for r in [
+            RetryReason::Connect,
+            RetryReason::TooManyRequests,
+            RetryReason::Unauthorized,
+            RetryReason::ClientError,
+        ] {
+            assert!(!r.may_have_been_processed(), "{r:?}");
+        }
     }
 
     #[test]

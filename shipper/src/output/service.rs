@@ -4,6 +4,11 @@
 //! answer, acknowledges every document that is safe (created, duplicate, failure store,
 //! dead-lettered), and returns what is left to do: nothing, the whole batch again, some items
 //! again, or two halves. It never sleeps: the caller owns the retry loop and its backoff.
+//!
+//! A batch with documents that may already be stored (the replay window) is first looked up
+//! ([`super::replay`]): what is found is acknowledged as a duplicate, only the rest is sent.
+//! A request that fails in a way that may have stored documents puts its whole batch in the
+//! replay window for the next attempt ([`RetryReason::may_have_been_processed`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +24,7 @@ use reqwest::Method;
 
 use super::client::{EsClient, Reply};
 use super::dead_letter::{self, DeadLetter, DeadLetterWriter};
+use super::replay::{self, Candidate};
 use super::request_builder;
 use super::response::{error_summary, parse_bulk, BulkItemResult};
 use super::retry::{
@@ -47,11 +53,22 @@ pub(crate) struct BulkService {
     pub(crate) telemetry: Telemetry,
     pub(crate) dead_letters: Arc<Mutex<DeadLetterWriter>>,
     pub(crate) acks: Arc<dyn Acknowledge>,
+    /// Search the data streams' failure stores too when looking up the replay window (the
+    /// cluster has them: 8.19+, 9.1+).
+    pub(crate) failure_store: bool,
 }
 
 impl BulkService {
     /// Sends `batch` once and handles the answer. `batch` is left intact for a retry.
     pub(crate) async fn send(&self, batch: &mut Batch) -> Next {
+        if batch.in_replay_window() {
+            if !self.skip_stored(batch).await {
+                return Next::RetryAll;
+            }
+            if batch.is_empty() {
+                return Next::Done;
+            }
+        }
         let request = match request_builder::build(batch, self.gzip) {
             Ok(r) => r,
             // Compressing into memory cannot really fail; if it ever does, send it plain.
@@ -78,6 +95,9 @@ impl BulkService {
                 self.telemetry.elasticsearch_up(false);
                 self.telemetry.bulk_request("transport_error", elapsed);
                 let reason = err.retry_reason();
+                if reason.may_have_been_processed() {
+                    batch.mark_may_be_stored();
+                }
                 tracing::warn!(
                     documents = batch.len(),
                     "bulk request failed, will retry: {err}"
@@ -96,6 +116,9 @@ impl BulkService {
             }
             RequestVerdict::Retry(reason) => {
                 self.telemetry.bulk_request("retry", elapsed);
+                if reason.may_have_been_processed() {
+                    batch.mark_may_be_stored();
+                }
                 let message = format!(
                     "{} answered HTTP {} to _bulk: {}",
                     reply.node.shown,
@@ -128,6 +151,8 @@ impl BulkService {
                 }
                 Err(err) => {
                     self.telemetry.bulk_request("retry", elapsed);
+                    // Answered 2xx: the request was executed, whatever the body says.
+                    batch.mark_may_be_stored();
                     let message = format!("{}: {err}", reply.node.shown);
                     tracing::warn!(documents = batch.len(), "{message}; will retry the batch");
                     self.telemetry
@@ -136,6 +161,81 @@ impl BulkService {
                 }
             },
         }
+    }
+
+    /// Looks up the documents of `batch` that may already be stored, acknowledges those
+    /// found (as duplicates) and leaves in `batch` only the others, no longer flagged: they
+    /// were proven absent. `false` when the look-up failed (logged, metered): `batch` is
+    /// unchanged and must be retried after a backoff, never sent blind.
+    async fn skip_stored(&self, batch: &mut Batch) -> bool {
+        let targets: Vec<Option<Candidate>> = batch
+            .items
+            .iter()
+            .map(|item| {
+                if !item.may_be_stored {
+                    return None;
+                }
+                let (stream, id) = dead_letter::action_target(item.action(&batch.body));
+                // Without an id there is nothing to look up (the shipper always sets one).
+                (!id.is_empty() && !stream.is_empty()).then_some(Candidate { stream, id })
+            })
+            .collect();
+        let candidates: Vec<Candidate> = targets.iter().flatten().cloned().collect();
+        let looked_up = candidates.len() as u64;
+        let found =
+            match replay::already_stored(&self.client, &candidates, self.failure_store).await {
+                Ok(found) => found,
+                Err(err) => {
+                    let reason = err.retry_reason();
+                    self.telemetry.elasticsearch_up(!matches!(
+                        reason,
+                        RetryReason::Connect
+                            | RetryReason::Timeout
+                            | RetryReason::Transport
+                            | RetryReason::ServerError
+                    ));
+                    self.telemetry.replay_lookup("error", 0, 0);
+                    let message = format!("{err}; the documents wait, they are not sent blind");
+                    if reason == RetryReason::Unauthorized {
+                        // An operator must act: the role lacks the privileges the look-up needs.
+                        tracing::error!(
+                            documents = looked_up,
+                            "{message}; the shipper's role needs `read` on its data streams (and \
+                         `read_failure_store` for their failure stores); will retry"
+                        );
+                    } else {
+                        tracing::warn!(documents = looked_up, "{message}; will retry");
+                    }
+                    self.telemetry.error(message);
+                    return false;
+                }
+            };
+        self.telemetry.elasticsearch_up(true);
+        let mut stored: Vec<Origin> = Vec::new();
+        let mut rest: Vec<&BatchItem> = Vec::with_capacity(batch.len());
+        for (item, target) in batch.items.iter().zip(&targets) {
+            match target {
+                Some(c) if found.contains(&c.id) => stored.push(item.origin),
+                _ => rest.push(item),
+            }
+        }
+        self.telemetry
+            .replay_lookup("ok", looked_up, stored.len() as u64);
+        if !stored.is_empty() {
+            tracing::info!(
+                looked_up,
+                already_stored = stored.len(),
+                "documents that may already have been stored were looked up: those found are \
+                 not sent again"
+            );
+            self.acks.acknowledge(&stored);
+        }
+        let mut rest = batch.subset(rest);
+        for item in &mut rest.items {
+            item.may_be_stored = false;
+        }
+        *batch = rest;
+        true
     }
 
     /// 413: split in two, or dead-letter a document that is too large on its own.

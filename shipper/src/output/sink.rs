@@ -13,6 +13,7 @@
 //! reader's memory budget, an outage stops reading instead of filling memory.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -37,6 +38,8 @@ pub struct ElasticsearchOutput {
     client: EsClient,
     dead_letters: DeadLetterWriter,
     telemetry: Telemetry,
+    /// The cluster has searchable failure stores (learnt by [`Self::prepare`]).
+    failure_store: AtomicBool,
 }
 
 impl ElasticsearchOutput {
@@ -58,6 +61,7 @@ impl ElasticsearchOutput {
             client,
             dead_letters,
             telemetry: Telemetry::default(),
+            failure_store: AtomicBool::new(false),
         })
     }
 
@@ -86,6 +90,10 @@ impl ElasticsearchOutput {
             info.cluster_name,
             info.node
         );
+        self.failure_store.store(
+            super::replay::supports_failure_store(&info.version),
+            Ordering::Relaxed,
+        );
         templates::install_templates(
             &self.client,
             TEMPLATES,
@@ -102,7 +110,7 @@ impl ElasticsearchOutput {
     ///
     /// Every document that becomes safe is passed to `acks`. At the deadline, deliveries still
     /// running are abandoned: their remaining documents are not acknowledged, so they are read
-    /// and sent again after a restart, where their `_id`s make them 409s if they were stored.
+    /// and sent again after a restart, where they are looked up first (the replay window).
     /// Returns an error only if a delivery panicked (its documents would otherwise never be
     /// acknowledged; restarting is the safe answer).
     pub async fn run(
@@ -120,6 +128,7 @@ impl ElasticsearchOutput {
             telemetry: self.telemetry,
             dead_letters: Arc::new(Mutex::new(self.dead_letters)),
             acks,
+            failure_store: self.failure_store.load(Ordering::Relaxed),
         });
         let mut deliveries: JoinSet<()> = JoinSet::new();
         let mut channel_open = true;

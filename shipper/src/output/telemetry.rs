@@ -29,6 +29,9 @@ pub(crate) mod names {
     pub(crate) const BULK_SENT_BYTES: &str = "shipper_bulk_sent_bytes_total";
     pub(crate) const LAST_SUCCESS: &str = "shipper_last_successful_bulk_timestamp_seconds";
     pub(crate) const ELASTICSEARCH_UP: &str = "shipper_elasticsearch_up";
+    pub(crate) const REPLAY_LOOKUPS: &str = "shipper_replay_lookups_total";
+    pub(crate) const REPLAY_DOCUMENTS: &str = "shipper_replay_documents_total";
+    pub(crate) const REPLAY_ALREADY_STORED: &str = "shipper_replay_already_stored_total";
 }
 
 /// Registers HELP text and units for every output metric, so `/metrics` explains itself.
@@ -81,6 +84,18 @@ pub fn describe_metrics() {
         LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the last _bulk request answered 2xx."
+    );
+    describe_counter!(
+        REPLAY_LOOKUPS,
+        "Look-ups of documents that may already be stored (replay window), by outcome."
+    );
+    describe_counter!(
+        REPLAY_DOCUMENTS,
+        "Documents of the replay window looked up before being sent again."
+    );
+    describe_counter!(
+        REPLAY_ALREADY_STORED,
+        "Documents of the replay window found already stored and not sent again (also counted as duplicates)."
     );
     describe_gauge!(
         ELASTICSEARCH_UP,
@@ -223,6 +238,19 @@ impl Telemetry {
         counter!(names::REQUEST_RETRIES, "reason" => reason).increment(1);
         self.stats.request_retries.fetch_add(1, Ordering::Relaxed);
         self.stats.set_last_error(message);
+    }
+
+    /// One look-up of the replay window: `outcome` is `ok` or `error`; `looked_up`
+    /// documents, of which `stored` were found (and count as duplicates too).
+    pub(crate) fn replay_lookup(&self, outcome: &'static str, looked_up: u64, stored: u64) {
+        counter!(names::REPLAY_LOOKUPS, "outcome" => outcome).increment(1);
+        if looked_up > 0 {
+            counter!(names::REPLAY_DOCUMENTS).increment(looked_up);
+        }
+        if stored > 0 {
+            counter!(names::REPLAY_ALREADY_STORED).increment(stored);
+            self.duplicates(stored);
+        }
     }
 
     pub(crate) fn split(&self) {

@@ -62,6 +62,7 @@ pub fn batch_of(docs: &[(String, String, String)]) -> Batch {
                 seq,
                 budget_bytes: source.len() as u32,
             },
+            may_be_stored: false,
         });
     }
     b

@@ -58,6 +58,11 @@ pub struct FaultState {
     /// Close the connection without an answer for the next N requests in `drop_scope`.
     pub drop_requests: u64,
     pub drop_scope: Scope,
+    /// Execute the next N requests in `lose_scope`, then close the connection without
+    /// sending the answer: what a client sees when a node or a proxy dies after the work
+    /// was done (documents stored, answer lost).
+    pub lose_responses: u64,
+    pub lose_scope: Scope,
     /// Field path -> type: documents are checked as if the field had this type.
     pub forced_mappings: HashMap<String, String>,
     /// The next N data-stream items fail mapping (going to the failure store
@@ -147,6 +152,14 @@ impl Faults {
         s.drop_scope = Scope::Bulk;
     }
 
+    /// Executes the next `count` `_bulk` requests (documents are stored) and closes the
+    /// connection instead of answering.
+    pub fn lose_next_responses(&self, count: u64) {
+        let mut s = self.lock();
+        s.lose_responses = count;
+        s.lose_scope = Scope::Bulk;
+    }
+
     /// Checks documents as if `field` were mapped as `ty` (e.g. `message`
     /// as `long`), producing mapping errors for values that do not fit.
     pub fn force_field_type(&self, field: &str, ty: &str) {
@@ -171,6 +184,15 @@ impl Faults {
         let mut s = self.lock();
         if s.drop_requests > 0 && (is_bulk || s.drop_scope == Scope::All) {
             s.drop_requests -= 1;
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn take_lost_response(&self, is_bulk: bool) -> bool {
+        let mut s = self.lock();
+        if s.lose_responses > 0 && (is_bulk || s.lose_scope == Scope::All) {
+            s.lose_responses -= 1;
             return true;
         }
         false
@@ -279,6 +301,19 @@ mod tests {
         assert_eq!(f.take_request_fault(false), None);
         assert_eq!(f.take_request_fault(true), Some(503));
         assert_eq!(f.take_request_fault(true), None);
+    }
+
+    #[test]
+    fn lost_responses_are_counted_down_within_their_scope() {
+        let f = Faults::default();
+        f.lose_next_responses(2);
+        assert!(!f.take_lost_response(false), "bulk scope only");
+        assert!(f.take_lost_response(true));
+        assert!(f.take_lost_response(true));
+        assert!(!f.take_lost_response(true));
+        let s: FaultState =
+            serde_json::from_str(r#"{"lose_responses":1,"lose_scope":"all"}"#).unwrap();
+        assert_eq!((s.lose_responses, s.lose_scope), (1, Scope::All));
     }
 
     #[test]

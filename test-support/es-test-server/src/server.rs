@@ -147,6 +147,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
                         Ok(r) => r,
                         Err(e) => match e {},
                     };
+                    if !path.starts_with("/_test")
+                        && shared.faults.take_lost_response(is_bulk_path(&path))
+                    {
+                        // Executed, and the answer never leaves: the connection is closed.
+                        shared
+                            .observer
+                            .dropped_connections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Err(DropConnection);
+                    }
                     Ok(resp)
                 }
             });

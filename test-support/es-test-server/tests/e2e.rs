@@ -797,3 +797,131 @@ async fn the_same_failing_document_twice_makes_two_failure_documents() {
     assert_eq!(server.count("logs-fs-default::failures"), 2);
     server.shutdown().await;
 }
+
+async fn search(c: &reqwest::Client, url: &str, target: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(format!("{url}/{target}/_search?ignore_unavailable=true"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_ids_search_over_a_data_stream_sees_every_backing_index_without_sources() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let ds = "logs-look-default";
+    let doc = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "m"});
+    bulk(&c, &url, &create(ds, "a", doc.clone())).await;
+    server.rollover(ds).unwrap();
+    bulk(&c, &url, &create(ds, "b", doc.clone())).await;
+    let (status, r) = search(
+        &c,
+        &url,
+        ds,
+        json!({"query": {"ids": {"values": ["a", "b", "c"]}}, "_source": false, "size": 3, "track_total_hits": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let hits = r["hits"]["hits"].as_array().unwrap();
+    let mut ids: Vec<&str> = hits.iter().map(|h| h["_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["a", "b"], "both generations are searched");
+    assert!(hits.iter().all(|h| h.get("_source").is_none()), "{r}");
+    assert_eq!(r["_shards"]["failed"], 0);
+    assert_eq!(r["timed_out"], false);
+    assert!(r["hits"].get("total").is_none(), "track_total_hits: false");
+    // A data stream that does not exist yet holds nothing.
+    let (status, r) = search(
+        &c,
+        &url,
+        "logs-never-default",
+        json!({"query": {"ids": {"values": ["a"]}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["hits"]["hits"].as_array().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failures_selector_search_finds_failure_documents_by_their_original_id() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let ds = "logs-fsl-default";
+    let doc = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "m"});
+    server.faults().fail_mapping_next_items(1);
+    let (_, r) = bulk(&c, &url, &create(ds, "orig-1", doc.clone())).await;
+    assert_eq!(r["items"][0]["create"]["failure_store"], "used");
+    bulk(&c, &url, &create(ds, "ok-2", doc.clone())).await;
+    // Not in the backing indices, under either id.
+    let (_, r) = search(
+        &c,
+        &url,
+        ds,
+        json!({"query": {"ids": {"values": ["orig-1"]}}}),
+    )
+    .await;
+    assert!(r["hits"]["hits"].as_array().unwrap().is_empty(), "{r}");
+    let (status, r) = search(
+        &c,
+        &url,
+        &format!("{ds}::failures"),
+        json!({"query": {"terms": {"document.id": ["orig-1", "ok-2"]}}, "_source": ["document.id"], "size": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let hits = r["hits"]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{r}");
+    assert_ne!(
+        hits[0]["_id"], "orig-1",
+        "a failure document has an id of its own"
+    );
+    assert_eq!(hits[0]["_source"], json!({"document": {"id": "orig-1"}}));
+    assert!(hits[0]["_index"]
+        .as_str()
+        .unwrap()
+        .starts_with(".fs-logs-fsl-default-"));
+    // The failure store's fixed mapping: the original id is a keyword.
+    let mapping: Value = c
+        .get(format!("{url}/{}", hits[0]["_index"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let index = mapping.as_object().unwrap().values().next().unwrap();
+    assert_eq!(
+        index["mappings"]["properties"]["document"]["properties"]["id"]["type"], "keyword",
+        "{mapping}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_response_is_executed_but_never_answered() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let ds = "logs-lost-default";
+    let doc = json!({"@timestamp": "2026-11-26T10:00:00Z", "message": "m"});
+    server.faults().lose_next_responses(1);
+    let r = c
+        .post(format!("{url}/_bulk"))
+        .header("content-type", NDJSON)
+        .body(create(ds, "x", doc.clone()))
+        .send()
+        .await;
+    assert!(r.is_err(), "no answer: {r:?}");
+    assert_eq!(server.count(ds), 1, "the request was executed");
+    assert_eq!(server.dropped_connections(), 1);
+    let (_, r) = bulk(&c, &url, &create(ds, "x", doc)).await;
+    assert_eq!(
+        r["items"][0]["create"]["status"], 409,
+        "the next one is answered"
+    );
+    server.shutdown().await;
+}

@@ -68,10 +68,7 @@ impl Cluster {
             let mut i = Index::new(
                 &new_index,
                 Map::new(),
-                Mappings {
-                    dynamic: crate::mapping::Dynamic::False,
-                    ..Mappings::default()
-                },
+                super::write::failure_store::failure_store_mappings(),
                 now_millis(now),
             );
             i.failure_index = true;

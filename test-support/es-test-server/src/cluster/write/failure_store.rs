@@ -12,7 +12,37 @@ use crate::cluster::data_stream::generation_index_name;
 use crate::cluster::index::{random_id, Index, StoredDoc};
 use crate::cluster::{now_millis, Cluster};
 use crate::error::EsError;
-use crate::mapping::Mappings;
+use crate::mapping::{Dynamic, Field, Mappings};
+
+/// The fixed mapping of every failure index (Elasticsearch's
+/// `DataStreamFailureStoreDefinition`): `dynamic: false`, the original `_id`, index and
+/// routing as `keyword`s under `document`, the error's fields; `document.source` is kept in
+/// `_source` only. A failure document gets an `_id` of its own, so a search for a document
+/// sent to the failure store matches `document.id`.
+pub(crate) fn failure_store_mappings() -> Mappings {
+    let mut m = Mappings {
+        dynamic: Dynamic::False,
+        ..Mappings::default()
+    };
+    for (path, ty) in [
+        ("@timestamp", "date"),
+        ("document", "object"),
+        ("document.id", "keyword"),
+        ("document.routing", "keyword"),
+        ("document.index", "keyword"),
+        ("error", "object"),
+        ("error.message", "match_only_text"),
+        ("error.stack_trace", "text"),
+        ("error.type", "keyword"),
+        ("error.pipeline", "keyword"),
+        ("error.pipeline_trace", "keyword"),
+        ("error.processor_tag", "keyword"),
+        ("error.processor_type", "keyword"),
+    ] {
+        m.fields.insert(path.to_string(), Field::of_type(ty));
+    }
+    m
+}
 
 impl Cluster {
     /// Stores a failed document in the data stream's failure store, creating
@@ -51,15 +81,7 @@ impl Cluster {
         };
         let created = now_millis(now);
         let idx = self.indices.entry(fs_index.clone()).or_insert_with(|| {
-            let mut i = Index::new(
-                &fs_index,
-                Map::new(),
-                Mappings {
-                    dynamic: crate::mapping::Dynamic::False,
-                    ..Mappings::default()
-                },
-                created,
-            );
+            let mut i = Index::new(&fs_index, Map::new(), failure_store_mappings(), created);
             i.data_stream = Some(ds_name.to_string());
             i.failure_index = true;
             i

@@ -3,7 +3,7 @@
 //! concurrency and version checks, and partial updates (`update`).
 
 mod data_stream;
-mod failure_store;
+pub(crate) mod failure_store;
 mod update;
 
 use std::collections::HashMap;
