@@ -1,7 +1,9 @@
 //! Wires the stages together and runs them until a signal says stop.
 //!
-//! Order matters: the output first waits for Elasticsearch and installs the templates, and
-//! only then does reading start, so no document reaches a data stream before its template.
+//! Order matters: reading and alerting start at once, so the alert rules see every line
+//! whatever the state of Elasticsearch; batches wait in the output's channel (and reading
+//! pauses, see the read budget) until the output has reached Elasticsearch and installed
+//! the templates, so no document reaches a data stream before its template.
 //! At shutdown reading stops first, the output finishes (or abandons, at its deadline) the
 //! requests in flight, and the checkpoints are saved last, with every acknowledgement in.
 
@@ -47,17 +49,6 @@ pub async fn run(
     );
     let output = ElasticsearchOutput::new(settings.output.clone())?;
     let output_stats = output.stats();
-    match output.prepare(&shutdown).await {
-        Ok(_) => {}
-        Err(StartupError::Cancelled) => {
-            tracing::info!("stopped before Elasticsearch was ready");
-            server_stop.cancel();
-            let _ = server.await;
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    ready.store(true, Ordering::Relaxed);
 
     // Acknowledgements flow back from the output into this table, which moves the
     // checkpoints and gives the read budget back.
@@ -66,8 +57,8 @@ pub async fn run(
     let input_stats = Arc::new(InputStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
-    // Alerting starts once Elasticsearch is ready (the uptime rules query it); its tap sees
-    // every document the encode stage makes.
+    // Alerting starts with the process (the uptime rules retry their queries until
+    // Elasticsearch answers); its tap sees every line read.
     let (alerts, tap) = match settings.alerts.clone() {
         Some(alert_settings) => {
             let mut engine = AlertEngine::start(
@@ -105,6 +96,27 @@ pub async fn run(
         .name("file-server".into())
         .spawn(move || file_server.run())
         .context("cannot start the reading thread")?;
+    // Batches wait in the channel until the output is ready: no document reaches a data
+    // stream before its template, but the alert rules see lines from the first second.
+    match output.prepare(&shutdown).await {
+        Ok(_) => {}
+        Err(StartupError::Cancelled) => {
+            tracing::info!("stopped before Elasticsearch was ready");
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            if let Some(engine) = alerts {
+                engine.shutdown(ALERT_FLUSH_DEADLINE).await;
+            }
+            server_stop.cancel();
+            let _ = server.await;
+            return Ok(());
+        }
+        Err(e) => {
+            shutdown.cancel();
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            return Err(e.into());
+        }
+    }
+    ready.store(true, Ordering::Relaxed);
     let summary = tokio::spawn(crate::observe::summary::run(
         settings.summary_interval,
         Arc::clone(&input_stats),

@@ -564,3 +564,74 @@ fn the_payment_service_s_system_errors_reach_every_channel_once() {
     drop(payment);
     drop(shipper);
 }
+
+/// The alert rules see each line when it is written, whatever the state of Elasticsearch:
+/// with the output down and reading paused by the memory budget (far more lines written
+/// than it holds), a burst written after the backlog still fires and resolves on every
+/// channel, and once Elasticsearch is back every line is indexed once.
+#[test]
+fn a_burst_during_an_outage_with_reading_paused_fires_and_resolves() {
+    let server = es();
+    let channels = Channels::start();
+    let setup = burst_rule(&server.url(), &channels, "3s")
+        .env("SHIPPER_MEMORY_BUDGET", "256KiB")
+        .env("SHIPPER_BATCH_MAX_BYTES", "64KiB");
+    let shipper = setup.start();
+    let log = setup.logs().join("payment.log");
+    append(
+        &log,
+        &[service_line("payment", "ApplicationInfo", "tx-0", None)],
+    );
+    wait_for("the first line indexed", Duration::from_secs(30), || {
+        server.count("logs-*") == 1
+    });
+
+    server.stop_listening();
+    // A backlog of about 4 MiB: sixteen times the budget.
+    let backlog: Vec<String> = (0..12_000)
+        .map(|i| service_line("payment", "ApplicationInfo", &format!("tx-info-{i}"), None))
+        .collect();
+    append(&log, &backlog);
+    wait_for("reading to pause", Duration::from_secs(30), || {
+        shipper.metric("shipper_reading_paused") == Some(1.0)
+    });
+    let burst: Vec<String> = (0..6)
+        .map(|i| {
+            service_line(
+                "payment",
+                "SystemError",
+                &format!("tx-outage-{i}"),
+                Some("ledger unreachable"),
+            )
+        })
+        .collect();
+    append(&log, &burst);
+    wait_for(
+        "one firing message per channel while Elasticsearch is down",
+        Duration::from_secs(20),
+        || channels.all_have(1),
+    );
+    assert_eq!(shipper.metric("shipper_reading_paused"), Some(1.0));
+    assert!(channels.slack()[0].starts_with("[FIRING] SystemError burst: service payment"));
+    assert_eq!(
+        channels.webhook()[0]["last_error"]["transaction_id"],
+        "tx-outage-4"
+    );
+    wait_for(
+        "one resolved message per channel while Elasticsearch is down",
+        Duration::from_secs(20),
+        || channels.all_have(2),
+    );
+    assert_eq!(channels.webhook()[1]["status"], "resolved");
+
+    server.resume_listening().expect("listen again");
+    let total = 1 + backlog.len() + burst.len();
+    wait_for("every line indexed", Duration::from_secs(60), || {
+        server.count("logs-*") >= total
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.count("logs-*"), total);
+    // Shipping the lines the rules saw ahead did not show them to the rules again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(channels.all_have(2), "{:?}", channels.counts());
+}

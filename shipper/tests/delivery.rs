@@ -466,3 +466,33 @@ fn shipper_top_shows_a_running_shipper() {
         .unwrap_or_default();
     assert!(indexed.trim_end().ends_with("500"), "{screen}");
 }
+
+/// Finding and telling files apart costs no budget: while reading is paused by an outage,
+/// a new file is still opened and identified, and everything is shipped once afterwards.
+#[test]
+fn files_are_found_and_identified_while_reading_is_paused() {
+    let es = es();
+    let setup = Setup::new(&es.url())
+        .env("SHIPPER_MEMORY_BUDGET", "256KiB")
+        .env("SHIPPER_BATCH_MAX_BYTES", "64KiB");
+    let shipper = setup.start();
+    let a = setup.logs().join("payment.log");
+    write_lines(&a, "payment", 0, 10);
+    wait_until("the first lines", WAIT, || es.count("logs-*") >= 10);
+    es.stop_listening();
+    write_lines(&a, "payment", 10, 20_000);
+    wait_until("reading to pause", WAIT, || {
+        shipper.metric("shipper_reading_paused") == Some(1.0)
+    });
+    let b = setup.logs().join("reservation.log");
+    write_lines(&b, "reservation", 20_010, 100);
+    wait_until("the new file opened while paused", WAIT, || {
+        shipper.metric("shipper_files_open") == Some(2.0)
+    });
+    assert_eq!(shipper.metric("shipper_reading_paused"), Some(1.0));
+    es.resume_listening().expect("listen again");
+    let n = 20_110;
+    wait_until("every line", WAIT, || es.count("logs-*") >= n);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", n);
+}

@@ -63,6 +63,8 @@ pub struct Enricher {
     /// The read time last seen, and as a JSON string (it changes once per read round).
     ingested: (String, String),
     tap: Option<Box<dyn DocumentTap>>,
+    /// The tap already saw the line being encoded (read ahead while reading was paused).
+    tap_muted: bool,
 }
 
 /// A dataset name and the same as a JSON string literal.
@@ -92,6 +94,48 @@ impl Enricher {
             datasets: HashMap::new(),
             ingested: (String::new(), "\"\"".to_string()),
             tap: None,
+            tap_muted: false,
+        }
+    }
+
+    /// Whether the tap sees the lines encoded from now on: not those it saw when they were
+    /// read ahead, while shipping was paused.
+    pub(crate) fn mute_tap(&mut self, muted: bool) {
+        self.tap_muted = muted;
+    }
+
+    /// Shows `line` to the tap without encoding it: while shipping is paused, the alert
+    /// rules still see each line when it is written. Same view as [`Enricher::encode`] gives.
+    pub(crate) fn observe(&mut self, line: &Line<'_>, file: &SourceFile) {
+        if self.tap.is_none() {
+            return;
+        }
+        let bytes = trim_line(line.bytes);
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) && !line.truncated {
+            return;
+        }
+        let decoded = if line.truncated || line.unterminated {
+            None
+        } else {
+            Some(inspect(bytes, true))
+        };
+        match decoded {
+            Some(Decoded::Object {
+                service_name,
+                facts,
+                ..
+            }) => {
+                let dataset = self.dataset_for(service_name.as_deref(), &file.dataset);
+                if let Some(tap) = self.tap.as_mut() {
+                    show_object(tap.as_mut(), &dataset.name, service_name.as_deref(), &facts);
+                }
+            }
+            _ => {
+                let dataset = self.dataset_for(None, &file.dataset);
+                if let Some(tap) = self.tap.as_mut() {
+                    show_unparsed(tap.as_mut(), &dataset.name, bytes);
+                }
+            }
         }
     }
 
@@ -131,19 +175,8 @@ impl Enricher {
             }) => {
                 let dataset = self.dataset_for(service_name.as_deref(), &file.dataset);
                 let dataset = &*dataset;
-                if let Some(tap) = self.tap.as_mut() {
-                    tap.observe(&TappedDocument {
-                        dataset: &dataset.name,
-                        service_name: service_name.as_deref(),
-                        category: facts.category.as_deref(),
-                        level: facts.level.as_deref(),
-                        message: facts.message.as_deref(),
-                        transaction_id: facts.transaction_id.as_deref(),
-                        error_type: facts.error_type.as_deref(),
-                        error_message: facts.error_message.as_deref(),
-                        timestamp: facts.timestamp.as_deref(),
-                        unparsed: false,
-                    });
+                if let Some(tap) = self.tap.as_mut().filter(|_| !self.tap_muted) {
+                    show_object(tap.as_mut(), &dataset.name, service_name.as_deref(), &facts);
                 }
                 self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
@@ -182,14 +215,8 @@ impl Enricher {
                 }
                 let dataset = self.dataset_for(None, &file.dataset);
                 let dataset = &*dataset;
-                if let Some(tap) = self.tap.as_mut() {
-                    let text = String::from_utf8_lossy(bytes);
-                    tap.observe(&TappedDocument {
-                        dataset: &dataset.name,
-                        message: Some(&text),
-                        unparsed: true,
-                        ..TappedDocument::default()
-                    });
+                if let Some(tap) = self.tap.as_mut().filter(|_| !self.tap_muted) {
+                    show_unparsed(tap.as_mut(), &dataset.name, bytes);
                 }
                 self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
@@ -316,6 +343,38 @@ fn trim_line(bytes: &[u8]) -> &[u8] {
 /// `s` as a JSON string literal, quotes included.
 pub(crate) fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// What the tap sees of a JSON object line.
+fn show_object(
+    tap: &mut dyn DocumentTap,
+    dataset: &str,
+    service_name: Option<&str>,
+    facts: &super::decode::Facts<'_>,
+) {
+    tap.observe(&TappedDocument {
+        dataset,
+        service_name,
+        category: facts.category.as_deref(),
+        level: facts.level.as_deref(),
+        message: facts.message.as_deref(),
+        transaction_id: facts.transaction_id.as_deref(),
+        error_type: facts.error_type.as_deref(),
+        error_message: facts.error_message.as_deref(),
+        timestamp: facts.timestamp.as_deref(),
+        unparsed: false,
+    });
+}
+
+/// What the tap sees of a line that is not a JSON object.
+fn show_unparsed(tap: &mut dyn DocumentTap, dataset: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    tap.observe(&TappedDocument {
+        dataset,
+        message: Some(&text),
+        unparsed: true,
+        ..TappedDocument::default()
+    });
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ use crate::input::read_budget::ReadBudget;
 /// the encoded documents held in memory, not only the raw lines.
 const ENRICHMENT_ALLOWANCE: usize = 320;
 
+/// Free budget below which no more lines are taken (reading pauses): room for a long line
+/// (an eighth of the budget, at most 64 KiB), so a line taken almost never has to wait.
+const MAX_HEADROOM: usize = 64 * 1024;
+
 /// What the encode stage adds to every document, and how documents are batched.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodeConfig {
@@ -47,6 +51,11 @@ pub(crate) struct Encoder {
     ingested: String,
     lines: u64,
     bytes: u64,
+    /// A full batch waiting for a request slot (every one busy).
+    ready: Option<Batch>,
+    /// Free budget needed to take another line.
+    headroom: usize,
+    paused: bool,
 }
 
 impl Encoder {
@@ -74,10 +83,59 @@ impl Encoder {
             ingested: now_rfc3339(),
             lines: 0,
             bytes: 0,
+            ready: None,
+            headroom: 0,
+            paused: false,
+        }
+        .with_headroom()
+    }
+
+    fn with_headroom(mut self) -> Encoder {
+        self.headroom = (self.budget.capacity() / 8).clamp(1, MAX_HEADROOM);
+        self
+    }
+
+    /// Offers the waiting batch to the output, without waiting.
+    fn offer(&mut self) -> Result<(), Stop> {
+        let Some(batch) = self.ready.take() else {
+            return Ok(());
+        };
+        match self.tx.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Stop::OutputGone),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
+                self.ready = Some(batch);
+                Ok(())
+            }
         }
     }
 
+    /// Moves the batch in progress to the output's door (if the door is free) and offers it.
+    fn hand_over(&mut self) -> Result<(), Stop> {
+        self.offer()?;
+        if self.ready.is_none() {
+            self.ready = self.batcher.take();
+            self.offer()?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything held, waiting for the output to take it.
+    fn send_all(&mut self) -> Result<(), Stop> {
+        if let Some(batch) = self.ready.take() {
+            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+        }
+        if let Some(batch) = self.batcher.take() {
+            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+        }
+        Ok(())
+    }
+
     fn set_paused(&mut self, paused: bool) {
+        if self.paused == paused {
+            return;
+        }
+        self.paused = paused;
         if paused {
             // The counters must be current while reading waits, however long that is.
             self.publish();
@@ -91,13 +149,15 @@ impl Encoder {
         if self.budget.try_take(cost) {
             return Ok(());
         }
-        // Let the output work off what is batched, and wait for acknowledgements.
-        self.flush()?;
+        // A line larger than the headroom: let the output work off what is batched, and
+        // wait for acknowledgements.
+        self.hand_over()?;
         self.set_paused(true);
         while !self.budget.take_within(cost, Duration::from_millis(100)) {
             if self.shutdown.is_cancelled() {
                 return Err(Stop::Shutdown);
             }
+            self.offer()?;
         }
         self.set_paused(false);
         Ok(())
@@ -117,6 +177,23 @@ impl LineSink for Encoder {
         self.ingested = now_rfc3339();
     }
 
+    fn has_room(&mut self) -> Result<bool, Stop> {
+        self.offer()?;
+        let room = self.ready.is_none() && self.budget.available() >= self.headroom;
+        if !room {
+            // Let the output work off what is batched while reading waits.
+            self.hand_over()?;
+        }
+        self.set_paused(!room);
+        Ok(room)
+    }
+
+    fn peek(&mut self, line: &Line<'_>, slot: u32) {
+        if let Some(Some(source)) = self.sources.get(slot as usize) {
+            self.enricher.observe(line, source);
+        }
+    }
+
     fn take(&mut self, line: &Line<'_>, origin: LineOrigin) -> Result<Taken, Stop> {
         self.lines += 1;
         self.bytes += line.end - line.offset;
@@ -130,6 +207,7 @@ impl LineSink for Encoder {
             return Ok(Taken::Nothing);
         };
         let start = self.batcher.body().len();
+        self.enricher.mute_tap(origin.tapped);
         match self
             .enricher
             .encode(line, source, &self.ingested, self.batcher.body())
@@ -146,7 +224,11 @@ impl LineSink for Encoder {
                     origin.may_be_stored,
                 );
                 if self.batcher.is_full() {
-                    self.flush()?;
+                    self.hand_over()?;
+                    if self.ready.is_some() && self.batcher.is_full() {
+                        // Only when a line came without room (see `has_room`).
+                        self.send_all()?;
+                    }
                 }
                 Ok(Taken::Pending)
             }
@@ -158,20 +240,11 @@ impl LineSink for Encoder {
     }
 
     fn flush(&mut self) -> Result<(), Stop> {
-        let Some(batch) = self.batcher.take() else {
-            return Ok(());
-        };
-        match self.tx.try_send(batch) {
-            Ok(()) => Ok(()),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Stop::OutputGone),
-            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
-                // Every request slot is busy (Elasticsearch slow or down): reading waits here.
-                self.set_paused(true);
-                let sent = self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone);
-                self.set_paused(false);
-                sent
-            }
-        }
+        self.hand_over()
+    }
+
+    fn finish(&mut self) -> Result<(), Stop> {
+        self.send_all()
     }
 
     fn is_full(&self) -> bool {

@@ -103,11 +103,19 @@ struct Watcher {
     /// look-up before sending. Zero for a new identity; equal to where reading resumes for
     /// one resumed within this run, so only a restart opens this window.
     replay_until: u64,
+    /// Lines ending at or before this offset were shown to the alert tap when read ahead
+    /// while shipping was paused: the tap does not see them twice.
+    tapped_to: u64,
+    /// Its last turn stopped because the sink had no room: it gets the next turn too.
+    held: bool,
 }
 
 /// How long a file must be idle at its end before its recent line ends are dropped: far
 /// longer than copytruncate takes between its copy and its truncation.
 const RECENT_MARKS_IDLE: Duration = Duration::from_secs(10);
+
+/// How often a paused reader looks for room again (acknowledgements free it).
+const PAUSED_POLL: Duration = Duration::from_millis(50);
 
 /// A file closed for inactivity, as it was when closed: it is opened again when it changes.
 #[derive(Debug, Clone)]
@@ -156,6 +164,9 @@ pub(crate) struct FileServer {
     closed: HashMap<(u64, u64), Closed>,
     /// The read buffer, lent to one file's reader at a time.
     read_buffer: Vec<u8>,
+    /// The last read round stopped some file because the sink had no room: shipping is
+    /// paused, and new lines are read ahead for the alert tap only.
+    paused: bool,
 }
 
 impl FileServer {
@@ -214,6 +225,7 @@ impl FileServer {
             all_dirty: true,
             closed: HashMap::new(),
             read_buffer: Vec::new(),
+            paused: false,
         })
     }
 
@@ -256,14 +268,23 @@ impl FileServer {
             }
             // Nothing more to read now: send what waited long enough, save, sleep.
             let due = self.sink.deadline().is_some_and(|d| d <= Instant::now());
-            if due && self.sink.flush().is_err() {
+            if (due || self.paused) && self.sink.flush().is_err() {
                 break;
+            }
+            if self.paused {
+                // Shipping is paused: the files are still found and told apart (the scans
+                // above go on), and what is written is shown to the alert rules now.
+                self.read_ahead();
             }
             if self.last_lag.elapsed() >= self.cfg.checkpoint_interval {
                 self.publish_lag();
             }
             self.sink.publish();
             let mut sleep = self.cfg.poll_interval;
+            if self.paused {
+                // Room comes back with acknowledgements, which wake no one.
+                sleep = sleep.min(PAUSED_POLL);
+            }
             if let Some(deadline) = self.sink.deadline() {
                 sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
             }
@@ -273,7 +294,7 @@ impl FileServer {
                 None => {}
             }
         }
-        let _ = self.sink.flush();
+        let _ = self.sink.finish();
         self.sink.publish();
         if let Some(w) = writer {
             self.persister = w.stop();
@@ -340,6 +361,7 @@ impl FileServer {
         let mut index = 0;
         let now = Instant::now();
         let everything = std::mem::take(&mut self.all_dirty);
+        self.paused = false;
         let dirty = std::mem::take(&mut self.dirty);
         while index < self.watchers.len() {
             let w = &mut self.watchers[index];
@@ -361,7 +383,8 @@ impl FileServer {
             )?;
             let w = &mut self.watchers[index];
             let moved = w.reader.line_offset() != before;
-            w.busy = moved || !w.reader.at_eof();
+            w.busy = moved || !w.reader.at_eof() || w.held;
+            self.paused |= w.held;
             progressed |= moved;
             w.recent_marks |= moved;
             if w.recent_marks && !w.busy && w.last_data.elapsed() >= RECENT_MARKS_IDLE {
@@ -663,10 +686,28 @@ impl FileServer {
             published: (u64::MAX, u64::MAX),
             recent_marks: true,
             replay_until,
+            tapped_to: 0,
+            held: false,
             // Fallback checks spread over the interval, not all files at the same instant.
             next_check: Instant::now()
                 + self.cfg.scan_interval.mul_f64(f64::from(slot % 64) / 64.0),
         });
+    }
+
+    /// Shows the lines written past what was shipped to the alert tap, while shipping is
+    /// paused: they are read (up to `bytes_per_turn` per file per round, into the shared
+    /// buffer, which no reader holds between turns) and forgotten; shipping reads them again
+    /// later, and the tap does not see them twice.
+    fn read_ahead(&mut self) {
+        let mut buf = std::mem::take(&mut self.read_buffer);
+        for w in &mut self.watchers {
+            let from = w.tapped_to.max(w.reader.line_offset());
+            if from < w.size {
+                peek_lines(w, from, &mut buf, self.sink.as_mut(), &self.cfg);
+            }
+        }
+        buf.clear();
+        self.read_buffer = buf;
     }
 
     /// Publishes how far behind each file is (no I/O).
@@ -768,7 +809,12 @@ fn read_lines(
     cfg: &FileServerConfig,
 ) -> Result<Verdict, Stop> {
     let mut budget_for_turn = cfg.bytes_per_turn as u64;
+    w.held = false;
     loop {
+        if !sink.has_room()? {
+            w.held = true;
+            return Ok(Verdict::Keep);
+        }
         let line = match w.reader.next_line() {
             Ok(Some(line)) => line,
             Ok(None) => break,
@@ -779,7 +825,8 @@ fn read_lines(
         };
         w.last_data = Instant::now();
         let len = line.end - line.offset;
-        hand_on(sink, table, w.slot, &line, line.end <= w.replay_until)?;
+        let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
+        hand_on(sink, table, w.slot, &line, flags)?;
         budget_for_turn = budget_for_turn.saturating_sub(len);
         if budget_for_turn == 0 {
             return Ok(Verdict::Keep);
@@ -790,28 +837,79 @@ fn read_lines(
     }
     if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
         // The writer has moved on: its last line will never get a newline.
+        if !sink.has_room()? {
+            w.held = true;
+            return Ok(Verdict::Keep);
+        }
         if let Some(line) = w.reader.take_unterminated() {
-            hand_on(sink, table, w.slot, &line, line.end <= w.replay_until)?;
+            let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
+            hand_on(sink, table, w.slot, &line, flags)?;
         }
         return Ok(Verdict::Finished);
     }
     Ok(Verdict::Keep)
 }
 
+/// Reads the complete lines of `w` from `from` into `buf` and shows them to the sink's tap.
+/// A line longer than the buffer is left for shipping to show.
+fn peek_lines(
+    w: &mut Watcher,
+    from: u64,
+    buf: &mut Vec<u8>,
+    sink: &mut dyn LineSink,
+    cfg: &FileServerConfig,
+) {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 64 * 1024;
+    let mut at = from;
+    let mut left = cfg.bytes_per_turn.max(CHUNK);
+    buf.resize(CHUNK, 0);
+    while left > 0 {
+        let n = match w.reader.file().read_at(&mut buf[..CHUNK], at) {
+            Ok(n) => n,
+            Err(_) => return, // shipping reads it, and says why
+        };
+        let data = &buf[..n];
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &data[start..]) {
+            let bytes = &data[start..start + pos];
+            let truncated = bytes.len() > cfg.max_line_bytes;
+            let line = super::line_reader::Line {
+                offset: at + start as u64,
+                end: at + (start + pos + 1) as u64,
+                bytes: &bytes[..bytes.len().min(cfg.max_line_bytes)],
+                truncated,
+                unterminated: false,
+                tail: TailMark::default(),
+            };
+            sink.peek(&line, w.slot);
+            w.tapped_to = line.end;
+            start += pos + 1;
+        }
+        if start == 0 {
+            return; // no complete line (yet), or one longer than the buffer
+        }
+        at += start as u64;
+        left = left.saturating_sub(start);
+    }
+}
+
 /// Records `line` as read from `slot` and hands it to the sink; a line that yields nothing
-/// to deliver is safe at once. `may_be_stored`: a previous run may have stored it.
+/// to deliver is safe at once. `may_be_stored`: a previous run may have stored it;
+/// `tapped`: the alert tap saw it already.
 fn hand_on(
     sink: &mut dyn LineSink,
     table: &AckTable,
     slot: u32,
     line: &super::line_reader::Line<'_>,
-    may_be_stored: bool,
+    (may_be_stored, tapped): (bool, bool),
 ) -> Result<(), Stop> {
     let seq = table.record_read(slot, line.end, line.tail, false);
     let origin = LineOrigin {
         slot,
         seq,
         may_be_stored,
+        tapped,
     };
     if sink.take(line, origin)? == Taken::Nothing {
         table.acknowledge(&[Origin {

@@ -34,6 +34,9 @@ pub(crate) struct LineOrigin {
     /// Read again after a restart, at or below the end the previous run had read to (the
     /// restored checkpoint's `sent_offset`): its document may already be stored.
     pub(crate) may_be_stored: bool,
+    /// The alert tap saw this line already, when it was read ahead while shipping was
+    /// paused ([`LineSink::peek`]).
+    pub(crate) tapped: bool,
 }
 
 /// What the sink made of a line.
@@ -54,12 +57,25 @@ pub(crate) trait LineSink: Send {
     /// A read round starts: the lines that follow were read now.
     fn begin_round(&mut self);
 
-    /// One line, read from the file described for `origin.slot`. May block while the
-    /// output is behind (that is how reading pauses); `Err` means reading must stop.
+    /// Whether one more line can be taken now without waiting. `false` while the output is
+    /// behind (budget spent, every request slot busy): that is how reading pauses, and the
+    /// loop goes on finding files and showing new lines to [`LineSink::peek`] meanwhile.
+    fn has_room(&mut self) -> Result<bool, Stop>;
+
+    /// One line, read from the file described for `origin.slot`. Asked only after
+    /// [`LineSink::has_room`] said yes; may still wait for a line larger than the room said
+    /// to be there. `Err` means reading must stop.
     fn take(&mut self, line: &Line<'_>, origin: LineOrigin) -> Result<Taken, Stop>;
 
-    /// Hands on whatever is held, because it is full, due, or reading ends.
+    /// A line read ahead while shipping is paused, for the alert rules only: it is taken
+    /// (and shipped) later, with [`LineOrigin::tapped`] set.
+    fn peek(&mut self, line: &Line<'_>, slot: u32);
+
+    /// Hands on whatever is held, because it is full or due, without waiting.
     fn flush(&mut self) -> Result<(), Stop>;
+
+    /// Hands on whatever is held, waiting for room if need be: reading ends.
+    fn finish(&mut self) -> Result<(), Stop>;
 
     /// The sink holds as much as it should before [`LineSink::flush`].
     fn is_full(&self) -> bool;

@@ -28,6 +28,15 @@ impl ReadBudget {
         *self.lock()
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// What can be taken now.
+    pub(crate) fn available(&self) -> usize {
+        self.capacity.saturating_sub(*self.lock())
+    }
+
     /// What a line of `bytes` costs: a line larger than the whole budget costs the whole
     /// budget, so it can still pass once everything else is acknowledged.
     pub(crate) fn cost(&self, bytes: usize) -> usize {
