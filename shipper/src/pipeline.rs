@@ -1,14 +1,16 @@
 //! Wires the stages together and runs them until a signal says stop.
 //!
-//! Order matters: the output first waits for Elasticsearch and installs the templates, and
-//! only then does reading start, so no document reaches a data stream before its template.
+//! Order matters: alerting starts first, with the process, so an Elasticsearch that is down
+//! from the start is itself alerted on; the output then waits for Elasticsearch and
+//! installs the templates, and only then does reading start, so no document reaches a data
+//! stream before its template.
 //! At shutdown reading stops first, the output finishes (or abandons, at its deadline) the
 //! requests in flight, and the checkpoints are saved last, with every acknowledgement in.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use alerting::{AlertEngine, QueryAuth, QueryClientConfig};
+use alerting::{AlertEngine, Embedding, QueryAuth, QueryClientConfig};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -47,32 +49,32 @@ pub async fn run(
     );
     let output = ElasticsearchOutput::new(settings.output.clone())?;
     let output_stats = output.stats();
-    match output.prepare(&shutdown).await {
-        Ok(_) => {}
-        Err(StartupError::Cancelled) => {
-            tracing::info!("stopped before Elasticsearch was ready");
-            server_stop.cancel();
-            let _ = server.await;
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    ready.store(true, Ordering::Relaxed);
 
     // Acknowledgements flow back from the output into this table, which moves the
     // checkpoints and gives the read budget back.
     let budget = Arc::new(ReadBudget::new(settings.memory_budget));
     let table = Arc::new(AckTable::new(Arc::clone(&budget)));
-    let input_stats = Arc::new(InputStats::default());
-    let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
-    // Alerting starts once Elasticsearch is ready (the uptime rules query it); its tap sees
-    // every document the encode stage makes.
+    // Alerting starts with the process, before Elasticsearch answers: its channels need
+    // nothing of Elasticsearch, its queries retry on their own, and "Elasticsearch
+    // unreachable" is about exactly that wait. Its tap sees every document the encode stage
+    // makes; the shipper's vitals feed the rules on the shipper itself.
     let (alerts, tap) = match settings.alerts.clone() {
         Some(alert_settings) => {
+            let vitals = crate::observe::vitals::ShipperVitals {
+                output: Arc::clone(&output_stats),
+                table: Arc::clone(&table),
+                dead_letter_dir: settings.output.dead_letter_dir.clone(),
+            };
+            let embedding = Embedding {
+                vitals: Some(Arc::new(vitals)),
+                state_dir: Some(settings.data_dir.join("alerts")),
+                name: settings.encode.host_name.clone(),
+            };
             let mut engine = AlertEngine::start(
                 alert_settings,
                 query_client_config(&settings.output),
+                embedding,
                 shutdown.clone(),
             )?;
             let tap = engine
@@ -82,6 +84,29 @@ pub async fn run(
         }
         None => (None, None),
     };
+
+    match output.prepare(&shutdown).await {
+        Ok(_) => {}
+        Err(StartupError::Cancelled) => {
+            tracing::info!("stopped before Elasticsearch was ready");
+            if let Some(engine) = alerts {
+                engine.shutdown(ALERT_FLUSH_DEADLINE).await;
+            }
+            server_stop.cancel();
+            let _ = server.await;
+            return Ok(());
+        }
+        Err(e) => {
+            if let Some(engine) = alerts {
+                engine.shutdown(ALERT_FLUSH_DEADLINE).await;
+            }
+            return Err(e.into());
+        }
+    }
+    ready.store(true, Ordering::Relaxed);
+
+    let input_stats = Arc::new(InputStats::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
     // input -> encode -> batch: one thread reads every file and hands each line, without a
     // copy, to the encode stage, which sends full batches to the output's channel.
