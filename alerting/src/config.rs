@@ -522,7 +522,8 @@ mod tests {
                 heartbeat_silent: Some(Duration::from_secs(120)),
             }
         );
-        let file = "[self_monitoring]\nelasticsearch_unreachable = \"5s\"\nshipping_stalled = \"0s\"\n";
+        let file =
+            "[self_monitoring]\nelasticsearch_unreachable = \"5s\"\nshipping_stalled = \"0s\"\n";
         let s = from_sources(&slack(), file).unwrap().unwrap();
         assert_eq!(
             s.self_monitoring.elasticsearch_unreachable,
@@ -531,9 +532,12 @@ mod tests {
         assert_eq!(s.self_monitoring.shipping_stalled, None);
 
         // Without default rules they are off unless set; the Heartbeat rule needs the poll.
-        let s = from_sources(&slack(), "default_rules = false\n[self_monitoring]\nshipping_stalled = \"1m\"")
-            .unwrap()
-            .unwrap();
+        let s = from_sources(
+            &slack(),
+            "default_rules = false\n[self_monitoring]\nshipping_stalled = \"1m\"",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             s.self_monitoring,
             SelfMonitoringSettings {
@@ -541,15 +545,21 @@ mod tests {
                 ..SelfMonitoringSettings::default()
             }
         );
-        let s = from_sources(&slack(), "[uptime]\ninterval = \"0s\"").unwrap().unwrap();
-        assert_eq!(s.self_monitoring.heartbeat_silent, None, "no poll, no default");
+        let s = from_sources(&slack(), "[uptime]\ninterval = \"0s\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.self_monitoring.heartbeat_silent, None,
+            "no poll, no default"
+        );
         let err = from_sources(
             &slack(),
             "[uptime]\ninterval = \"0s\"\n[self_monitoring]\nheartbeat_silent = \"1m\"",
         )
         .unwrap_err();
         assert!(err.to_string().contains("ALERT_HEARTBEAT_SILENT"), "{err}");
-        let err = from_sources(&slack(), "[self_monitoring]\nshipping_stalled = \"10ms\"").unwrap_err();
+        let err =
+            from_sources(&slack(), "[self_monitoring]\nshipping_stalled = \"10ms\"").unwrap_err();
         assert!(
             err.to_string()
                 .contains("ALERT_SHIPPING_STALLED [alerts.self_monitoring.shipping_stalled]"),

@@ -248,14 +248,21 @@ impl AlertEngine {
             }
         }
         if restored > 0 {
-            tracing::info!(alerts = restored, "alerts firing before the restart taken back; they are not announced again");
+            tracing::info!(
+                alerts = restored,
+                "alerts firing before the restart taken back; they are not announced again"
+            );
         }
 
         let mut tasks = Vec::new();
         let tap = match log_rules {
             Some(evaluator) => {
                 let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-                tasks.push(tokio::spawn(run_log_rules(evaluator, rx, Arc::clone(&outbox))));
+                tasks.push(tokio::spawn(run_log_rules(
+                    evaluator,
+                    rx,
+                    Arc::clone(&outbox),
+                )));
                 Some(AlertTap::new(&settings.rules, tx))
             }
             None => None,
@@ -275,9 +282,9 @@ impl AlertEngine {
         if let Some(evaluator) = own {
             // Probe when nothing answered for a quarter of the threshold, so an idle output
             // (no lines to ship) is not taken for an unreachable cluster.
-            let probe_every = self_rules.elasticsearch_unreachable.map(|t| {
-                (t / 4).clamp(Duration::from_millis(250), Duration::from_secs(15))
-            });
+            let probe_every = self_rules
+                .elasticsearch_unreachable
+                .map(|t| (t / 4).clamp(Duration::from_millis(250), Duration::from_secs(15)));
             tasks.push(tokio::spawn(run_self_monitoring(
                 evaluator,
                 embedding.vitals.clone(),

@@ -451,7 +451,11 @@ mod tests {
             sent.extend(e.observe(event("payment", "tx", None), t0, w0));
         }
         sent.extend(e.tick(t0 + secs(1), w0));
-        assert!(sent.is_empty(), "{:?}", sent.iter().map(|n| n.title()).collect::<Vec<_>>());
+        assert!(
+            sent.is_empty(),
+            "{:?}",
+            sent.iter().map(|n| n.title()).collect::<Vec<_>>()
+        );
         // The window empties at 10 s, the resolution comes 5 s later, once.
         assert!(e.tick(t0 + secs(10), w0).is_empty());
         let resolved = e.tick(t0 + secs(15), w0);

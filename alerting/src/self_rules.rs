@@ -82,7 +82,12 @@ struct Message<'a> {
 }
 
 impl MessageContext {
-    fn shipper_notification(&self, shipper: &str, m: Message<'_>, wall: DateTime<Utc>) -> Notification {
+    fn shipper_notification(
+        &self,
+        shipper: &str,
+        m: Message<'_>,
+        wall: DateTime<Utc>,
+    ) -> Notification {
         Notification {
             status: m.status,
             reminder: m.reminder,
@@ -193,7 +198,12 @@ impl SelfEvaluator {
             .count()
     }
 
-    pub(crate) fn evaluate(&mut self, r: &Reading, now: Instant, wall: DateTime<Utc>) -> Vec<Notification> {
+    pub(crate) fn evaluate(
+        &mut self,
+        r: &Reading,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         self.unreachable(r, now, wall, &mut out);
         self.stalled(r, now, wall, &mut out);
@@ -211,7 +221,13 @@ impl SelfEvaluator {
         }
     }
 
-    fn unreachable(&mut self, r: &Reading, now: Instant, wall: DateTime<Utc>, out: &mut Vec<Notification>) {
+    fn unreachable(
+        &mut self,
+        r: &Reading,
+        now: Instant,
+        wall: DateTime<Utc>,
+        out: &mut Vec<Notification>,
+    ) {
         let Some(threshold) = self.settings.elasticsearch_unreachable else {
             return;
         };
@@ -222,56 +238,79 @@ impl SelfEvaluator {
         match self.unreachable.take() {
             None if silent >= threshold => {
                 let since = wall - chrono::Duration::from_std(silent).unwrap_or_default();
-                let f = Firing { since, last_sent: now, total: 0, settled_at_start: 0 };
+                let f = Firing {
+                    since,
+                    last_sent: now,
+                    total: 0,
+                    settled_at_start: 0,
+                };
                 transition(UNREACHABLE_RULE, AlertStatus::Firing);
-                out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                    rule: UNREACHABLE_RULE,
-                    condition,
-                    firing: &f,
-                    status: AlertStatus::Firing,
-                    reminder: false,
-                    count: 0,
-                    value: value(silent),
-                    last_error: r.last_error.clone(),
-                    dashboard: kibana::SERVICES_DASHBOARD,
-                }, wall));
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    Message {
+                        rule: UNREACHABLE_RULE,
+                        condition,
+                        firing: &f,
+                        status: AlertStatus::Firing,
+                        reminder: false,
+                        count: 0,
+                        value: value(silent),
+                        last_error: r.last_error.clone(),
+                        dashboard: kibana::SERVICES_DASHBOARD,
+                    },
+                    wall,
+                ));
                 self.unreachable = Some(f);
             }
             None => {}
             Some(f) if answered => {
                 transition(UNREACHABLE_RULE, AlertStatus::Resolved);
-                out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                    rule: UNREACHABLE_RULE,
-                    condition,
-                    firing: &f,
-                    status: AlertStatus::Resolved,
-                    reminder: false,
-                    count: 0,
-                    value: Some("Elasticsearch answers again".into()),
-                    last_error: None,
-                    dashboard: kibana::SERVICES_DASHBOARD,
-                }, wall));
-            }
-            Some(mut f) => {
-                if self.reminder_due(&mut f, now) {
-                    out.push(self.ctx.shipper_notification(&self.shipper, Message {
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    Message {
                         rule: UNREACHABLE_RULE,
                         condition,
                         firing: &f,
-                        status: AlertStatus::Firing,
-                        reminder: true,
+                        status: AlertStatus::Resolved,
+                        reminder: false,
                         count: 0,
-                        value: value(silent),
-                        last_error: r.last_error.clone(),
+                        value: Some("Elasticsearch answers again".into()),
+                        last_error: None,
                         dashboard: kibana::SERVICES_DASHBOARD,
-                    }, wall));
+                    },
+                    wall,
+                ));
+            }
+            Some(mut f) => {
+                if self.reminder_due(&mut f, now) {
+                    out.push(self.ctx.shipper_notification(
+                        &self.shipper,
+                        Message {
+                            rule: UNREACHABLE_RULE,
+                            condition,
+                            firing: &f,
+                            status: AlertStatus::Firing,
+                            reminder: true,
+                            count: 0,
+                            value: value(silent),
+                            last_error: r.last_error.clone(),
+                            dashboard: kibana::SERVICES_DASHBOARD,
+                        },
+                        wall,
+                    ));
                 }
                 self.unreachable = Some(f);
             }
         }
     }
 
-    fn stalled(&mut self, r: &Reading, now: Instant, wall: DateTime<Utc>, out: &mut Vec<Notification>) {
+    fn stalled(
+        &mut self,
+        r: &Reading,
+        now: Instant,
+        wall: DateTime<Utc>,
+        out: &mut Vec<Notification>,
+    ) {
         let Some(threshold) = self.settings.shipping_stalled else {
             return;
         };
@@ -282,24 +321,36 @@ impl SelfEvaluator {
             }
         }
         let age = r.oldest_unacknowledged.unwrap_or_default();
-        let condition = format!("the oldest unacknowledged line is older than {}", words(threshold));
+        let condition = format!(
+            "the oldest unacknowledged line is older than {}",
+            words(threshold)
+        );
         let value = Some(format!("oldest unacknowledged line waited {}", words(age)));
         match self.stalled.take() {
             None if age >= threshold => {
                 let since = wall - chrono::Duration::from_std(age - threshold).unwrap_or_default();
-                let f = Firing { since, last_sent: now, total: 0, settled_at_start: r.documents_settled };
+                let f = Firing {
+                    since,
+                    last_sent: now,
+                    total: 0,
+                    settled_at_start: r.documents_settled,
+                };
                 transition(STALLED_RULE, AlertStatus::Firing);
-                out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                    rule: STALLED_RULE,
-                    condition,
-                    firing: &f,
-                    status: AlertStatus::Firing,
-                    reminder: false,
-                    count: 0,
-                    value,
-                    last_error: r.last_error.clone(),
-                    dashboard: kibana::SERVICES_DASHBOARD,
-                }, wall));
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    Message {
+                        rule: STALLED_RULE,
+                        condition,
+                        firing: &f,
+                        status: AlertStatus::Firing,
+                        reminder: false,
+                        count: 0,
+                        value,
+                        last_error: r.last_error.clone(),
+                        dashboard: kibana::SERVICES_DASHBOARD,
+                    },
+                    wall,
+                ));
                 self.stalled = Some(f);
             }
             None => {}
@@ -310,31 +361,39 @@ impl SelfEvaluator {
                     .is_some_and(|t| now.saturating_duration_since(t) >= threshold);
                 if age < threshold && (progressed || idle_long) {
                     transition(STALLED_RULE, AlertStatus::Resolved);
-                    out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                        rule: STALLED_RULE,
-                        condition,
-                        firing: &f,
-                        status: AlertStatus::Resolved,
-                        reminder: false,
-                        count: 0,
-                        value: Some("lines are acknowledged again".into()),
-                        last_error: None,
-                        dashboard: kibana::SERVICES_DASHBOARD,
-                    }, wall));
-                } else {
-                    let mut f = f;
-                    if self.reminder_due(&mut f, now) {
-                        out.push(self.ctx.shipper_notification(&self.shipper, Message {
+                    out.push(self.ctx.shipper_notification(
+                        &self.shipper,
+                        Message {
                             rule: STALLED_RULE,
                             condition,
                             firing: &f,
-                            status: AlertStatus::Firing,
-                            reminder: true,
+                            status: AlertStatus::Resolved,
+                            reminder: false,
                             count: 0,
-                            value,
-                            last_error: r.last_error.clone(),
+                            value: Some("lines are acknowledged again".into()),
+                            last_error: None,
                             dashboard: kibana::SERVICES_DASHBOARD,
-                        }, wall));
+                        },
+                        wall,
+                    ));
+                } else {
+                    let mut f = f;
+                    if self.reminder_due(&mut f, now) {
+                        out.push(self.ctx.shipper_notification(
+                            &self.shipper,
+                            Message {
+                                rule: STALLED_RULE,
+                                condition,
+                                firing: &f,
+                                status: AlertStatus::Firing,
+                                reminder: true,
+                                count: 0,
+                                value,
+                                last_error: r.last_error.clone(),
+                                dashboard: kibana::SERVICES_DASHBOARD,
+                            },
+                            wall,
+                        ));
                     }
                     self.stalled = Some(f);
                 }
@@ -342,7 +401,13 @@ impl SelfEvaluator {
         }
     }
 
-    fn dead_letters(&mut self, r: &Reading, now: Instant, wall: DateTime<Utc>, out: &mut Vec<Notification>) {
+    fn dead_letters(
+        &mut self,
+        r: &Reading,
+        now: Instant,
+        wall: DateTime<Utc>,
+        out: &mut Vec<Notification>,
+    ) {
         let Some(quiet) = self.settings.dead_letters_resolve_after else {
             return;
         };
@@ -362,19 +427,30 @@ impl SelfEvaluator {
             .unwrap_or_default();
         match self.dead_letters.take() {
             None if new > 0 => {
-                let f = Firing { since: wall, last_sent: now, total: new, settled_at_start: 0 };
+                let f = Firing {
+                    since: wall,
+                    last_sent: now,
+                    total: new,
+                    settled_at_start: 0,
+                };
                 transition(DEAD_LETTERS_RULE, AlertStatus::Firing);
-                out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                    rule: DEAD_LETTERS_RULE,
-                    condition,
-                    firing: &f,
-                    status: AlertStatus::Firing,
-                    reminder: false,
-                    count: new,
-                    value: Some(format!("{new} document(s) written to the dead-letter file{place}")),
-                    last_error: r.last_error.clone(),
-                    dashboard: kibana::SERVICES_DASHBOARD,
-                }, wall));
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    Message {
+                        rule: DEAD_LETTERS_RULE,
+                        condition,
+                        firing: &f,
+                        status: AlertStatus::Firing,
+                        reminder: false,
+                        count: new,
+                        value: Some(format!(
+                            "{new} document(s) written to the dead-letter file{place}"
+                        )),
+                        last_error: r.last_error.clone(),
+                        dashboard: kibana::SERVICES_DASHBOARD,
+                    },
+                    wall,
+                ));
                 self.dead_letters = Some(f);
             }
             None => {}
@@ -382,20 +458,24 @@ impl SelfEvaluator {
                 f.total += new;
                 if now.saturating_duration_since(self.last_dead_letter) >= quiet {
                     transition(DEAD_LETTERS_RULE, AlertStatus::Resolved);
-                    out.push(self.ctx.shipper_notification(&self.shipper, Message {
-                        rule: DEAD_LETTERS_RULE,
-                        condition,
-                        firing: &f,
-                        status: AlertStatus::Resolved,
-                        reminder: false,
-                        count: 0,
-                        value: Some(format!(
+                    out.push(self.ctx.shipper_notification(
+                        &self.shipper,
+                        Message {
+                            rule: DEAD_LETTERS_RULE,
+                            condition,
+                            firing: &f,
+                            status: AlertStatus::Resolved,
+                            reminder: false,
+                            count: 0,
+                            value: Some(format!(
                             "{} document(s) written to the dead-letter file{place} while it fired",
                             f.total
                         )),
-                        last_error: None,
-                        dashboard: kibana::SERVICES_DASHBOARD,
-                    }, wall));
+                            last_error: None,
+                            dashboard: kibana::SERVICES_DASHBOARD,
+                        },
+                        wall,
+                    ));
                 } else {
                     if self.reminder_due(&mut f, now) {
                         out.push(self.ctx.shipper_notification(&self.shipper, Message {
@@ -469,7 +549,12 @@ impl HeartbeatSilence {
         true
     }
 
-    pub(crate) fn evaluate(&mut self, poll: HeartbeatPoll, now: Instant, wall: DateTime<Utc>) -> Vec<Notification> {
+    pub(crate) fn evaluate(
+        &mut self,
+        poll: HeartbeatPoll,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Vec<Notification> {
         let HeartbeatPoll::Answered(newest) = poll else {
             return Vec::new();
         };
@@ -516,21 +601,38 @@ impl HeartbeatSilence {
                     Some(at) => at,
                     None => wall - chrono::Duration::from_std(silent).unwrap_or_default(),
                 };
-                let f = Firing { since, last_sent: now, total: 0, settled_at_start: 0 };
+                let f = Firing {
+                    since,
+                    last_sent: now,
+                    total: 0,
+                    settled_at_start: 0,
+                };
                 transition(HEARTBEAT_RULE, AlertStatus::Firing);
-                out.push(self.ctx.shipper_notification(&self.shipper, message(&condition, &f, AlertStatus::Firing, false, value), wall));
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    message(&condition, &f, AlertStatus::Firing, false, value),
+                    wall,
+                ));
                 self.firing = Some(f);
             }
             None => {}
             Some(f) if fresh => {
                 transition(HEARTBEAT_RULE, AlertStatus::Resolved);
-                out.push(self.ctx.shipper_notification(&self.shipper, message(&condition, &f, AlertStatus::Resolved, false, value), wall));
+                out.push(self.ctx.shipper_notification(
+                    &self.shipper,
+                    message(&condition, &f, AlertStatus::Resolved, false, value),
+                    wall,
+                ));
             }
             Some(mut f) => {
                 if let Some(every) = self.ctx.reminder_interval {
                     if now.saturating_duration_since(f.last_sent) >= every {
                         f.last_sent = now;
-                        out.push(self.ctx.shipper_notification(&self.shipper, message(&condition, &f, AlertStatus::Firing, true, value), wall));
+                        out.push(self.ctx.shipper_notification(
+                            &self.shipper,
+                            message(&condition, &f, AlertStatus::Firing, true, value),
+                            wall,
+                        ));
                     }
                 }
                 self.firing = Some(f);
@@ -576,7 +678,8 @@ mod tests {
     }
 
     #[test]
-    fn elasticsearch_never_answering_fires_after_the_threshold_from_the_start_and_resolves_at_the_first_answer() {
+    fn elasticsearch_never_answering_fires_after_the_threshold_from_the_start_and_resolves_at_the_first_answer(
+    ) {
         let t0 = Instant::now();
         let w0 = Utc::now();
         let mut e = evaluator(None, t0);
@@ -586,19 +689,32 @@ mod tests {
         };
         assert!(e.evaluate(&down, t0 + secs(59), w0).is_empty());
         let fired = e.evaluate(&down, t0 + secs(60), w0 + chrono::Duration::seconds(60));
-        assert_eq!(rules(&fired), [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, false)]);
+        assert_eq!(
+            rules(&fired),
+            [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, false)]
+        );
         let n = &fired[0];
         assert_eq!((n.group_field, n.group.as_str()), ("shipper", "host-1"));
         assert_eq!(n.since, w0, "since the silence began");
-        assert!(n.plain_text().contains("cannot connect to http://es:9200"), "{}", n.plain_text());
-        assert!(e.evaluate(&down, t0 + secs(120), w0).is_empty(), "announced once");
+        assert!(
+            n.plain_text().contains("cannot connect to http://es:9200"),
+            "{}",
+            n.plain_text()
+        );
+        assert!(
+            e.evaluate(&down, t0 + secs(120), w0).is_empty(),
+            "announced once"
+        );
 
         let back = Reading {
             last_answer: Some(t0 + secs(121)),
             ..Reading::default()
         };
         let resolved = e.evaluate(&back, t0 + secs(121), w0);
-        assert_eq!(rules(&resolved), [(UNREACHABLE_RULE.to_string(), AlertStatus::Resolved, false)]);
+        assert_eq!(
+            rules(&resolved),
+            [(UNREACHABLE_RULE.to_string(), AlertStatus::Resolved, false)]
+        );
         assert!(e.evaluate(&back, t0 + secs(122), w0).is_empty());
     }
 
@@ -621,7 +737,10 @@ mod tests {
         assert_eq!(e.evaluate(&last, t0 + secs(660), w0).len(), 1);
         assert!(e.evaluate(&last, t0 + secs(1259), w0).is_empty());
         let again = e.evaluate(&last, t0 + secs(1260), w0);
-        assert_eq!(rules(&again), [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, true)]);
+        assert_eq!(
+            rules(&again),
+            [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, true)]
+        );
     }
 
     #[test]
@@ -637,13 +756,23 @@ mod tests {
         };
         assert!(e.evaluate(&ok(299, 10), t0 + secs(1000), w0).is_empty());
         let fired = e.evaluate(&ok(300, 10), t0 + secs(1001), w0);
-        assert_eq!(rules(&fired), [(STALLED_RULE.to_string(), AlertStatus::Firing, false)]);
-        assert!(fired[0].plain_text().contains("waited 5m"), "{}", fired[0].plain_text());
+        assert_eq!(
+            rules(&fired),
+            [(STALLED_RULE.to_string(), AlertStatus::Firing, false)]
+        );
+        assert!(
+            fired[0].plain_text().contains("waited 5m"),
+            "{}",
+            fired[0].plain_text()
+        );
         // Young lines without any progress (a restart re-reading them): still stalled.
         assert!(e.evaluate(&ok(3, 10), t0 + secs(1002), w0).is_empty());
         assert_eq!(e.firing(), 1);
         let resolved = e.evaluate(&ok(3, 11), t0 + secs(1003), w0);
-        assert_eq!(rules(&resolved), [(STALLED_RULE.to_string(), AlertStatus::Resolved, false)]);
+        assert_eq!(
+            rules(&resolved),
+            [(STALLED_RULE.to_string(), AlertStatus::Resolved, false)]
+        );
     }
 
     #[test]
@@ -687,18 +816,31 @@ mod tests {
         };
         assert!(e.evaluate(&letters(0), t0 + secs(1), w0).is_empty());
         let fired = e.evaluate(&letters(3), t0 + secs(2), w0);
-        assert_eq!(rules(&fired), [(DEAD_LETTERS_RULE.to_string(), AlertStatus::Firing, false)]);
+        assert_eq!(
+            rules(&fired),
+            [(DEAD_LETTERS_RULE.to_string(), AlertStatus::Firing, false)]
+        );
         let text = fired[0].plain_text();
-        assert!(text.contains("3 document(s) written to the dead-letter file in /data/dead-letters"), "{text}");
+        assert!(
+            text.contains("3 document(s) written to the dead-letter file in /data/dead-letters"),
+            "{text}"
+        );
         assert_eq!(fired[0].count, 3);
         // More within the quiet period push the resolution back.
         assert!(e.evaluate(&letters(5), t0 + secs(200), w0).is_empty());
         assert!(e.evaluate(&letters(5), t0 + secs(499), w0).is_empty());
         let resolved = e.evaluate(&letters(5), t0 + secs(500), w0);
-        assert_eq!(rules(&resolved), [(DEAD_LETTERS_RULE.to_string(), AlertStatus::Resolved, false)]);
+        assert_eq!(
+            rules(&resolved),
+            [(DEAD_LETTERS_RULE.to_string(), AlertStatus::Resolved, false)]
+        );
         assert_eq!(resolved[0].total, 5);
         assert!(e.evaluate(&letters(5), t0 + secs(900), w0).is_empty());
-        assert_eq!(e.evaluate(&letters(6), t0 + secs(901), w0).len(), 1, "a new episode");
+        assert_eq!(
+            e.evaluate(&letters(6), t0 + secs(901), w0).len(),
+            1,
+            "a new episode"
+        );
     }
 
     fn saved(rule: &str, group: &str, ago: i64) -> SavedAlert {
@@ -728,19 +870,30 @@ mod tests {
         // The reminder comes an hour after the last announcement, before the restart.
         assert!(e.evaluate(&down, t0 + secs(1795), w0).is_empty());
         let reminder = e.evaluate(&down, t0 + secs(1801), w0);
-        assert_eq!(rules(&reminder), [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, true)]);
+        assert_eq!(
+            rules(&reminder),
+            [(UNREACHABLE_RULE.to_string(), AlertStatus::Firing, true)]
+        );
         let back = Reading {
             last_answer: Some(t0 + secs(1802)),
             ..Reading::default()
         };
         let resolved = e.evaluate(&back, t0 + secs(1802), w0);
-        assert_eq!(rules(&resolved), [(UNREACHABLE_RULE.to_string(), AlertStatus::Resolved, false)]);
+        assert_eq!(
+            rules(&resolved),
+            [(UNREACHABLE_RULE.to_string(), AlertStatus::Resolved, false)]
+        );
     }
 
     #[test]
     fn rules_turned_off_neither_fire_nor_take_back_saved_alerts() {
         let t0 = Instant::now();
-        let mut e = SelfEvaluator::new(SelfMonitoringSettings::default(), ctx(None), "host-1".into(), t0);
+        let mut e = SelfEvaluator::new(
+            SelfMonitoringSettings::default(),
+            ctx(None),
+            "host-1".into(),
+            t0,
+        );
         assert!(!e.restore(&saved(STALLED_RULE, "host-1", 0), t0));
         let bad = Reading {
             oldest_unacknowledged: Some(secs(10_000)),
@@ -751,23 +904,45 @@ mod tests {
     }
 
     #[test]
-    fn heartbeat_silent_fires_without_fresh_checks_while_elasticsearch_answers_and_resolves_on_a_fresh_one() {
+    fn heartbeat_silent_fires_without_fresh_checks_while_elasticsearch_answers_and_resolves_on_a_fresh_one(
+    ) {
         let t0 = Instant::now();
         let w0 = Utc::now();
-        let mut h = HeartbeatSilence::new(secs(120), "heartbeat-*".into(), ctx(None), "host-1".into(), t0);
+        let mut h = HeartbeatSilence::new(
+            secs(120),
+            "heartbeat-*".into(),
+            ctx(None),
+            "host-1".into(),
+            t0,
+        );
         // No check ever: counted from the start.
-        assert!(h.evaluate(HeartbeatPoll::Answered(None), t0 + secs(119), w0).is_empty());
+        assert!(h
+            .evaluate(HeartbeatPoll::Answered(None), t0 + secs(119), w0)
+            .is_empty());
         // A failed poll says nothing.
-        assert!(h.evaluate(HeartbeatPoll::Failed, t0 + secs(500), w0).is_empty());
+        assert!(h
+            .evaluate(HeartbeatPoll::Failed, t0 + secs(500), w0)
+            .is_empty());
         let fired = h.evaluate(HeartbeatPoll::Answered(None), t0 + secs(120), w0);
-        assert_eq!(rules(&fired), [(HEARTBEAT_RULE.to_string(), AlertStatus::Firing, false)]);
+        assert_eq!(
+            rules(&fired),
+            [(HEARTBEAT_RULE.to_string(), AlertStatus::Firing, false)]
+        );
         assert!(fired[0].kibana_link.ends_with("didban-uptime"));
-        assert!(h.evaluate(HeartbeatPoll::Failed, t0 + secs(121), w0).is_empty());
+        assert!(h
+            .evaluate(HeartbeatPoll::Failed, t0 + secs(121), w0)
+            .is_empty());
         let stale = HeartbeatPoll::Answered(Some(w0 - chrono::Duration::seconds(200)));
-        assert!(h.evaluate(stale, t0 + secs(122), w0).is_empty(), "still silent");
+        assert!(
+            h.evaluate(stale, t0 + secs(122), w0).is_empty(),
+            "still silent"
+        );
         let fresh = HeartbeatPoll::Answered(Some(w0 - chrono::Duration::seconds(5)));
         let resolved = h.evaluate(fresh, t0 + secs(123), w0);
-        assert_eq!(rules(&resolved), [(HEARTBEAT_RULE.to_string(), AlertStatus::Resolved, false)]);
+        assert_eq!(
+            rules(&resolved),
+            [(HEARTBEAT_RULE.to_string(), AlertStatus::Resolved, false)]
+        );
         // An old newest check fires at once, from when it was.
         let fired = h.evaluate(stale, t0 + secs(124), w0);
         assert_eq!(fired.len(), 1);

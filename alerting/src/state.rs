@@ -95,7 +95,9 @@ impl SavedAlert {
     /// ago as the saved wall time says (now, if the clock went back or the machine booted
     /// more recently than that).
     pub(crate) fn last_notified_instant(&self, now: std::time::Instant) -> std::time::Instant {
-        let ago = (Utc::now() - self.last_notified).to_std().unwrap_or_default();
+        let ago = (Utc::now() - self.last_notified)
+            .to_std()
+            .unwrap_or_default();
         now.checked_sub(ago).unwrap_or(now)
     }
 }
@@ -327,7 +329,11 @@ mod tests {
     #[test]
     fn an_unreadable_file_is_moved_aside_and_the_engine_starts_empty() {
         let dir = tempfile::tempdir().unwrap();
-        for garbage in [&b"{not json"[..], b"{\"version\":\"99\",\"alerts\":[]}", b""] {
+        for garbage in [
+            &b"{not json"[..],
+            b"{\"version\":\"99\",\"alerts\":[]}",
+            b"",
+        ] {
             fs::write(dir.path().join(STABLE), garbage).unwrap();
             let (store, saved) = AlertStore::open(Some(dir.path().to_path_buf()));
             assert!(saved.is_empty());

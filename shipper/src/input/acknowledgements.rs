@@ -400,7 +400,10 @@ mod tests {
         assert!(oldest >= std::time::Duration::from_millis(30), "{oldest:?}");
         t.acknowledge(&[origin(a, 0)]);
         let after = t.oldest_unacknowledged_age().unwrap();
-        assert!(after < oldest, "{after:?} after the oldest line was acknowledged");
+        assert!(
+            after < oldest,
+            "{after:?} after the oldest line was acknowledged"
+        );
         t.acknowledge(&[origin(a, 1), origin(b, 0)]);
         assert_eq!(t.oldest_unacknowledged_age(), None);
     }

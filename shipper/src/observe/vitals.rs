@@ -67,6 +67,9 @@ mod tests {
         output.documents_indexed.store(10, Ordering::Relaxed);
         assert_eq!(v.dead_letters_written(), 4);
         assert_eq!(v.documents_settled(), 14);
-        assert_eq!(v.dead_letter_dir(), Some(PathBuf::from("/data/dead-letters")));
+        assert_eq!(
+            v.dead_letter_dir(),
+            Some(PathBuf::from("/data/dead-letters"))
+        );
     }
 }

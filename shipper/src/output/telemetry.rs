@@ -353,6 +353,10 @@ mod tests {
         t.elasticsearch_up(true);
         let first = t.stats().last_answer().unwrap();
         t.elasticsearch_up(false);
-        assert_eq!(t.stats().last_answer(), Some(first), "a failure does not erase it");
+        assert_eq!(
+            t.stats().last_answer(),
+            Some(first),
+            "a failure does not erase it"
+        );
     }
 }
