@@ -15,7 +15,7 @@ use settings_kit::SettingError;
 use url::Url;
 
 use crate::channels::{self, ChannelKind, ChannelTarget};
-use crate::sections::{sections, Alerts, RuleSection, Uptime};
+use crate::sections::{sections, Alerts, RuleSection, SelfMonitoring, Uptime};
 
 /// Which documents a log rule counts. Every part is optional; an empty filter counts all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +59,20 @@ pub struct UptimeSettings {
     pub latency_min_checks: u32,
 }
 
+/// Rules on the shipper itself; `None` turns a rule off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelfMonitoringSettings {
+    /// No answer from Elasticsearch (to the output or to the engine) for this long.
+    pub elasticsearch_unreachable: Option<Duration>,
+    /// The oldest line read but not acknowledged is older than this.
+    pub shipping_stalled: Option<Duration>,
+    /// Dead letters were written; resolves after this long without any.
+    pub dead_letters_resolve_after: Option<Duration>,
+    /// Elasticsearch answers but holds no Heartbeat check newer than this (needs the
+    /// uptime poll).
+    pub heartbeat_silent: Option<Duration>,
+}
+
 /// Everything the alert engine runs with, checked.
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
@@ -66,6 +80,7 @@ pub struct AlertSettings {
     pub rules: Vec<LogRule>,
     /// `None`: no uptime rules.
     pub uptime: Option<UptimeSettings>,
+    pub self_monitoring: SelfMonitoringSettings,
     pub kibana_url: Url,
     pub timezone: chrono_tz::Tz,
     /// `None`: no reminders.
@@ -243,10 +258,13 @@ impl AlertSettings {
         }
 
         let uptime = uptime_settings(alerts.uptime, use_defaults)?;
+        let self_monitoring =
+            self_monitoring_settings(alerts.self_monitoring, use_defaults, uptime.is_some())?;
         Ok(Some(AlertSettings {
             targets,
             rules,
             uptime,
+            self_monitoring,
             kibana_url,
             timezone,
             reminder_interval: (!reminder.is_zero()).then_some(reminder),
@@ -300,6 +318,66 @@ fn uptime_settings(up: Uptime, use_defaults: bool) -> Result<Option<UptimeSettin
         latency_window,
         latency_min_checks,
     }))
+}
+
+/// The defaults of the rules on the shipper itself:
+///
+/// - **Elasticsearch unreachable: 60 s.** The output retries on its own, so a blip of a few
+///   seconds (a node restart, a GC pause) is nobody's business; a minute without any answer
+///   is an outage someone must look at, and the log files are filling meanwhile.
+/// - **Shipping stalled: 5 min.** Lines normally wait well under a second; five minutes
+///   means nothing is getting through (429s, a hung cluster, rejected credentials) even if
+///   Elasticsearch answers.
+/// - **Dead letters: resolve after 5 min without any.** Each dead letter is a document
+///   Elasticsearch refused for good; the alert says so once and then stays quiet while a
+///   steady trickle continues.
+/// - **Heartbeat silent: 2 min.** Heartbeat checks every 10 s; two minutes without a check
+///   means Heartbeat itself is down, and "no monitor down" would otherwise be a lie.
+fn self_monitoring_settings(
+    s: SelfMonitoring,
+    use_defaults: bool,
+    uptime_polled: bool,
+) -> Result<SelfMonitoringSettings, SettingError> {
+    let rule = |id: &str, value: Option<Duration>, default: u64| {
+        let value = value.unwrap_or(if use_defaults {
+            Duration::from_secs(default)
+        } else {
+            Duration::ZERO
+        });
+        if value.is_zero() {
+            return Ok(None);
+        }
+        if value < Duration::from_secs(1) {
+            return Err(invalid(&label(id), "must be 0s (off) or at least 1s"));
+        }
+        Ok(Some(value))
+    };
+    let explicit_heartbeat = s.heartbeat_silent.is_some_and(|d| !d.is_zero());
+    let mut heartbeat_silent = rule("heartbeat_silent", s.heartbeat_silent, 120)?;
+    if !uptime_polled {
+        if explicit_heartbeat {
+            return Err(invalid(
+                &label("heartbeat_silent"),
+                "needs the uptime poll: set ALERT_UPTIME_INTERVAL [alerts.uptime.interval] above 0s",
+            ));
+        }
+        // The default follows the uptime poll: without it there is nothing to read.
+        heartbeat_silent = None;
+    }
+    Ok(SelfMonitoringSettings {
+        elasticsearch_unreachable: rule(
+            "elasticsearch_unreachable",
+            s.elasticsearch_unreachable,
+            60,
+        )?,
+        shipping_stalled: rule("shipping_stalled", s.shipping_stalled, 300)?,
+        dead_letters_resolve_after: rule(
+            "dead_letters_resolve_after",
+            s.dead_letters_resolve_after,
+            300,
+        )?,
+        heartbeat_silent,
+    })
 }
 
 /// A rule's duration in the file, or `default` when it is left out.
@@ -430,6 +508,63 @@ mod tests {
         assert_eq!(s.timezone, chrono_tz::Asia::Tehran);
         assert_eq!(s.kibana_url.as_str(), "http://localhost:5601/");
         assert_eq!(s.reminder_interval, None);
+    }
+
+    #[test]
+    fn the_rules_on_the_shipper_are_on_by_default_and_each_can_be_tuned_or_turned_off() {
+        let s = AlertSettings::resolve(slack()).unwrap().unwrap();
+        assert_eq!(
+            s.self_monitoring,
+            SelfMonitoringSettings {
+                elasticsearch_unreachable: Some(Duration::from_secs(60)),
+                shipping_stalled: Some(Duration::from_secs(300)),
+                dead_letters_resolve_after: Some(Duration::from_secs(300)),
+                heartbeat_silent: Some(Duration::from_secs(120)),
+            }
+        );
+        let file =
+            "[self_monitoring]\nelasticsearch_unreachable = \"5s\"\nshipping_stalled = \"0s\"\n";
+        let s = from_sources(&slack(), file).unwrap().unwrap();
+        assert_eq!(
+            s.self_monitoring.elasticsearch_unreachable,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(s.self_monitoring.shipping_stalled, None);
+
+        // Without default rules they are off unless set; the Heartbeat rule needs the poll.
+        let s = from_sources(
+            &slack(),
+            "default_rules = false\n[self_monitoring]\nshipping_stalled = \"1m\"",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            s.self_monitoring,
+            SelfMonitoringSettings {
+                shipping_stalled: Some(Duration::from_secs(60)),
+                ..SelfMonitoringSettings::default()
+            }
+        );
+        let s = from_sources(&slack(), "[uptime]\ninterval = \"0s\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.self_monitoring.heartbeat_silent, None,
+            "no poll, no default"
+        );
+        let err = from_sources(
+            &slack(),
+            "[uptime]\ninterval = \"0s\"\n[self_monitoring]\nheartbeat_silent = \"1m\"",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ALERT_HEARTBEAT_SILENT"), "{err}");
+        let err =
+            from_sources(&slack(), "[self_monitoring]\nshipping_stalled = \"10ms\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ALERT_SHIPPING_STALLED [alerts.self_monitoring.shipping_stalled]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -567,6 +702,6 @@ mod tests {
                 count += 1;
             }
         }
-        assert_eq!(count, 14, "every argument is in exactly one section");
+        assert_eq!(count, 18, "every argument is in exactly one section");
     }
 }

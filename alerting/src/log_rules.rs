@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::config::LogRule;
 use super::message::{kibana, AlertSource, AlertStatus, LastError, Notification};
+use super::state::SavedAlert;
 use super::tap::LogEvent;
 use super::telemetry as m;
 use super::window::SlidingCount;
@@ -53,6 +54,31 @@ impl LogRuleEvaluator {
             instances: HashMap::new(),
             ctx,
         }
+    }
+
+    /// Takes back an alert that was firing when the process stopped: it goes on firing
+    /// without a new announcement (reminders on its schedule) and resolves, with its
+    /// resolution message, once the rule's count has stayed below the threshold for
+    /// `resolve_after`. `false` when no rule of that name is configured.
+    pub(crate) fn restore(&mut self, saved: &SavedAlert, now: Instant) -> bool {
+        let Some(index) = self.rules.iter().position(|r| r.name == saved.rule) else {
+            return false;
+        };
+        let rule = &self.rules[index];
+        self.instances.insert(
+            (index, saved.group.clone()),
+            Instance {
+                window: SlidingCount::new(rule.window),
+                last: saved.last_error().unwrap_or_default(),
+                firing: Some(Firing {
+                    since: saved.since,
+                    total: saved.total,
+                    below_since: None,
+                    last_sent: saved.last_notified_instant(now),
+                }),
+            },
+        );
+        true
     }
 
     /// Counts one event; returns the notifications of instances it made fire.
@@ -399,6 +425,45 @@ mod tests {
         assert!(again[0].reminder);
         assert!(again[0].title().starts_with("[STILL FIRING]"));
         assert!(e.tick(t0 + secs(601), w0).is_empty());
+    }
+
+    #[test]
+    fn a_restored_alert_goes_on_silently_and_resolves_once_after_the_quiet_period() {
+        let t0 = Instant::now();
+        let w0 = Utc::now();
+        let mut e = LogRuleEvaluator::new(vec![rule(3, 10, 5)], ctx(None));
+        let saved = SavedAlert {
+            rule: "SystemError burst".into(),
+            source: "logs".into(),
+            group: "payment".into(),
+            since: w0 - chrono::Duration::minutes(3),
+            last_notified: w0 - chrono::Duration::minutes(3),
+            total: 9,
+            last_error: None,
+        };
+        assert!(e.restore(&saved, t0));
+        let mut other = saved.clone();
+        other.rule = "Gone".into();
+        assert!(!e.restore(&other, t0), "no such rule any more");
+        // The burst goes on after the restart: no new firing message.
+        let mut sent = Vec::new();
+        for _ in 0..5 {
+            sent.extend(e.observe(event("payment", "tx", None), t0, w0));
+        }
+        sent.extend(e.tick(t0 + secs(1), w0));
+        assert!(
+            sent.is_empty(),
+            "{:?}",
+            sent.iter().map(|n| n.title()).collect::<Vec<_>>()
+        );
+        // The window empties at 10 s, the resolution comes 5 s later, once.
+        assert!(e.tick(t0 + secs(10), w0).is_empty());
+        let resolved = e.tick(t0 + secs(15), w0);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].status, AlertStatus::Resolved);
+        assert_eq!(resolved[0].since, saved.since);
+        assert_eq!(resolved[0].total, 14, "counted on from the saved total");
+        assert!(e.tick(t0 + secs(30), w0).is_empty());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum AlertSource {
     Uptime,
     /// A Heartbeat monitor slow.
     Latency,
+    /// The shipper itself: Elasticsearch unreachable, shipping stalled, dead letters,
+    /// Heartbeat silent.
+    Shipper,
 }
 
 impl AlertSource {
@@ -43,7 +46,20 @@ impl AlertSource {
             AlertSource::Logs => "logs",
             AlertSource::Uptime => "uptime",
             AlertSource::Latency => "latency",
+            AlertSource::Shipper => "shipper",
         }
+    }
+
+    /// The inverse of [`AlertSource::label`] (for the saved alert state).
+    pub(crate) fn from_label(label: &str) -> Option<AlertSource> {
+        [
+            AlertSource::Logs,
+            AlertSource::Uptime,
+            AlertSource::Latency,
+            AlertSource::Shipper,
+        ]
+        .into_iter()
+        .find(|s| s.label() == label)
     }
 }
 
@@ -128,10 +144,10 @@ impl Notification {
         let mut facts = vec![
             ("Rule", format!("{} ({})", self.rule, self.condition)),
             (
-                if self.group_field == "monitor" {
-                    "Monitor"
-                } else {
-                    "Service"
+                match self.group_field {
+                    "monitor" => "Monitor",
+                    "shipper" => "Shipper",
+                    _ => "Service",
                 },
                 self.group.clone(),
             ),
@@ -164,6 +180,7 @@ impl Notification {
                 format!("{} down in a row before it came back", self.total),
             )),
             (AlertSource::Latency, _) => {}
+            (AlertSource::Shipper, _) => {}
         }
         if let Some(v) = &self.value {
             facts.push(("Value", v.clone()));

@@ -1,4 +1,5 @@
-//! The uptime rules' own Elasticsearch client: JSON `_search` requests, nothing else.
+//! The engine's own Elasticsearch client: JSON `_search` requests for the uptime rules and a
+//! `GET /` probe for the "Elasticsearch unreachable" rule, nothing else.
 //!
 //! The uptime rules read Heartbeat's documents back from the cluster the shipper writes to,
 //! but they need none of the bulk machinery (compression, per-item verdicts, dead letters), so
@@ -14,10 +15,12 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::Method;
 use url::Url;
 
 /// The default of [`QueryClientConfig::timeout`].
@@ -132,6 +135,9 @@ pub(crate) struct QueryClient {
     /// The node tried first: the one that answered last.
     preferred: AtomicUsize,
     timeout: Duration,
+    /// When a node last answered with a status below 500: the engine's own evidence that
+    /// Elasticsearch is there, besides the embedding program's.
+    last_answer: Mutex<Option<Instant>>,
 }
 
 impl QueryClient {
@@ -183,18 +189,41 @@ impl QueryClient {
                 .collect(),
             preferred: AtomicUsize::new(0),
             timeout: config.timeout,
+            last_answer: Mutex::new(None),
         })
+    }
+
+    /// When a node last answered with a status below 500; `None` before the first answer.
+    pub(crate) fn last_answer(&self) -> Option<Instant> {
+        *self.last_answer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `GET /` on the first node that answers: the cheapest request that shows the cluster
+    /// is there (the output's start-up check makes the same one, so the credentials allow it).
+    pub(crate) async fn probe(&self) -> Result<QueryReply, String> {
+        self.each_node(|node| self.request(node, Method::GET, "/", None))
+            .await
     }
 
     /// POSTs `body` to `path` and reads the whole answer, from the first node that gives
     /// one. The error says what each node did; it never holds a secret.
     pub(crate) async fn post_json(&self, path: &str, body: Bytes) -> Result<QueryReply, String> {
+        self.each_node(|node| self.request(node, Method::POST, path, Some(body.clone())))
+            .await
+    }
+
+    /// The first answer of `attempt` over the nodes, the last one that answered first.
+    async fn each_node<'a, F, Fut>(&'a self, attempt: F) -> Result<QueryReply, String>
+    where
+        F: Fn(&'a Node) -> Fut,
+        Fut: std::future::Future<Output = Result<QueryReply, String>>,
+    {
         let first = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();
         for i in 0..self.nodes.len() {
             let index = (first + i) % self.nodes.len();
             let node = &self.nodes[index];
-            match self.post_to(node, path, body.clone()).await {
+            match attempt(node).await {
                 Ok(reply) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(reply);
@@ -205,17 +234,25 @@ impl QueryClient {
         Err(failures.join("; "))
     }
 
-    async fn post_to(&self, node: &Node, path: &str, body: Bytes) -> Result<QueryReply, String> {
-        let response = self
-            .http
-            .post(endpoint(&node.url, path))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.failure(node, e))?;
+    async fn request(
+        &self,
+        node: &Node,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<QueryReply, String> {
+        let mut request = self.http.request(method, endpoint(&node.url, path));
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| self.failure(node, e))?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| self.failure(node, e))?;
+        if status < 500 {
+            *self.last_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
         Ok(QueryReply {
             node: node.shown.clone(),
             status,
@@ -413,6 +450,8 @@ mod tests {
             reply.node
         );
         assert_eq!(client.preferred.load(Ordering::Relaxed), 1);
+        assert!(client.last_answer().is_some(), "an answer is recorded");
+        assert_eq!(client.probe().await.unwrap().status, 200);
         client
             .post_json("/x/_search", Bytes::from_static(b"{}"))
             .await
@@ -425,6 +464,11 @@ mod tests {
                     "/prefix/heartbeat-*/_search".to_string(),
                     Some("ApiKey key==".to_string()),
                     "{\"size\":0}".to_string()
+                ),
+                (
+                    "/prefix/".to_string(),
+                    Some("ApiKey key==".to_string()),
+                    String::new()
                 ),
                 (
                     "/prefix/x/_search".to_string(),
@@ -442,11 +486,13 @@ mod tests {
             Url::parse(&format!("http://u:urlsecret@127.0.0.1:{a}")).unwrap(),
             Url::parse(&format!("http://127.0.0.1:{b}")).unwrap(),
         ]);
-        let err = QueryClient::new(&c)
-            .unwrap()
+        let client = QueryClient::new(&c).unwrap();
+        let err = client
             .post_json("/_search", Bytes::from_static(b"{}"))
             .await
             .unwrap_err();
+        assert!(client.probe().await.is_err());
+        assert!(client.last_answer().is_none(), "no answer, none recorded");
         assert!(err.contains(&format!("127.0.0.1:{a}")), "{err}");
         assert!(err.contains(&format!("127.0.0.1:{b}")), "{err}");
         assert!(err.contains("cannot connect"), "{err}");

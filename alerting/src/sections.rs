@@ -24,6 +24,8 @@ pub struct Alerts {
     pub channels: Channels,
     #[command(flatten)]
     pub uptime: Uptime,
+    #[command(flatten)]
+    pub self_monitoring: SelfMonitoring,
     /// Kibana base URL for the links in alerts (default http://localhost:5601)
     /// [alerts.kibana_url].
     #[arg(long, env = "KIBANA_URL")]
@@ -129,6 +131,38 @@ pub struct Uptime {
     pub latency_min_checks: Option<u32>,
 }
 
+/// `[alerts.self_monitoring]`: the rules on the shipper itself. Each is a duration; `0s`
+/// turns that rule off. They are default rules: on as soon as a channel is set, off with
+/// `default_rules = false` unless set here.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfMonitoring {
+    /// Fire when Elasticsearch has not answered any request for this long; 0s = off
+    /// (default 60s) [alerts.self_monitoring.elasticsearch_unreachable].
+    #[arg(long = "alert-elasticsearch-unreachable", env = "ALERT_ELASTICSEARCH_UNREACHABLE",
+          value_name = "ALERT_ELASTICSEARCH_UNREACHABLE", value_parser = settings_kit::duration)]
+    #[serde(with = "humantime_serde")]
+    pub elasticsearch_unreachable: Option<Duration>,
+    /// Fire when the oldest line read but not acknowledged is older than this; 0s = off
+    /// (default 5m) [alerts.self_monitoring.shipping_stalled].
+    #[arg(long = "alert-shipping-stalled", env = "ALERT_SHIPPING_STALLED",
+          value_name = "ALERT_SHIPPING_STALLED", value_parser = settings_kit::duration)]
+    #[serde(with = "humantime_serde")]
+    pub shipping_stalled: Option<Duration>,
+    /// Fire when documents are written to the dead-letter file, resolve after this long
+    /// without any; 0s = off (default 5m) [alerts.self_monitoring.dead_letters_resolve_after].
+    #[arg(long = "alert-dead-letters-resolve-after", env = "ALERT_DEAD_LETTERS_RESOLVE_AFTER",
+          value_name = "ALERT_DEAD_LETTERS_RESOLVE_AFTER", value_parser = settings_kit::duration)]
+    #[serde(with = "humantime_serde")]
+    pub dead_letters_resolve_after: Option<Duration>,
+    /// Fire when Elasticsearch answers but holds no Heartbeat check newer than this; needs
+    /// the uptime poll; 0s = off (default 2m) [alerts.self_monitoring.heartbeat_silent].
+    #[arg(long = "alert-heartbeat-silent", env = "ALERT_HEARTBEAT_SILENT",
+          value_name = "ALERT_HEARTBEAT_SILENT", value_parser = settings_kit::duration)]
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_silent: Option<Duration>,
+}
+
 /// `[[alerts.rules]]`: a count of matching documents in a sliding window.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,9 +184,12 @@ pub(crate) struct RuleSection {
 pub fn sections() -> Vec<(&'static str, clap::Command)> {
     let channels = Channels::augment_args(clap::Command::new("alerts.channels"));
     let uptime = Uptime::augment_args(clap::Command::new("alerts.uptime"));
+    let self_monitoring =
+        SelfMonitoring::augment_args(clap::Command::new("alerts.self_monitoring"));
     let nested: Vec<String> = channels
         .get_arguments()
         .chain(uptime.get_arguments())
+        .chain(self_monitoring.get_arguments())
         .map(|a| a.get_id().to_string())
         .collect();
     let all = Alerts::augment_args(clap::Command::new("alerts"));
@@ -163,6 +200,7 @@ pub fn sections() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("alerts.channels", channels),
         ("alerts.uptime", uptime),
+        ("alerts.self_monitoring", self_monitoring),
         ("alerts", own),
     ]
 }

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::config::UptimeSettings;
 use super::message::{kibana, AlertSource, AlertStatus, LastError, Notification};
 use super::query_client::QueryClient;
+use super::state::SavedAlert;
 use super::telemetry as m;
 use super::MessageContext;
 
@@ -199,6 +200,9 @@ pub(crate) struct UptimeEvaluator {
     settings: UptimeSettings,
     ctx: MessageContext,
     monitors: HashMap<String, MonitorState>,
+    /// Alerts firing when the process stopped, by (rule, monitor as the messages name it):
+    /// taken back by the monitor's state when a poll first shows it.
+    restored: HashMap<(String, String), SavedAlert>,
 }
 
 impl UptimeEvaluator {
@@ -207,7 +211,42 @@ impl UptimeEvaluator {
             settings,
             ctx,
             monitors: HashMap::new(),
+            restored: HashMap::new(),
         }
+    }
+
+    /// Keeps an alert that was firing when the process stopped until a poll shows its
+    /// monitor: then a monitor still down (or slow) goes on without a new announcement,
+    /// and one that is up again gets its resolution. `false` when the rule is off now.
+    pub(crate) fn restore(&mut self, saved: &SavedAlert) -> bool {
+        let on = match saved.rule.as_str() {
+            UPTIME_RULE => true,
+            LATENCY_RULE => self.settings.latency_threshold.is_some(),
+            _ => false,
+        };
+        if on {
+            self.restored
+                .insert((saved.rule.clone(), saved.group.clone()), saved.clone());
+        }
+        on
+    }
+
+    /// The saved alert of `rule` for the monitor of `view`, as its firing state.
+    fn take_restored(&mut self, rule: &str, view: &MonitorView, now: Instant) -> Option<Firing> {
+        if self.restored.is_empty() {
+            return None;
+        }
+        let saved = self
+            .restored
+            .remove(&(rule.to_string(), monitor_label(view)))?;
+        Some(Firing {
+            since: saved.since,
+            total: saved.total,
+            // Down checks before the last announcement were counted then.
+            newest: Some(saved.last_notified),
+            last_sent: saved.last_notified_instant(now),
+            error: saved.last_error().and_then(|e| e.message),
+        })
     }
 
     pub(crate) fn evaluate(
@@ -220,7 +259,15 @@ impl UptimeEvaluator {
         let k = self.settings.down_checks as usize;
         let (mut up_now, mut down_now) = (0u64, 0u64);
         for view in views {
+            let restored_down = self.take_restored(UPTIME_RULE, view, now);
+            let restored_slow = self.take_restored(LATENCY_RULE, view, now);
             let state = self.monitors.entry(view.id.clone()).or_default();
+            if state.down.is_none() {
+                state.down = restored_down;
+            }
+            if state.slow.is_none() {
+                state.slow = restored_slow;
+            }
             let streak = view.checks.iter().take_while(|c| !c.up).count();
             match view.checks.first() {
                 Some(c) if c.up => up_now += 1,
@@ -666,6 +713,42 @@ mod tests {
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].status, AlertStatus::Resolved);
         assert_eq!(resolved[0].total, 4, "down at 10, 20, 30 and 40");
+        assert!(e.evaluate(&[view(vec![check(60, true)])], t, w).is_empty());
+    }
+
+    #[test]
+    fn a_restored_monitor_alert_goes_on_silently_and_resolves_once_when_up() {
+        let saved = SavedAlert {
+            rule: UPTIME_RULE.into(),
+            source: "uptime".into(),
+            group: "payment (payment-health)".into(),
+            since: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            last_notified: DateTime::from_timestamp(1_700_000_030, 0).unwrap(),
+            total: 3,
+            last_error: None,
+        };
+        let t = Instant::now();
+        let w = Utc::now();
+        let mut e = UptimeEvaluator::new(settings(), ctx());
+        assert!(e.restore(&saved));
+        let mut gone = saved.clone();
+        gone.rule = "Something else".into();
+        assert!(!e.restore(&gone));
+        // Still down after the restart: no new firing message.
+        let down = view(vec![check(40, false), check(30, false), check(20, false)]);
+        assert!(e.evaluate(&[down], t, w).is_empty());
+        let resolved = e.evaluate(&[view(vec![check(50, true), check(40, false)])], t, w);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].status, AlertStatus::Resolved);
+        assert_eq!(resolved[0].since, saved.since);
+        assert_eq!(resolved[0].total, 4, "the saved 3 and the check at 40");
+
+        // Up by the time of the first poll: the resolution at once.
+        let mut e = UptimeEvaluator::new(settings(), ctx());
+        assert!(e.restore(&saved));
+        let resolved = e.evaluate(&[view(vec![check(50, true)])], t, w);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].status, AlertStatus::Resolved);
         assert!(e.evaluate(&[view(vec![check(60, true)])], t, w).is_empty());
     }
 

@@ -1,7 +1,8 @@
 //! Wires the stages together and runs them until a signal says stop.
 //!
 //! Order matters: reading and alerting start at once, so the alert rules see every line
-//! whatever the state of Elasticsearch; batches wait in the output's channel (and reading
+//! whatever the state of Elasticsearch (and an Elasticsearch down from the start is itself
+//! alerted on); batches wait in the output's channel (and reading
 //! pauses, see the read budget) until the output has reached Elasticsearch and installed
 //! the templates, so no document reaches a data stream before its template.
 //! At shutdown reading stops first, the output finishes (or abandons, at its deadline) the
@@ -10,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use alerting::{AlertEngine, QueryAuth, QueryClientConfig};
+use alerting::{AlertEngine, Embedding, QueryAuth, QueryClientConfig};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -54,16 +55,27 @@ pub async fn run(
     // checkpoints and gives the read budget back.
     let budget = Arc::new(ReadBudget::new(settings.memory_budget));
     let table = Arc::new(AckTable::new(Arc::clone(&budget)));
-    let input_stats = Arc::new(InputStats::default());
-    let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
-    // Alerting starts with the process (the uptime rules retry their queries until
-    // Elasticsearch answers); its tap sees every line read.
+    // Alerting starts with the process, before Elasticsearch answers: its channels need
+    // nothing of Elasticsearch, its queries retry on their own, and "Elasticsearch
+    // unreachable" is about exactly that wait. Its tap sees every document the encode stage
+    // makes; the shipper's vitals feed the rules on the shipper itself.
     let (alerts, tap) = match settings.alerts.clone() {
         Some(alert_settings) => {
+            let vitals = crate::observe::vitals::ShipperVitals {
+                output: Arc::clone(&output_stats),
+                table: Arc::clone(&table),
+                dead_letter_dir: settings.output.dead_letter_dir.clone(),
+            };
+            let embedding = Embedding {
+                vitals: Some(Arc::new(vitals)),
+                state_dir: Some(settings.data_dir.join("alerts")),
+                name: settings.encode.host_name.clone(),
+            };
             let mut engine = AlertEngine::start(
                 alert_settings,
                 query_client_config(&settings.output),
+                embedding,
                 shutdown.clone(),
             )?;
             let tap = engine
@@ -73,6 +85,9 @@ pub async fn run(
         }
         None => (None, None),
     };
+
+    let input_stats = Arc::new(InputStats::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
     // input -> encode -> batch: one thread reads every file and hands each line, without a
     // copy, to the encode stage, which sends full batches to the output's channel.
@@ -102,6 +117,8 @@ pub async fn run(
         Ok(_) => {}
         Err(StartupError::Cancelled) => {
             tracing::info!("stopped before Elasticsearch was ready");
+            // Nobody will take the batches: the reader must not wait to hand them over.
+            drop(rx);
             let _ = tokio::task::spawn_blocking(move || reader.join()).await;
             if let Some(engine) = alerts {
                 engine.shutdown(ALERT_FLUSH_DEADLINE).await;
@@ -112,7 +129,11 @@ pub async fn run(
         }
         Err(e) => {
             shutdown.cancel();
+            drop(rx);
             let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            if let Some(engine) = alerts {
+                engine.shutdown(ALERT_FLUSH_DEADLINE).await;
+            }
             return Err(e.into());
         }
     }

@@ -217,6 +217,20 @@ impl AckTable {
         }
     }
 
+    /// How long the oldest line read but not yet safe, over all files, has waited; `None`
+    /// when every line read is safe. One look at the front of each file's pending lines
+    /// (the run of safe lines at the front is always popped, so the first line not safe is
+    /// found at once): what "shipping stalled" is measured by.
+    pub(crate) fn oldest_unacknowledged_age(&self) -> Option<std::time::Duration> {
+        let now_ms = self.born.elapsed().as_millis() as u32;
+        self.lock()
+            .iter()
+            .filter_map(|s| s.pending.iter().find(|p| !p.acked))
+            .map(|p| u64::from(now_ms.wrapping_sub(p.read_ms)))
+            .max()
+            .map(std::time::Duration::from_millis)
+    }
+
     /// Updates where the identity lives now and when it was seen.
     pub(crate) fn relocate(&self, slot: u32, dev: u64, ino: u64, path: PathBuf, seen_unix: u64) {
         if let Some(s) = self.lock().get_mut(slot as usize) {
@@ -397,6 +411,28 @@ mod tests {
         assert!(t.find(|c| c.offset == 10).is_empty());
         assert_eq!(t.insert(checkpoint(0)), old_slot, "the place is reused");
         assert_eq!(t.snapshot().len(), 2);
+    }
+
+    #[test]
+    fn the_oldest_line_not_yet_safe_is_found_over_all_files() {
+        let t = table();
+        assert_eq!(t.oldest_unacknowledged_age(), None);
+        let a = t.insert(checkpoint(0));
+        let b = t.insert(checkpoint(0));
+        t.record_read(a, 10, TailMark::default(), false);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        t.record_read(b, 10, TailMark::default(), false);
+        t.record_read(a, 20, TailMark::default(), false);
+        let oldest = t.oldest_unacknowledged_age().unwrap();
+        assert!(oldest >= std::time::Duration::from_millis(30), "{oldest:?}");
+        t.acknowledge(&[origin(a, 0)]);
+        let after = t.oldest_unacknowledged_age().unwrap();
+        assert!(
+            after < oldest,
+            "{after:?} after the oldest line was acknowledged"
+        );
+        t.acknowledge(&[origin(a, 1), origin(b, 0)]);
+        assert_eq!(t.oldest_unacknowledged_age(), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub(crate) mod http;
 pub(crate) mod summary;
 pub mod top;
+pub(crate) mod vitals;
 
 /// Describes the input-side metrics (the output describes its own), so `/metrics` carries
 /// HELP lines for every series.

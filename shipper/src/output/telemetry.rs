@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
@@ -121,6 +121,9 @@ pub struct OutputStats {
     /// Unix seconds of the last 2xx `_bulk`, 0 before the first.
     pub(crate) last_success_unix: AtomicI64,
     pub(crate) elasticsearch_up: AtomicBool,
+    /// When Elasticsearch last answered with a status below 500 (any request: `GET /` at
+    /// start, templates, `_bulk`): what "Elasticsearch unreachable" is measured from.
+    last_answer: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -160,6 +163,21 @@ impl OutputStats {
             elasticsearch_up: self.elasticsearch_up.load(r),
             last_error: self.last_error(),
         }
+    }
+
+    /// When Elasticsearch last answered with a status below 500; `None` before the first.
+    pub(crate) fn last_answer(&self) -> Option<Instant> {
+        self.last_answer.lock().map(|t| *t).unwrap_or(None)
+    }
+
+    /// Documents whose delivery is settled: stored, already there, in the failure store,
+    /// or dead-lettered.
+    pub(crate) fn documents_settled(&self) -> u64 {
+        let r = Ordering::Relaxed;
+        self.documents_indexed.load(r)
+            + self.duplicates.load(r)
+            + self.failure_store.load(r)
+            + self.dead_letters.load(r)
     }
 
     /// The last error seen talking to Elasticsearch (cleared by nothing: it is "the last").
@@ -291,9 +309,16 @@ impl Telemetry {
             .store(now as i64, Ordering::Relaxed);
     }
 
+    /// The verdict of one answer (or of no answer): `up` when Elasticsearch answered with a
+    /// status below 500.
     pub(crate) fn elasticsearch_up(&self, up: bool) {
         gauge!(names::ELASTICSEARCH_UP).set(if up { 1.0 } else { 0.0 });
         self.stats.elasticsearch_up.store(up, Ordering::Relaxed);
+        if up {
+            if let Ok(mut t) = self.stats.last_answer.lock() {
+                *t = Some(Instant::now());
+            }
+        }
     }
 
     pub(crate) fn error(&self, message: String) {
@@ -344,5 +369,22 @@ mod tests {
         assert_eq!(s.request_retries, 1);
         assert_eq!(s.in_flight, 0);
         assert_eq!(s.last_error.as_deref(), Some("connection refused"));
+        assert_eq!(t.stats().documents_settled(), 5 + 2 + 1 + 3);
+    }
+
+    #[test]
+    fn only_an_answer_below_500_counts_as_elasticsearch_answering() {
+        let t = Telemetry::default();
+        assert_eq!(t.stats().last_answer(), None);
+        t.elasticsearch_up(false);
+        assert_eq!(t.stats().last_answer(), None);
+        t.elasticsearch_up(true);
+        let first = t.stats().last_answer().unwrap();
+        t.elasticsearch_up(false);
+        assert_eq!(
+            t.stats().last_answer(),
+            Some(first),
+            "a failure does not erase it"
+        );
     }
 }
