@@ -32,6 +32,9 @@ use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
 use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
 use crate::batch::{Acknowledge, Origin};
 
+mod compressed_files;
+mod unterminated;
+
 #[derive(Debug, Clone)]
 pub(crate) struct FileServerConfig {
     pub(crate) include: Vec<String>,
@@ -145,6 +148,11 @@ pub(crate) struct FileServer {
     closed: HashMap<(u64, u64), Closed>,
     /// The read buffer, lent to one file's reader at a time.
     read_buffer: Vec<u8>,
+    /// Compressed files with nothing to read (empty, not gzip), as they were when looked at.
+    ignored_compressed: HashMap<(u64, u64), Stamp>,
+    /// Files without a complete first line yet, held open in case they are renamed away or
+    /// deleted before one arrives (their only line is then shipped).
+    held: HashMap<(u64, u64), unterminated::Held>,
 }
 
 impl FileServer {
@@ -203,6 +211,8 @@ impl FileServer {
             all_dirty: true,
             closed: HashMap::new(),
             read_buffer: Vec::new(),
+            ignored_compressed: HashMap::new(),
+            held: HashMap::new(),
         })
     }
 
@@ -373,6 +383,12 @@ impl FileServer {
                 }
                 Verdict::Finished => {
                     tracing::info!(path = %w.path.display(), "finished a rotated or deleted file");
+                    if w.reader.is_compressed() {
+                        // Read to its end: it never grows, so it stays closed until it changes.
+                        let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
+                        self.closed
+                            .insert((w.dev, w.ino), Closed { slot, path, stamp });
+                    }
                     self.close(index);
                 }
             }
@@ -468,6 +484,7 @@ impl FileServer {
             .store(self.watchers.len() as u64, Ordering::Relaxed);
         metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
         metrics::gauge!("shipper_files_closed_inactive").set(self.closed.len() as f64);
+        self.finish_departed(now_unix);
     }
 
     /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and
@@ -490,15 +507,37 @@ impl FileServer {
             self.scan_needed = true;
             return Ok(None);
         }
-        let size = meta.len();
-        let Some(fp) = fingerprint(&file, false)? else {
+        if super::compressed::is_compressed(path) {
+            return self.open_compressed(file, &meta, path, now_unix);
+        }
+        self.open_file(file, path, dev, ino, now_unix, false)
+    }
+
+    /// Identifies the open `file` and watches it (see [`FileServer::open`]). `force`: the
+    /// file will not be written any more, so a first line without its newline identifies it.
+    fn open_file(
+        &mut self,
+        file: File,
+        path: &Path,
+        dev: u64,
+        ino: u64,
+        now_unix: u64,
+        force: bool,
+    ) -> std::io::Result<Option<u32>> {
+        let size = file.metadata()?.len();
+        let Some(fp) = fingerprint(&file, force)? else {
             self.unidentified = true; // no complete first line yet
+            self.hold(file, path, dev, ino, size);
             return Ok(None);
         };
+        self.release(dev, ino);
+        if self.copy_of_open_compressed(&file, fp) {
+            return Ok(None);
+        }
         let open_twins: Vec<OpenTwin<'_>> = self
             .watchers
             .iter()
-            .filter(|w| w.fingerprint == fp)
+            .filter(|w| w.fingerprint == fp && !w.reader.is_compressed())
             .filter_map(|w| {
                 let read_position = self.table.read_position(w.slot)?;
                 Some(OpenTwin {
@@ -600,7 +639,7 @@ impl FileServer {
         dev: u64,
         ino: u64,
         path: &Path,
-        file: File,
+        file: impl Into<super::line_reader::Source>,
         offset: u64,
         size: u64,
     ) {
@@ -684,6 +723,13 @@ fn poll(
     cfg: &FileServerConfig,
     shared: &mut Vec<u8>,
 ) -> Result<Verdict, Stop> {
+    if w.reader.is_compressed() {
+        // Never written again: nothing to verify, read it to its end.
+        w.reader.lend(shared);
+        let verdict = read_lines(w, sink, table, cfg);
+        w.reader.give_back(shared);
+        return verdict;
+    }
     let meta = match w.reader.file().metadata() {
         Ok(m) => m,
         Err(e) => {
@@ -742,8 +788,11 @@ fn read_lines(
             return Ok(Verdict::Keep);
         }
     }
-    if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
-        // The writer has moved on: its last line will never get a newline.
+    let finished = w.reader.is_compressed()
+        || (w.gone && w.last_data.elapsed() >= cfg.rotate_wait);
+    if finished && w.reader.at_eof() {
+        // The writer has moved on (or a compressed file is complete): its last line will
+        // never get a newline.
         if let Some(line) = w.reader.take_unterminated() {
             hand_on(sink, table, w.slot, &line)?;
         }

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use super::compressed::GzStream;
 use super::identity::TailMark;
 
 /// Bytes asked of the kernel per read.
@@ -38,9 +39,31 @@ pub struct Line<'a> {
     pub tail: TailMark,
 }
 
+/// Where a reader's bytes come from: a plain file, or the decompressed stream of a
+/// compressed one (offsets are then offsets in the decompressed bytes).
+pub(crate) enum Source {
+    Plain(File),
+    Compressed(GzStream),
+}
+
+impl From<File> for Source {
+    fn from(file: File) -> Source {
+        Source::Plain(file)
+    }
+}
+
+impl Source {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Source::Plain(f) => f.read_at(buf, offset),
+            Source::Compressed(s) => s.read_at(buf, offset),
+        }
+    }
+}
+
 /// Reads the lines of one open file.
 pub(crate) struct LineReader {
-    file: File,
+    source: Source,
     /// File offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
@@ -58,9 +81,13 @@ pub(crate) struct LineReader {
 
 impl LineReader {
     /// A reader positioned at `offset`, which must be the start of a line.
-    pub(crate) fn new(file: File, offset: u64, max_line_bytes: usize) -> LineReader {
+    pub(crate) fn new(
+        source: impl Into<Source>,
+        offset: u64,
+        max_line_bytes: usize,
+    ) -> LineReader {
         LineReader {
-            file,
+            source: source.into(),
             buf_offset: offset,
             buf: Vec::new(),
             start: 0,
@@ -72,8 +99,17 @@ impl LineReader {
         }
     }
 
+    /// The file read (for a compressed one, the compressed file itself).
     pub(crate) fn file(&self) -> &File {
-        &self.file
+        match &self.source {
+            Source::Plain(f) => f,
+            Source::Compressed(s) => s.file(),
+        }
+    }
+
+    /// Reads a compressed file's decompressed bytes: it never changes and never grows.
+    pub(crate) fn is_compressed(&self) -> bool {
+        matches!(self.source, Source::Compressed(_))
     }
 
     /// Offset of the first byte not yet handed out in a line.
@@ -242,7 +278,7 @@ impl LineReader {
             self.buf.resize(self.filled + READ_CHUNK, 0);
         }
         loop {
-            match self.file.read_at(
+            match self.source.read_at(
                 &mut self.buf[self.filled..],
                 self.buf_offset + self.filled as u64,
             ) {

@@ -48,10 +48,21 @@ pub(crate) fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerp
         }
         filled += n;
     }
-    if filled == buf.len() || (force && filled > 0) {
-        Ok(Some(xxh3_64(&buf[..filled])))
+    Ok(fingerprint_bytes(&buf[..filled], force))
+}
+
+/// Fingerprint of a file whose first bytes are `head` (all of them, or at least
+/// [`FINGERPRINT_WINDOW`]): the same hash [`fingerprint`] gives the file. Used for compressed
+/// files, whose head is what their first bytes decompress to.
+pub(crate) fn fingerprint_bytes(head: &[u8], force: bool) -> Option<Fingerprint> {
+    let window = &head[..head.len().min(FINGERPRINT_WINDOW)];
+    if let Some(pos) = memchr::memchr(b'\n', window) {
+        return Some(xxh3_64(&window[..pos + 1]));
+    }
+    if window.len() == FINGERPRINT_WINDOW || (force && !window.is_empty()) {
+        Some(xxh3_64(window))
     } else {
-        Ok(None)
+        None
     }
 }
 
@@ -155,6 +166,21 @@ mod tests {
         let long = vec![b'x'; FINGERPRINT_WINDOW + 10];
         let (_a, a) = file_with(&long);
         assert!(fingerprint(&a, false).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_fingerprint_of_bytes_is_the_fingerprint_of_a_file_holding_them() {
+        let long = vec![b'y'; FINGERPRINT_WINDOW + 10];
+        let contents: [&[u8]; 4] = [b"first\nsecond\n", b"partial", &long, b""];
+        for content in contents {
+            let (_t, f) = file_with(content);
+            for force in [false, true] {
+                assert_eq!(
+                    fingerprint(&f, force).unwrap(),
+                    fingerprint_bytes(content, force)
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,5 +19,6 @@ pub(crate) mod evidence;
 mod fingerprint;
 
 pub use fingerprint::TailMark;
-pub(crate) use fingerprint::{fingerprint, salted_key};
+pub(crate) use fingerprint::{fingerprint, fingerprint_bytes, salted_key};
+pub(crate) use fingerprint::{FINGERPRINT_WINDOW, TAIL_MARK_LEN};
 pub(crate) use fingerprint::{FileKey, Fingerprint};
