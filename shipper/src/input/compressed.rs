@@ -324,7 +324,9 @@ mod tests {
         let (_t, f) = file_with(&gzip(&content));
         let first = head(&f, 4096, true);
         assert!(first.damage.is_none());
-        assert!(first.bytes.starts_with(b"line number 000000 with some words\n"));
+        assert!(first
+            .bytes
+            .starts_with(b"line number 000000 with some words\n"));
         assert!(first.bytes.len() <= 1024, "{}", first.bytes.len());
         let more = head(&f, 16 * 1024, false);
         assert_eq!(more.bytes, content[..16 * 1024]);
@@ -397,7 +399,10 @@ mod tests {
         assert_eq!(got, content[..got.len()], "what comes out is the content");
         assert_eq!(s.read_at(&mut [0u8; 16], got.len() as u64).unwrap(), 0);
         let mark = TailMark::of(&content);
-        assert_eq!(holds(&s.decoder.get_ref().file, content.len() as u64, &mark), Holds::Damaged);
+        assert_eq!(
+            holds(&s.decoder.get_ref().file, content.len() as u64, &mark),
+            Holds::Damaged
+        );
     }
 
     #[test]

@@ -788,8 +788,7 @@ fn read_lines(
             return Ok(Verdict::Keep);
         }
     }
-    let finished = w.reader.is_compressed()
-        || (w.gone && w.last_data.elapsed() >= cfg.rotate_wait);
+    let finished = w.reader.is_compressed() || (w.gone && w.last_data.elapsed() >= cfg.rotate_wait);
     if finished && w.reader.at_eof() {
         // The writer has moved on (or a compressed file is complete): its last line will
         // never get a newline.

@@ -43,7 +43,8 @@ pub struct Line<'a> {
 /// compressed one (offsets are then offsets in the decompressed bytes).
 pub(crate) enum Source {
     Plain(File),
-    Compressed(GzStream),
+    /// Boxed: the decoder's state is large, and a plain file's reader should not pay for it.
+    Compressed(Box<GzStream>),
 }
 
 impl From<File> for Source {
@@ -81,11 +82,7 @@ pub(crate) struct LineReader {
 
 impl LineReader {
     /// A reader positioned at `offset`, which must be the start of a line.
-    pub(crate) fn new(
-        source: impl Into<Source>,
-        offset: u64,
-        max_line_bytes: usize,
-    ) -> LineReader {
+    pub(crate) fn new(source: impl Into<Source>, offset: u64, max_line_bytes: usize) -> LineReader {
         LineReader {
             source: source.into(),
             buf_offset: offset,

@@ -505,7 +505,10 @@ fn a_compressed_file_of_a_fully_read_identity_costs_one_first_line_read() {
     assert_eq!(h.written.len(), before);
     h.restart();
     let decompressed = super::compressed::DECOMPRESSED.with(|c| c.replace(0));
-    assert!(decompressed > 0, "the compressed file was looked at after the rotation");
+    assert!(
+        decompressed > 0,
+        "the compressed file was looked at after the rotation"
+    );
     h.settle();
     assert_eq!(h.index.docs.len(), before, "nothing new");
     let decompressed = super::compressed::DECOMPRESSED.with(|c| c.get());
@@ -539,7 +542,6 @@ fn a_truncated_compressed_file_ships_what_decompresses_and_ends() {
         );
     }
 }
-
 
 #[test]
 fn a_compressed_rotation_with_lines_sent_but_unacknowledged_resumes_after_a_restart() {

@@ -87,7 +87,7 @@ impl FileServer {
                     .increment(1);
                 self.table
                     .relocate(slot, dev, ino, path.to_path_buf(), now_unix);
-                let source = Source::Compressed(GzStream::new(file, path));
+                let source = Source::Compressed(Box::new(GzStream::new(file, path)));
                 self.watch(slot, key, fp, dev, ino, path, source, offset, size_hint);
                 self.stamp_last(stamp);
                 Ok(Some(slot))
@@ -114,7 +114,7 @@ impl FileServer {
                 tracing::info!(path = %path.display(), "new compressed file; reading it whole");
                 metrics::counter!("shipper_compressed_files_total", "verdict" => "new")
                     .increment(1);
-                let source = Source::Compressed(GzStream::new(file, path));
+                let source = Source::Compressed(Box::new(GzStream::new(file, path)));
                 self.watch(slot, key, fp, dev, ino, path, source, 0, size_hint);
                 self.stamp_last(stamp);
                 Ok(Some(slot))

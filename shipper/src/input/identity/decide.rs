@@ -176,7 +176,9 @@ pub(crate) trait CompressedProbe {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Holds {
     /// The marked bytes; `ends_there`: nothing after them.
-    Match { ends_there: bool },
+    Match {
+        ends_there: bool,
+    },
     Differs,
     /// The stream ends before the offset.
     Shorter,
@@ -705,7 +707,15 @@ mod tests {
             trailer_size: trailer,
         };
         #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, SeenCompressed, Compressed, Vec<Known>, bool, CompressedVerdict, usize)> = vec![
+        let cases: Vec<(
+            &str,
+            SeenCompressed,
+            Compressed,
+            Vec<Known>,
+            bool,
+            CompressedVerdict,
+            usize,
+        )> = vec![
             (
                 "an identity never seen: read whole",
                 gz(Some(500)),

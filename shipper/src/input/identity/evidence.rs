@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::decide::{CompressedProbe, Heads, Holds, OpenProbe, Probe, Twin};
-use crate::input::compressed;
 use super::{fingerprint, Fingerprint, TailMark};
+use crate::input::compressed;
 
 /// Bytes compared to tell a copy from another file that merely starts with the same line.
 const HEAD_COMPARE: usize = 16 * 1024;

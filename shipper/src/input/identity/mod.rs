@@ -20,5 +20,5 @@ mod fingerprint;
 
 pub use fingerprint::TailMark;
 pub(crate) use fingerprint::{fingerprint, fingerprint_bytes, salted_key};
-pub(crate) use fingerprint::{FINGERPRINT_WINDOW, TAIL_MARK_LEN};
 pub(crate) use fingerprint::{FileKey, Fingerprint};
+pub(crate) use fingerprint::{FINGERPRINT_WINDOW, TAIL_MARK_LEN};
