@@ -489,7 +489,7 @@ impl FileServer {
 
     /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and
     /// watches it; returns its slot, or `None` when the file cannot be told apart yet or is a
-    /// copy of a file being read.
+    /// copy of a file being read. A compressed file goes to [`FileServer::open_compressed`].
     fn open(
         &mut self,
         path: &Path,

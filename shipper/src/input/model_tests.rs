@@ -556,3 +556,28 @@ fn a_compressed_rotation_with_lines_sent_but_unacknowledged_resumes_after_a_rest
     ])
     .unwrap();
 }
+
+#[test]
+fn a_lone_unterminated_line_is_shipped_once_when_its_file_is_renamed_away_or_deleted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path());
+    let renamed = h.dir.join("app0.log");
+    let deleted = h.dir.join("app1.log");
+    let stays = h.dir.join("app2.log");
+    fs::write(&renamed, "renamed away").unwrap();
+    fs::write(&deleted, "deleted").unwrap();
+    fs::write(&stays, "still being written").unwrap();
+    h.settle();
+    assert!(
+        h.index.docs.is_empty(),
+        "a partial line waits for its newline"
+    );
+    fs::rename(&renamed, root.path().join("elsewhere.txt")).unwrap();
+    fs::remove_file(&deleted).unwrap();
+    h.settle();
+    h.restart();
+    h.settle();
+    let mut messages: Vec<&str> = h.index.docs.values().map(String::as_str).collect();
+    messages.sort();
+    assert_eq!(messages, vec!["deleted", "renamed away"], "each once");
+}

@@ -210,7 +210,8 @@ pub(crate) enum CompressedVerdict {
 /// is how much of it was already read. `twins` are the open files with its fingerprint,
 /// `known` the other identities with it. Cheapest first: a twin with the same head means
 /// the original is still being read (wait for it); an identity read exactly as far as the
-/// trailer's size says the file is long was fully read (one first-line read, nothing more);
+/// trailer's size says the file is long was fully read (one first-line read, nothing more:
+/// the same first line and the same length are taken as the same bytes);
 /// otherwise the stream is decompressed up to what was read of each candidate and its tail
 /// mark checked, as for a plain file. Unlike a plain file, the identity's last file need not
 /// be gone: a compressed copy holding the identity's bytes continues it.
