@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::identity::{FileKey, Fingerprint, TailMark};
+use super::identity::{FileKey, Fingerprint, HeadMark, TailMark};
 
 const STABLE: &str = "checkpoints.json";
 const TEMP: &str = "checkpoints.json.tmp";
@@ -40,6 +40,10 @@ pub(crate) struct FileCheckpoint {
     pub(crate) sent_offset: u64,
     #[serde(default)]
     pub(crate) sent_tail: TailMark,
+    /// Mark of the identity's first bytes, taken when its file was read to its end (a
+    /// compressed copy is then recognised from its head, see [`HeadMark`]).
+    #[serde(default)]
+    pub(crate) head: HeadMark,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
     pub(crate) seen_unix: u64,
 }

@@ -370,6 +370,8 @@ impl FileServer {
                         && w.last_data.elapsed() >= self.cfg.close_inactive =>
                 {
                     tracing::debug!(path = %w.path.display(), "closing a file with nothing new");
+                    self.remember_head(index);
+                    let w = &self.watchers[index];
                     let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
                     self.closed
                         .insert((w.dev, w.ino), Closed { slot, path, stamp });
@@ -383,6 +385,8 @@ impl FileServer {
                 }
                 Verdict::Finished => {
                     tracing::info!(path = %w.path.display(), "finished a rotated or deleted file");
+                    self.remember_head(index);
+                    let w = &self.watchers[index];
                     if w.reader.is_compressed() {
                         // Read to its end: it never grows, so it stays closed until it changes.
                         let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
@@ -571,6 +575,7 @@ impl FileServer {
                     read_offset,
                     used,
                     used_tail,
+                    head: cp.head,
                 })
             })
             .collect();

@@ -17,7 +17,9 @@ use crate::input::checkpoint::FileCheckpoint;
 use crate::input::compressed::{self, GzStream};
 use crate::input::identity::decide::{self, CompressedVerdict, SeenCompressed};
 use crate::input::identity::evidence::{self, CompressedFileProbe, OpenTwinOf};
-use crate::input::identity::{fingerprint_bytes, salted_key, Fingerprint, FINGERPRINT_WINDOW};
+use crate::input::identity::{
+    fingerprint_bytes, salted_key, Fingerprint, HeadMark, FINGERPRINT_WINDOW, HEAD_MARK_LEN,
+};
 use crate::input::line_reader::Source;
 
 impl FileServer {
@@ -154,10 +156,28 @@ impl FileServer {
                     read_offset,
                     used,
                     used_tail,
+                    head: cp.head,
                 })
             })
             .collect();
         (known, key_taken)
+    }
+
+    /// Records the mark of the head of the file of watcher `index`, read to its end: a
+    /// compressed copy of it is then recognised from its head (see [`HeadMark`]).
+    pub(super) fn remember_head(&self, index: usize) {
+        let Some(w) = self.watchers.get(index) else {
+            return;
+        };
+        let head = if w.reader.is_compressed() {
+            let head = compressed::head(w.reader.file(), HEAD_MARK_LEN, false);
+            Some(HeadMark::of(&head.bytes))
+        } else {
+            HeadMark::read(w.reader.file()).ok()
+        };
+        if let Some(head) = head {
+            self.table.set_head(w.slot, head);
+        }
     }
 
     /// Records, on the watcher just added, the state its file had: what tells later that a

@@ -16,7 +16,7 @@
 
 use std::io;
 
-use super::{FileKey, Fingerprint, TailMark};
+use super::{FileKey, Fingerprint, HeadMark, TailMark, HEAD_MARK_LEN};
 
 /// How the beginnings of two files with the same fingerprint compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub(crate) struct Known {
     /// file must hold to be this identity.
     pub(crate) used: u64,
     pub(crate) used_tail: TailMark,
+    /// Mark of its first bytes, if its file was read to its end (compressed files only).
+    pub(crate) head: HeadMark,
 }
 
 /// The questions a decision may ask about file contents.
@@ -168,6 +170,8 @@ pub(crate) struct SeenCompressed {
 pub(crate) trait CompressedProbe {
     /// How the decompressed head compares with the head of the open twin.
     fn heads(&mut self, twin: Twin) -> io::Result<Heads>;
+    /// Do the first decompressed bytes have the mark `head`?
+    fn head_is(&mut self, head: &HeadMark) -> bool;
     /// What the decompressed stream holds before `offset`, compared with `tail`.
     fn holds(&mut self, offset: u64, tail: &TailMark) -> Holds;
 }
@@ -210,8 +214,8 @@ pub(crate) enum CompressedVerdict {
 /// is how much of it was already read. `twins` are the open files with its fingerprint,
 /// `known` the other identities with it. Cheapest first: a twin with the same head means
 /// the original is still being read (wait for it); an identity read exactly as far as the
-/// trailer's size says the file is long was fully read (one first-line read, nothing more:
-/// the same first line and the same length are taken as the same bytes);
+/// trailer's size says the file is long, and whose first bytes (up to 4 KiB, past a shared
+/// header) are the file's, was fully read: a read of the head, nothing more;
 /// otherwise the stream is decompressed up to what was read of each candidate and its tail
 /// mark checked, as for a plain file. Unlike a plain file, the identity's last file need not
 /// be gone: a compressed copy holding the identity's bytes continues it.
@@ -228,7 +232,15 @@ pub(crate) fn identify_compressed(
         }
     }
     for k in known {
-        if k.used > 0 && k.read_offset == k.used && seen.trailer_size == Some(k.used as u32) {
+        if k.used > 0
+            && k.read_offset == k.used
+            && seen.trailer_size == Some(k.used as u32)
+            // The mark covers the head as far as the file reaches now (a mark taken while
+            // the file held only a shared header would tell nothing).
+            && k.head.len > 0
+            && u64::from(k.head.len) == k.used.min(HEAD_MARK_LEN as u64)
+            && probe.head_is(&k.head)
+        {
             return Ok(CompressedVerdict::Shipped { slot: k.slot });
         }
     }
@@ -377,6 +389,10 @@ mod tests {
             read_offset,
             used,
             used_tail: mark(used),
+            head: HeadMark {
+                len: used.min(HEAD_MARK_LEN as u64) as u32,
+                hash: 1,
+            },
         }
     }
 
@@ -687,11 +703,16 @@ mod tests {
         /// Per offset, what the stream holds there.
         holds: Vec<(u64, Holds)>,
         asked_holds: usize,
+        /// The head is another identity's (a common header, then other bytes).
+        other_head: bool,
     }
 
     impl CompressedProbe for Compressed {
         fn heads(&mut self, twin: Twin) -> io::Result<Heads> {
             Ok(self.heads[twin.index])
+        }
+        fn head_is(&mut self, _: &HeadMark) -> bool {
+            !self.other_head
         }
         fn holds(&mut self, offset: u64, _: &TailMark) -> Holds {
             self.asked_holds += 1;
@@ -746,6 +767,34 @@ mod tests {
                 true,
                 CompressedVerdict::Shipped { slot: 3 },
                 0,
+            ),
+            (
+                "a common header and the same length, other bytes: decompressed to tell",
+                gz(Some(300)),
+                Compressed {
+                    other_head: true,
+                    holds: vec![(300, Holds::Differs)],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::New { salted: true },
+                1,
+            ),
+            (
+                "fully read, but its head was never marked: decompressed to tell",
+                gz(Some(300)),
+                Compressed {
+                    holds: vec![(300, Holds::Match { ends_there: true })],
+                    ..Compressed::default()
+                },
+                vec![Known {
+                    head: HeadMark::default(),
+                    ..known(3, 99, 300, 300)
+                }],
+                true,
+                CompressedVerdict::Shipped { slot: 3 },
+                1,
             ),
             (
                 "read in part: resume inside it",

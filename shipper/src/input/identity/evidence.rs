@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::decide::{CompressedProbe, Heads, Holds, OpenProbe, Probe, Twin};
-use super::{fingerprint, Fingerprint, TailMark};
+use super::{fingerprint, Fingerprint, HeadMark, TailMark};
 use crate::input::compressed;
 
 /// Bytes compared to tell a copy from another file that merely starts with the same line.
@@ -159,6 +159,11 @@ impl CompressedProbe for CompressedFileProbe<'_> {
             read_head(t.file)?
         };
         Ok(compare_head_bytes(head, &other))
+    }
+
+    fn head_is(&mut self, head: &HeadMark) -> bool {
+        let bytes = compressed::head(self.seen, head.len as usize, false).bytes;
+        HeadMark::of(&bytes) == *head
     }
 
     fn holds(&mut self, offset: u64, tail: &TailMark) -> Holds {

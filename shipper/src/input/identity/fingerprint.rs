@@ -81,6 +81,45 @@ pub(crate) fn salted_key(
     xxh3_64_with_seed(&bytes, fingerprint)
 }
 
+/// Bytes of a file's head that [`HeadMark`] covers at most.
+pub(crate) const HEAD_MARK_LEN: usize = 4096;
+
+/// A hash of the first bytes of an identity (up to [`HEAD_MARK_LEN`]), taken when its file
+/// was read to its end: with the first line and the length, what tells that a compressed
+/// file holds the same bytes without decompressing it all. Files that share a first line (a
+/// header) differ right after it, so the first line alone cannot tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeadMark {
+    /// How many bytes from the start were hashed (0: not known).
+    pub(crate) len: u32,
+    pub(crate) hash: u64,
+}
+
+impl HeadMark {
+    /// The mark of a head (only its first [`HEAD_MARK_LEN`] bytes are used).
+    pub(crate) fn of(head: &[u8]) -> HeadMark {
+        let head = &head[..head.len().min(HEAD_MARK_LEN)];
+        HeadMark {
+            len: head.len() as u32,
+            hash: xxh3_64(head),
+        }
+    }
+
+    /// The mark of a plain file's head.
+    pub(crate) fn read(file: &File) -> io::Result<HeadMark> {
+        let mut buf = [0u8; HEAD_MARK_LEN];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file.read_at(&mut buf[filled..], filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(HeadMark::of(&buf[..filled]))
+    }
+}
+
 /// A hash of the last bytes before an offset: proof that a file still holds, at that offset,
 /// the content a checkpoint was taken on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
