@@ -488,7 +488,7 @@ impl FileServer {
             .store(self.watchers.len() as u64, Ordering::Relaxed);
         metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
         metrics::gauge!("shipper_files_closed_inactive").set(self.closed.len() as f64);
-        self.finish_departed(now_unix);
+        self.after_scan(now_unix);
     }
 
     /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and

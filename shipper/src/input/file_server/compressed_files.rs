@@ -124,6 +124,18 @@ impl FileServer {
         }
     }
 
+    /// What follows a scan for the files this loop holds apart from the watchers:
+    /// compressed files with nothing to read are forgotten once gone, and files without a
+    /// complete line that left the globs are finished ([`FileServer::finish_departed`]).
+    pub(super) fn after_scan(&mut self, now_unix: u64) {
+        if !self.ignored_compressed.is_empty() {
+            let present = &self.present;
+            self.ignored_compressed
+                .retain(|key, _| present.contains_key(key));
+        }
+        self.finish_departed(now_unix);
+    }
+
     /// Is the plain file `file` (fingerprint `fp`) possibly the content of a compressed file
     /// being read? Then it waits until that one is finished, so that one identity is never
     /// read from two files at once.
