@@ -34,6 +34,10 @@ pub(crate) use sections::{Batch, Elasticsearch, Input, Shipper};
 pub use settings_kit::SettingError;
 pub(crate) use settings_kit::Size;
 
+/// Files not read unless `exclude` says otherwise: compressed formats the shipper cannot
+/// decompress (their bytes would be shipped as garbage). `.gz` rotations are read.
+const DEFAULT_EXCLUDE: [&str; 5] = ["*.bz2", "*.xz", "*.zst", "*.lz4", "*.zip"];
+
 /// didban's log shipper: tails JSON log files into Elasticsearch data streams, every line
 /// exactly once.
 ///
@@ -289,7 +293,7 @@ impl Settings {
         }
         let exclude: Vec<String> = match input.exclude {
             Some(list) => list.into_iter().filter(|p| !p.is_empty()).collect(),
-            None => vec!["*.gz".to_string()],
+            None => DEFAULT_EXCLUDE.iter().map(|p| p.to_string()).collect(),
         };
         crate::input::paths::PathsProvider::new(&include, &exclude)
             .map_err(|e| invalid("paths", e.to_string()))?;
@@ -489,7 +493,11 @@ mod tests {
         assert_eq!(s.metrics_addr.to_string(), "0.0.0.0:9600");
         assert_eq!(s.encode.namespace, "default");
         assert_eq!(s.input.close_inactive, Duration::from_secs(300));
-        assert_eq!(s.input.exclude, vec!["*.gz"]);
+        assert_eq!(s.input.exclude, DEFAULT_EXCLUDE);
+        assert!(
+            !s.input.exclude.iter().any(|p| p.contains("gz")),
+            ".gz rotations are read by default"
+        );
         assert!(s.memory_budget >= 2 * s.encode.batch.max_bytes);
         assert_eq!(s.output.auth, Auth::None);
         assert_eq!(s.memory_budget, 8 * 1024 * 1024);

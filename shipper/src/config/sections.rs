@@ -66,8 +66,9 @@ pub(crate) struct Input {
     /// Log files to read: comma-separated absolute globs [input.paths].
     #[arg(long, env = "SHIPPER_PATHS", value_delimiter = ',', value_parser = layers::item)]
     pub(crate) paths: Option<Vec<String>>,
-    /// Globs of files never to read, matched on the path or the file name; default `*.gz`
-    /// [input.exclude].
+    /// Globs of files never to read, matched on the path or the file name; default the
+    /// compressed formats the shipper cannot decompress: `*.bz2,*.xz,*.zst,*.lz4,*.zip`
+    /// (`.gz` rotations are read) [input.exclude].
     #[arg(long, env = "SHIPPER_EXCLUDE", value_delimiter = ',', value_parser = layers::item)]
     pub(crate) exclude: Option<Vec<String>>,
     /// Longest line kept whole; longer lines are cut and tagged `_truncated` (default 1MiB)

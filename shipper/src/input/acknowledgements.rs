@@ -241,6 +241,13 @@ impl AckTable {
         }
     }
 
+    /// Records the mark of the identity's first bytes (its file was read to its end).
+    pub(crate) fn set_head(&self, slot: u32, head: super::identity::HeadMark) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
+            s.checkpoint.head = head;
+        }
+    }
+
     /// Records that the identity was seen at `seen_unix`, if that is `precision_secs` or more
     /// after the time recorded: retention is counted in days, and a checkpoint rewritten on
     /// every scan for a new "seen" second would be a write every few seconds with thousands

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::VecDeque;
 
-use super::identity::{FileKey, Fingerprint, LineMark, TailMark};
+use super::identity::{FileKey, Fingerprint, HeadMark, LineMark, TailMark};
 
 const STABLE: &str = "checkpoints.json";
 const TEMP: &str = "checkpoints.json.tmp";
@@ -51,6 +51,10 @@ pub(crate) struct FileCheckpoint {
     /// already read (copytruncate): a file of exactly this length holding this mark is it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) copy_end: Option<LineMark>,
+    /// Mark of the identity's first bytes, taken when its file was read to its end (a
+    /// compressed copy is then recognised from its head, see [`HeadMark`]).
+    #[serde(default)]
+    pub(crate) head: HeadMark,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
     pub(crate) seen_unix: u64,
 }

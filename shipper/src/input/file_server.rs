@@ -32,6 +32,9 @@ use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
 use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
 use crate::batch::{Acknowledge, Origin};
 
+mod compressed_files;
+mod unterminated;
+
 #[derive(Debug, Clone)]
 pub(crate) struct FileServerConfig {
     pub(crate) include: Vec<String>,
@@ -167,6 +170,11 @@ pub(crate) struct FileServer {
     /// The last read round stopped some file because the sink had no room: shipping is
     /// paused, and new lines are read ahead for the alert tap only.
     paused: bool,
+    /// Compressed files with nothing to read (empty, not gzip), as they were when looked at.
+    ignored_compressed: HashMap<(u64, u64), Stamp>,
+    /// Files without a complete first line yet, held open in case they are renamed away or
+    /// deleted before one arrives (their only line is then shipped).
+    held: HashMap<(u64, u64), unterminated::Held>,
 }
 
 impl FileServer {
@@ -226,6 +234,8 @@ impl FileServer {
             closed: HashMap::new(),
             read_buffer: Vec::new(),
             paused: false,
+            ignored_compressed: HashMap::new(),
+            held: HashMap::new(),
         })
     }
 
@@ -400,6 +410,8 @@ impl FileServer {
                         && w.last_data.elapsed() >= self.cfg.close_inactive =>
                 {
                     tracing::debug!(path = %w.path.display(), "closing a file with nothing new");
+                    self.remember_head(index);
+                    let w = &self.watchers[index];
                     let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
                     self.closed
                         .insert((w.dev, w.ino), Closed { slot, path, stamp });
@@ -413,6 +425,14 @@ impl FileServer {
                 }
                 Verdict::Finished => {
                     tracing::info!(path = %w.path.display(), "finished a rotated or deleted file");
+                    self.remember_head(index);
+                    let w = &self.watchers[index];
+                    if w.reader.is_compressed() {
+                        // Read to its end: it never grows, so it stays closed until it changes.
+                        let (slot, path, stamp) = (w.slot, w.path.clone(), w.checked);
+                        self.closed
+                            .insert((w.dev, w.ino), Closed { slot, path, stamp });
+                    }
                     self.close(index);
                 }
             }
@@ -508,11 +528,12 @@ impl FileServer {
             .store(self.watchers.len() as u64, Ordering::Relaxed);
         metrics::gauge!("shipper_files_open").set(self.watchers.len() as f64);
         metrics::gauge!("shipper_files_closed_inactive").set(self.closed.len() as f64);
+        self.after_scan(now_unix);
     }
 
     /// Opens a newly seen file, has [`decide::identify`] say which identity it is, and
     /// watches it; returns its slot, or `None` when the file cannot be told apart yet or is a
-    /// copy of a file being read.
+    /// copy of a file being read. A compressed file goes to [`FileServer::open_compressed`].
     fn open(
         &mut self,
         path: &Path,
@@ -530,15 +551,38 @@ impl FileServer {
             self.scan_needed = true;
             return Ok(None);
         }
+        if super::compressed::is_compressed(path) {
+            return self.open_compressed(file, &meta, path, now_unix);
+        }
+        self.open_file(file, path, dev, ino, now_unix, false)
+    }
+
+    /// Identifies the open `file` and watches it (see [`FileServer::open`]). `force`: the
+    /// file will not be written any more, so a first line without its newline identifies it.
+    fn open_file(
+        &mut self,
+        file: File,
+        path: &Path,
+        dev: u64,
+        ino: u64,
+        now_unix: u64,
+        force: bool,
+    ) -> std::io::Result<Option<u32>> {
+        let meta = file.metadata()?;
         let size = meta.len();
-        let Some(fp) = fingerprint(&file, false)? else {
+        let Some(fp) = fingerprint(&file, force)? else {
             self.unidentified = true; // no complete first line yet
+            self.hold(file, path, dev, ino, size);
             return Ok(None);
         };
+        self.release(dev, ino);
+        if self.copy_of_open_compressed(&file, fp) {
+            return Ok(None);
+        }
         let open_twins: Vec<OpenTwin<'_>> = self
             .watchers
             .iter()
-            .filter(|w| w.fingerprint == fp)
+            .filter(|w| w.fingerprint == fp && !w.reader.is_compressed())
             .filter_map(|w| {
                 let read_position = self.table.read_position(w.slot)?;
                 Some(OpenTwin {
@@ -574,6 +618,7 @@ impl FileServer {
                     used_tail,
                     recent: cp.recent.into_iter().collect(),
                     copy_end: cp.copy_end,
+                    head: cp.head,
                 })
             })
             .collect();
@@ -663,7 +708,7 @@ impl FileServer {
         dev: u64,
         ino: u64,
         path: &Path,
-        file: File,
+        file: impl Into<super::line_reader::Source>,
         offset: u64,
         size: u64,
     ) {
@@ -701,8 +746,9 @@ impl FileServer {
     fn read_ahead(&mut self) {
         let mut buf = std::mem::take(&mut self.read_buffer);
         for w in &mut self.watchers {
+            // A compressed file holds old lines (rotated): shipping shows them to the tap.
             let from = w.tapped_to.max(w.reader.line_offset());
-            if from < w.size {
+            if from < w.size && !w.reader.is_compressed() {
                 peek_lines(w, from, &mut buf, self.sink.as_mut(), &self.cfg);
             }
         }
@@ -768,6 +814,13 @@ fn poll(
     cfg: &FileServerConfig,
     shared: &mut Vec<u8>,
 ) -> Result<Verdict, Stop> {
+    if w.reader.is_compressed() {
+        // Never written again: nothing to verify, read it to its end.
+        w.reader.lend(shared);
+        let verdict = read_lines(w, sink, table, cfg);
+        w.reader.give_back(shared);
+        return verdict;
+    }
     let meta = match w.reader.file().metadata() {
         Ok(m) => m,
         Err(e) => {
@@ -835,8 +888,10 @@ fn read_lines(
     if w.reader.rewritten() {
         return Ok(Verdict::Truncated);
     }
-    if w.gone && w.reader.at_eof() && w.last_data.elapsed() >= cfg.rotate_wait {
-        // The writer has moved on: its last line will never get a newline.
+    let finished = w.reader.is_compressed() || (w.gone && w.last_data.elapsed() >= cfg.rotate_wait);
+    if finished && w.reader.at_eof() {
+        // The writer has moved on (or a compressed file is complete): its last line will
+        // never get a newline.
         if !sink.has_room()? {
             w.held = true;
             return Ok(Verdict::Keep);

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use super::compressed::GzStream;
 use super::identity::TailMark;
 
 /// Bytes asked of the kernel per read.
@@ -38,9 +39,32 @@ pub struct Line<'a> {
     pub tail: TailMark,
 }
 
+/// Where a reader's bytes come from: a plain file, or the decompressed stream of a
+/// compressed one (offsets are then offsets in the decompressed bytes).
+pub(crate) enum Source {
+    Plain(File),
+    /// Boxed: the decoder's state is large, and a plain file's reader should not pay for it.
+    Compressed(Box<GzStream>),
+}
+
+impl From<File> for Source {
+    fn from(file: File) -> Source {
+        Source::Plain(file)
+    }
+}
+
+impl Source {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Source::Plain(f) => f.read_at(buf, offset),
+            Source::Compressed(s) => s.read_at(buf, offset),
+        }
+    }
+}
+
 /// Reads the lines of one open file.
 pub(crate) struct LineReader {
-    file: File,
+    source: Source,
     /// File offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
@@ -63,9 +87,9 @@ pub(crate) struct LineReader {
 
 impl LineReader {
     /// A reader positioned at `offset`, which must be the start of a line.
-    pub(crate) fn new(file: File, offset: u64, max_line_bytes: usize) -> LineReader {
+    pub(crate) fn new(source: impl Into<Source>, offset: u64, max_line_bytes: usize) -> LineReader {
         LineReader {
-            file,
+            source: source.into(),
             buf_offset: offset,
             buf: Vec::new(),
             start: 0,
@@ -85,8 +109,17 @@ impl LineReader {
         self.rewritten
     }
 
+    /// The file read (for a compressed one, the compressed file itself).
     pub(crate) fn file(&self) -> &File {
-        &self.file
+        match &self.source {
+            Source::Plain(f) => f,
+            Source::Compressed(s) => s.file(),
+        }
+    }
+
+    /// Reads a compressed file's decompressed bytes: it never changes and never grows.
+    pub(crate) fn is_compressed(&self) -> bool {
+        matches!(self.source, Source::Compressed(_))
     }
 
     /// Offset of the first byte not yet handed out in a line.
@@ -266,11 +299,12 @@ impl LineReader {
         }
         loop {
             let at = self.buf_offset + self.filled as u64;
-            match self.file.read_at(&mut self.buf[self.filled..], at) {
+            match self.source.read_at(&mut self.buf[self.filled..], at) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    if let Some(tail) = self.read_tail {
-                        if !tail.matches(&self.file, at)? {
+                    // A compressed file never changes under its reader.
+                    if let (Some(tail), Source::Plain(file)) = (self.read_tail, &self.source) {
+                        if !tail.matches(file, at)? {
                             self.rewritten = true;
                             return Ok(false);
                         }

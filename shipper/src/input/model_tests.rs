@@ -1,5 +1,6 @@
 //! Model tests of the tailer: random sequences of writes, rename rotations, copytruncates,
-//! deletions, acknowledgements, lost responses and restarts, run against the real reader on
+//! deletions, compression of rotated files (logrotate's `compress`), acknowledgements, lost
+//! responses and restarts, run against the real reader on
 //! real files, and checked against the simplest model there is: every line written ends up in
 //! the index exactly once, under one id.
 
@@ -36,6 +37,8 @@ enum Op {
     IndexWithoutAck,
     Restart,
     DeleteShippedRotated,
+    /// logrotate's `compress`: the oldest rotated plain file becomes `<name>.gz` and goes.
+    CompressRotated,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::IndexWithoutAck),
         1 => Just(Op::Restart),
         1 => Just(Op::DeleteShippedRotated),
+        1 => Just(Op::CompressRotated),
     ]
 }
 
@@ -225,6 +229,18 @@ impl Harness {
                 }
             }
             Op::Restart => self.restart(),
+            Op::CompressRotated => {
+                let plain = self
+                    .rotated()
+                    .into_iter()
+                    .find(|p| !super::compressed::is_compressed(p));
+                if let Some(plain) = plain {
+                    let mut gz = plain.clone().into_os_string();
+                    gz.push(".gz");
+                    fs::write(&gz, gzip(&fs::read(&plain).unwrap())).unwrap();
+                    fs::remove_file(&plain).unwrap();
+                }
+            }
             Op::DeleteShippedRotated => {
                 self.settle();
                 if let Some(oldest) = self.rotated().first() {
@@ -336,6 +352,12 @@ fn start(
 }
 
 const HEADER: &str = "# app log, format 1";
+
+fn gzip(content: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(content).unwrap();
+    e.finish().unwrap()
+}
 
 fn check(ops: &[Op]) -> Result<(), TestCaseError> {
     check_with(ops, false)
@@ -477,5 +499,167 @@ fn rename_rotation_while_responses_are_lost() {
         Op::DeleteShippedRotated,
         Op::Write(3, 1),
     ])
+    .unwrap();
+}
+
+#[test]
+fn a_rotation_compressed_while_down_resumes_inside_the_compressed_file() {
+    check(&[
+        Op::Write(20, 0),
+        Op::Step,
+        Op::AckAll,
+        Op::Write(15, 0),
+        Op::Restart,
+        Op::RotateRename(0),
+        Op::CompressRotated,
+        Op::Write(5, 0),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn a_rotation_compressed_while_its_original_is_being_read_is_not_read_twice() {
+    check(&[
+        Op::Write(20, 0),
+        Op::Step,
+        Op::Write(15, 0),
+        Op::RotateRename(0),
+        Op::CompressRotated,
+        Op::Step,
+        Op::AckAll,
+        Op::Restart,
+        Op::Write(5, 0),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn compressed_rotations_of_files_with_a_common_header_are_told_apart() {
+    check_with(
+        &[
+            Op::Write(4, 0),
+            Op::Step,
+            Op::RotateRename(0),
+            Op::Write(3, 0),
+            Op::RotateRename(0),
+            Op::CompressRotated,
+            Op::Restart,
+            Op::CompressRotated,
+            Op::Write(2, 0),
+            Op::Step,
+            Op::IndexWithoutAck,
+            Op::Restart,
+        ],
+        true,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_compressed_file_of_a_fully_read_identity_costs_one_first_line_read() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path());
+    h.apply(&Op::Write(50, 0));
+    h.apply(&Op::RotateRename(0));
+    h.settle();
+    h.apply(&Op::CompressRotated);
+    h.settle();
+    let before = h.index.docs.len();
+    assert_eq!(h.written.len(), before);
+    h.restart();
+    let decompressed = super::compressed::DECOMPRESSED.with(|c| c.replace(0));
+    assert!(
+        decompressed > 0,
+        "the compressed file was looked at after the rotation"
+    );
+    h.settle();
+    assert_eq!(h.index.docs.len(), before, "nothing new");
+    let decompressed = super::compressed::DECOMPRESSED.with(|c| c.get());
+    let first_line = 60;
+    assert!(
+        decompressed <= 2 * 4096 && decompressed >= first_line,
+        "{decompressed} bytes decompressed: the first line and the head only"
+    );
+}
+
+#[test]
+fn a_truncated_compressed_file_ships_what_decompresses_and_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path());
+    let lines: String = (0..5000)
+        .map(|n| format!("{{\"service.name\":\"app0\",\"message\":\"line-{n:06}\"}}\n"))
+        .collect();
+    let whole = gzip(lines.as_bytes());
+    fs::write(h.dir.join("app0.log.3.gz"), &whole[..whole.len() / 2]).unwrap();
+    fs::write(h.dir.join("app0.log.4.gz"), b"not gzip at all\n").unwrap();
+    h.settle();
+    h.settle();
+    let got = h.index.docs.len();
+    assert!(got > 100 && got < 5000, "{got} documents");
+    assert!(h.index.conflicts.is_empty());
+    for n in 0..got - 1 {
+        let line = format!("line-{n:06}");
+        assert!(
+            h.index.docs.values().any(|m| *m == line),
+            "{line} is missing: the lines before the damage are shipped"
+        );
+    }
+}
+
+#[test]
+fn a_compressed_rotation_with_lines_sent_but_unacknowledged_resumes_after_a_restart() {
+    check(&[
+        Op::Write(1, 0),
+        Op::DeleteShippedRotated,
+        Op::Write(1, 0),
+        Op::Step,
+        Op::RotateRename(0),
+        Op::CompressRotated,
+        Op::IndexWithoutAck,
+    ])
+    .unwrap();
+}
+
+#[test]
+fn a_lone_unterminated_line_is_shipped_once_when_its_file_is_renamed_away_or_deleted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path());
+    let renamed = h.dir.join("app0.log");
+    let deleted = h.dir.join("app1.log");
+    let stays = h.dir.join("app2.log");
+    fs::write(&renamed, "renamed away").unwrap();
+    fs::write(&deleted, "deleted").unwrap();
+    fs::write(&stays, "still being written").unwrap();
+    h.settle();
+    assert!(
+        h.index.docs.is_empty(),
+        "a partial line waits for its newline"
+    );
+    fs::rename(&renamed, root.path().join("elsewhere.txt")).unwrap();
+    fs::remove_file(&deleted).unwrap();
+    h.settle();
+    h.restart();
+    h.settle();
+    let mut messages: Vec<&str> = h.index.docs.values().map(String::as_str).collect();
+    messages.sort();
+    assert_eq!(messages, vec!["deleted", "renamed away"], "each once");
+}
+
+#[test]
+fn compressed_files_with_a_common_header_and_the_same_length_are_told_apart() {
+    check_with(
+        &[
+            Op::Write(3, 0),
+            Op::Write(2, 0),
+            Op::Write(10, 0),
+            Op::Step,
+            Op::Write(15, 1),
+            Op::RotateRename(0),
+            Op::CompressRotated,
+            Op::CopyTruncate(1),
+            Op::CompressRotated,
+        ],
+        true,
+    )
     .unwrap();
 }

@@ -31,6 +31,14 @@ pub(crate) fn describe_input_metrics() {
         Unit::Bytes,
         "All files: bytes written but not yet acknowledged."
     );
+    describe_counter!(
+        "shipper_compressed_files_total",
+        "Compressed (.gz) files identified, by verdict: new (read whole), resumed (read from inside), already_read (its head read, nothing more)."
+    );
+    describe_counter!(
+        "shipper_compressed_files_corrupt_total",
+        "Compressed (.gz) files that decompress only in part or not at all: what decompresses is shipped."
+    );
     describe_gauge!(
         "shipper_deleted_files_open",
         "Deleted files still open because their lines are not all shipped (they hold disk space)."

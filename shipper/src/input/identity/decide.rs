@@ -16,7 +16,7 @@
 
 use std::io;
 
-use super::{FileKey, Fingerprint, LineMark, TailMark};
+use super::{FileKey, Fingerprint, HeadMark, LineMark, TailMark, HEAD_MARK_LEN};
 
 /// How the beginnings of two files with the same fingerprint compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub(crate) struct Known {
     pub(crate) recent: Vec<LineMark>,
     /// The copy it was found to live on in, if any.
     pub(crate) copy_end: Option<LineMark>,
+    /// Mark of its first bytes, if its file was read to its end (compressed files only).
+    pub(crate) head: HeadMark,
 }
 
 /// The questions a decision may ask about file contents.
@@ -200,6 +202,140 @@ fn prefix_mark(size: u64, k: &Known) -> Option<LineMark> {
     }
 }
 
+/// A compressed file (`x.log.2.gz`) that appeared under the globs, as the loop found it
+/// (besides its fingerprint, which chose the candidates).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeenCompressed {
+    /// The decompressed size its gzip trailer records (modulo 2^32), if readable.
+    pub(crate) trailer_size: Option<u32>,
+}
+
+/// The questions [`identify_compressed`] may ask about a compressed file's contents.
+pub(crate) trait CompressedProbe {
+    /// How the decompressed head compares with the head of the open twin.
+    fn heads(&mut self, twin: Twin) -> io::Result<Heads>;
+    /// Do the first decompressed bytes have the mark `head`?
+    fn head_is(&mut self, head: &HeadMark) -> bool;
+    /// What the decompressed stream holds before `offset`, compared with `tail`.
+    fn holds(&mut self, offset: u64, tail: &TailMark) -> Holds;
+}
+
+/// What a compressed file holds before an offset (see [`CompressedProbe::holds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holds {
+    /// The marked bytes; `ends_there`: nothing after them.
+    Match {
+        ends_there: bool,
+    },
+    Differs,
+    /// The stream ends before the offset.
+    Shorter,
+    /// Decompression fails before the offset.
+    Damaged,
+}
+
+/// What to do with a compressed file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CompressedVerdict {
+    /// An open file holds the same head (the file it was made from, still being read):
+    /// decide once that one is finished, so the identity is never read twice at once.
+    Wait,
+    /// Everything it holds was already read under the identity in `slot`: nothing to read.
+    Shipped { slot: u32 },
+    /// The identity in `slot`, read up to `offset` (decompressed): read on from there.
+    Resume {
+        slot: u32,
+        key: FileKey,
+        offset: u64,
+    },
+    /// An identity never seen: read it whole.
+    New { salted: bool },
+}
+
+/// Decides which identity a compressed file has.
+///
+/// A compressed file is the final state of the file it was made from, so the only question
+/// is how much of it was already read. `twins` are the open files with its fingerprint,
+/// `known` the other identities with it. Cheapest first: a twin with the same head means
+/// the original is still being read (wait for it); an identity read exactly as far as the
+/// trailer's size says the file is long, and whose first bytes (up to 4 KiB, past a shared
+/// header) are the file's, was fully read: a read of the head, nothing more;
+/// otherwise the stream is decompressed up to what was read of each candidate and its tail
+/// mark checked, as for a plain file. Unlike a plain file, the identity's last file need not
+/// be gone: a compressed copy holding the identity's bytes continues it.
+pub(crate) fn identify_compressed(
+    seen: SeenCompressed,
+    twins: &[Twin],
+    known: &[Known],
+    key_taken: bool,
+    probe: &mut impl CompressedProbe,
+) -> io::Result<CompressedVerdict> {
+    for &twin in twins {
+        if probe.heads(twin)? != Heads::Differ {
+            return Ok(CompressedVerdict::Wait);
+        }
+    }
+    for k in known {
+        if k.used > 0
+            && k.read_offset == k.used
+            && seen.trailer_size == Some(k.used as u32)
+            // The mark covers the head as far as the file reaches now (a mark taken while
+            // the file held only a shared header would tell nothing).
+            && k.head.len > 0
+            && u64::from(k.head.len) == k.used.min(HEAD_MARK_LEN as u64)
+            && probe.head_is(&k.head)
+        {
+            return Ok(CompressedVerdict::Shipped { slot: k.slot });
+        }
+    }
+    for k in known {
+        match probe.holds(k.used, &k.used_tail) {
+            Holds::Match { ends_there: true } if k.read_offset == k.used => {
+                return Ok(CompressedVerdict::Shipped { slot: k.slot });
+            }
+            Holds::Match { .. } => {
+                return Ok(CompressedVerdict::Resume {
+                    slot: k.slot,
+                    key: k.key,
+                    offset: k.read_offset,
+                });
+            }
+            // Its first line is this identity's and it breaks before what was read of it:
+            // what decompresses was read already. Shipping it under a new identity would
+            // index those lines twice.
+            Holds::Damaged => return Ok(CompressedVerdict::Shipped { slot: k.slot }),
+            Holds::Differs | Holds::Shorter => {}
+        }
+    }
+    // A compressed copytruncate copy that ends before what was read of the identity (see
+    // `identify`): the mark it must hold is the copy it was found in, or the last recent
+    // line end within the size its trailer records.
+    for k in known {
+        let size = seen.trailer_size.map(u64::from);
+        let mark = match (k.copy_end, size) {
+            (Some(end), _) => Some(end),
+            (None, Some(size)) if k.used < 1 << 32 => prefix_mark(size, k),
+            _ => None,
+        };
+        let Some(mark) = mark else { continue };
+        let whole = k.copy_end.is_some();
+        match probe.holds(mark.offset, &mark.tail) {
+            Holds::Match { ends_there } if ends_there || !whole => {
+                if k.read_offset >= mark.offset && (ends_there || k.read_offset >= k.used) {
+                    return Ok(CompressedVerdict::Shipped { slot: k.slot });
+                }
+                return Ok(CompressedVerdict::Resume {
+                    slot: k.slot,
+                    key: k.key,
+                    offset: k.read_offset,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(CompressedVerdict::New { salted: key_taken })
+}
+
 /// What an open file's turn finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum OpenCheck {
@@ -323,6 +459,10 @@ mod tests {
             read_offset,
             used,
             used_tail: mark(used),
+            head: HeadMark {
+                len: used.min(HEAD_MARK_LEN as u64) as u32,
+                hash: 1,
+            },
             recent: vec![],
             copy_end: None,
         }
@@ -716,6 +856,212 @@ mod tests {
         ];
         for (name, turn, mut facts, want) in cases {
             assert_eq!(check_open(turn, FP, &mut facts), want, "{name}");
+        }
+    }
+
+    /// A compressed file's contents, as a table.
+    #[derive(Default)]
+    struct Compressed {
+        heads: Vec<Heads>,
+        /// Per offset, what the stream holds there.
+        holds: Vec<(u64, Holds)>,
+        asked_holds: usize,
+        /// The head is another identity's (a common header, then other bytes).
+        other_head: bool,
+    }
+
+    impl CompressedProbe for Compressed {
+        fn heads(&mut self, twin: Twin) -> io::Result<Heads> {
+            Ok(self.heads[twin.index])
+        }
+        fn head_is(&mut self, _: &HeadMark) -> bool {
+            !self.other_head
+        }
+        fn holds(&mut self, offset: u64, _: &TailMark) -> Holds {
+            self.asked_holds += 1;
+            self.holds
+                .iter()
+                .find(|(o, _)| *o == offset)
+                .map_or(Holds::Differs, |(_, h)| *h)
+        }
+    }
+
+    #[test]
+    fn identify_compressed_decides_every_case_of_the_table() {
+        let gz = |trailer: Option<u32>| SeenCompressed {
+            trailer_size: trailer,
+        };
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(
+            &str,
+            SeenCompressed,
+            Compressed,
+            Vec<Known>,
+            bool,
+            CompressedVerdict,
+            usize,
+        )> = vec![
+            (
+                "an identity never seen: read whole",
+                gz(Some(500)),
+                Compressed::default(),
+                vec![],
+                false,
+                CompressedVerdict::New { salted: false },
+                0,
+            ),
+            (
+                "the file it was made from is still open: wait for it",
+                gz(Some(500)),
+                Compressed {
+                    heads: vec![Heads::Same],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::Wait,
+                0,
+            ),
+            (
+                "fully read, and the trailer says as much: no decompression",
+                gz(Some(300)),
+                Compressed::default(),
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::Shipped { slot: 3 },
+                0,
+            ),
+            (
+                "a common header and the same length, other bytes: decompressed to tell",
+                gz(Some(300)),
+                Compressed {
+                    other_head: true,
+                    holds: vec![(300, Holds::Differs)],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::New { salted: true },
+                1,
+            ),
+            (
+                "fully read, but its head was never marked: decompressed to tell",
+                gz(Some(300)),
+                Compressed {
+                    holds: vec![(300, Holds::Match { ends_there: true })],
+                    ..Compressed::default()
+                },
+                vec![Known {
+                    head: HeadMark::default(),
+                    ..known(3, 99, 300, 300)
+                }],
+                true,
+                CompressedVerdict::Shipped { slot: 3 },
+                1,
+            ),
+            (
+                "read in part: resume inside it",
+                gz(Some(900)),
+                Compressed {
+                    holds: vec![(300, Holds::Match { ends_there: false })],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::Resume {
+                    slot: 3,
+                    key: 103,
+                    offset: 300,
+                },
+                1,
+            ),
+            (
+                "read further than acknowledged (a restart): resume at the read offset",
+                gz(Some(300)),
+                Compressed {
+                    holds: vec![(300, Holds::Match { ends_there: true })],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 250, 300)],
+                true,
+                CompressedVerdict::Resume {
+                    slot: 3,
+                    key: 103,
+                    offset: 250,
+                },
+                1,
+            ),
+            (
+                "fully read but no usable trailer: the stream tells",
+                gz(None),
+                Compressed {
+                    holds: vec![(300, Holds::Match { ends_there: true })],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::Shipped { slot: 3 },
+                1,
+            ),
+            (
+                "a common header, other bytes: an identity of its own",
+                gz(Some(900)),
+                Compressed {
+                    heads: vec![Heads::Differ],
+                    holds: vec![(300, Holds::Differs)],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::New { salted: true },
+                1,
+            ),
+            (
+                "shorter than what was read of the identity: not it",
+                gz(Some(100)),
+                Compressed {
+                    holds: vec![(300, Holds::Shorter)],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::New { salted: true },
+                1,
+            ),
+            (
+                "damaged before what was read: that much was shipped already",
+                gz(Some(12345)),
+                Compressed {
+                    holds: vec![(300, Holds::Damaged)],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300)],
+                true,
+                CompressedVerdict::Shipped { slot: 3 },
+                1,
+            ),
+            (
+                "two identities share the header: the one whose bytes it holds",
+                gz(Some(5000)),
+                Compressed {
+                    holds: vec![(400, Holds::Match { ends_there: false })],
+                    ..Compressed::default()
+                },
+                vec![known(3, 99, 300, 300), known(4, 98, 400, 400)],
+                true,
+                CompressedVerdict::Resume {
+                    slot: 4,
+                    key: 104,
+                    offset: 400,
+                },
+                2,
+            ),
+        ];
+        for (name, seen, mut facts, known, key_taken, want, asked) in cases {
+            let twins = twins(facts.heads.len());
+            let got = identify_compressed(seen, &twins, &known, key_taken, &mut facts).unwrap();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(facts.asked_holds, asked, "decompression passes: {name}");
         }
     }
 }

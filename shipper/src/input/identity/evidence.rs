@@ -6,8 +6,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::decide::{Heads, OpenProbe, Probe, Twin};
-use super::{fingerprint, Fingerprint, TailMark};
+use super::decide::{CompressedProbe, Heads, Holds, OpenProbe, Probe, Twin};
+use super::{fingerprint, Fingerprint, HeadMark, TailMark};
+use crate::input::compressed;
 
 /// Bytes compared to tell a copy from another file that merely starts with the same line.
 const HEAD_COMPARE: usize = 16 * 1024;
@@ -88,30 +89,94 @@ impl OpenProbe for OpenFileProbe<'_> {
 /// line (a header, a banner) differ right after it. Equal bytes that end within the first
 /// line prove nothing yet.
 fn compare_heads(a: &File, b: &File) -> io::Result<Heads> {
-    let read = |f: &File| -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; HEAD_COMPARE];
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = f.read_at(&mut buf[filled..], filled as u64)?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
+    Ok(compare_head_bytes(&read_head(a)?, &read_head(b)?))
+}
+
+/// The first [`HEAD_COMPARE`] bytes of a file (fewer if it is shorter).
+fn read_head(f: &File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; HEAD_COMPARE];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = f.read_at(&mut buf[filled..], filled as u64)?;
+        if n == 0 {
+            break;
         }
-        buf.truncate(filled);
-        Ok(buf)
-    };
-    let (a, b) = (read(a)?, read(b)?);
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// [`compare_heads`] on heads already read.
+pub(crate) fn compare_head_bytes(a: &[u8], b: &[u8]) -> Heads {
     let n = a.len().min(b.len());
     if a[..n] != b[..n] {
-        return Ok(Heads::Differ);
+        return Heads::Differ;
     }
     let first_line = memchr::memchr(b'\n', &a[..n]).map_or(n, |i| i + 1);
     if n <= first_line {
-        Ok(Heads::TooShort)
+        Heads::TooShort
     } else {
-        Ok(Heads::Same)
+        Heads::Same
     }
+}
+
+/// An open file with the fingerprint of a compressed file being identified.
+pub(crate) struct OpenTwinOf<'a> {
+    pub(crate) file: &'a File,
+    /// The open file is itself compressed (its head must be decompressed to compare).
+    pub(crate) compressed: bool,
+}
+
+/// Answers [`CompressedProbe`]'s questions from the compressed file and its open twins.
+pub(crate) struct CompressedFileProbe<'a> {
+    pub(crate) seen: &'a File,
+    pub(crate) twins: Vec<OpenTwinOf<'a>>,
+    /// The seen file's decompressed head, once asked for.
+    head: Option<Vec<u8>>,
+}
+
+impl<'a> CompressedFileProbe<'a> {
+    pub(crate) fn new(seen: &'a File, twins: Vec<OpenTwinOf<'a>>) -> CompressedFileProbe<'a> {
+        CompressedFileProbe {
+            seen,
+            twins,
+            head: None,
+        }
+    }
+}
+
+impl CompressedProbe for CompressedFileProbe<'_> {
+    fn heads(&mut self, twin: Twin) -> io::Result<Heads> {
+        let seen = self.seen;
+        let head = self
+            .head
+            .get_or_insert_with(|| compressed::head(seen, HEAD_COMPARE, false).bytes);
+        let t = &self.twins[twin.index];
+        let other = if t.compressed {
+            compressed::head(t.file, HEAD_COMPARE, false).bytes
+        } else {
+            read_head(t.file)?
+        };
+        Ok(compare_head_bytes(head, &other))
+    }
+
+    fn head_is(&mut self, head: &HeadMark) -> bool {
+        let bytes = compressed::head(self.seen, head.len as usize, false).bytes;
+        HeadMark::of(&bytes) == *head
+    }
+
+    fn holds(&mut self, offset: u64, tail: &TailMark) -> Holds {
+        compressed::holds(self.seen, offset, tail)
+    }
+}
+
+/// Does the plain file `plain` start with the bytes the compressed file `gz` decompresses
+/// to (or cannot it be told yet)? Then it may be the same content as a compressed file
+/// being read, and must wait for it to be finished.
+pub(crate) fn plain_may_copy_compressed(plain: &File, gz: &File) -> io::Result<bool> {
+    let theirs = compressed::head(gz, HEAD_COMPARE, false).bytes;
+    Ok(compare_head_bytes(&read_head(plain)?, &theirs) != Heads::Differ)
 }
 
 /// Does the file at `path` start with the first line `fp` and hold, before `offset`, the
@@ -147,6 +212,39 @@ mod tests {
         assert_eq!(compare_heads(&a, &b).unwrap(), Heads::Same);
         assert_eq!(compare_heads(&a, &c).unwrap(), Heads::Differ);
         assert_eq!(compare_heads(&a, &d).unwrap(), Heads::TooShort);
+    }
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(content).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_compressed_file_is_compared_by_its_decompressed_head() {
+        let content = b"# header\nline one\nline two\n";
+        let (_g, gz) = file_with(&gzip(content));
+        let (_p, plain) = file_with(content);
+        let (_o, other) = file_with(b"# header\nsomething else\n");
+        let twins = |f| {
+            vec![
+                OpenTwinOf {
+                    file: f,
+                    compressed: false,
+                },
+                OpenTwinOf {
+                    file: &gz,
+                    compressed: true,
+                },
+            ]
+        };
+        let mut probe = CompressedFileProbe::new(&gz, twins(&plain));
+        assert_eq!(probe.heads(Twin { index: 0 }).unwrap(), Heads::Same);
+        assert_eq!(probe.heads(Twin { index: 1 }).unwrap(), Heads::Same);
+        let mut probe = CompressedFileProbe::new(&gz, twins(&other));
+        assert_eq!(probe.heads(Twin { index: 0 }).unwrap(), Heads::Differ);
+        assert!(plain_may_copy_compressed(&plain, &gz).unwrap());
+        assert!(!plain_may_copy_compressed(&other, &gz).unwrap());
     }
 
     #[test]

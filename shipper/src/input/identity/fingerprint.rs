@@ -48,10 +48,21 @@ pub(crate) fn fingerprint(file: &File, force: bool) -> io::Result<Option<Fingerp
         }
         filled += n;
     }
-    if filled == buf.len() || (force && filled > 0) {
-        Ok(Some(xxh3_64(&buf[..filled])))
+    Ok(fingerprint_bytes(&buf[..filled], force))
+}
+
+/// Fingerprint of a file whose first bytes are `head` (all of them, or at least
+/// [`FINGERPRINT_WINDOW`]): the same hash [`fingerprint`] gives the file. Used for compressed
+/// files, whose head is what their first bytes decompress to.
+pub(crate) fn fingerprint_bytes(head: &[u8], force: bool) -> Option<Fingerprint> {
+    let window = &head[..head.len().min(FINGERPRINT_WINDOW)];
+    if let Some(pos) = memchr::memchr(b'\n', window) {
+        return Some(xxh3_64(&window[..pos + 1]));
+    }
+    if window.len() == FINGERPRINT_WINDOW || (force && !window.is_empty()) {
+        Some(xxh3_64(window))
     } else {
-        Ok(None)
+        None
     }
 }
 
@@ -68,6 +79,45 @@ pub(crate) fn salted_key(
     bytes[8..16].copy_from_slice(&ino.to_le_bytes());
     bytes[16..].copy_from_slice(&seen_nanos.to_le_bytes());
     xxh3_64_with_seed(&bytes, fingerprint)
+}
+
+/// Bytes of a file's head that [`HeadMark`] covers at most.
+pub(crate) const HEAD_MARK_LEN: usize = 4096;
+
+/// A hash of the first bytes of an identity (up to [`HEAD_MARK_LEN`]), taken when its file
+/// was read to its end: with the first line and the length, what tells that a compressed
+/// file holds the same bytes without decompressing it all. Files that share a first line (a
+/// header) differ right after it, so the first line alone cannot tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeadMark {
+    /// How many bytes from the start were hashed (0: not known).
+    pub(crate) len: u32,
+    pub(crate) hash: u64,
+}
+
+impl HeadMark {
+    /// The mark of a head (only its first [`HEAD_MARK_LEN`] bytes are used).
+    pub(crate) fn of(head: &[u8]) -> HeadMark {
+        let head = &head[..head.len().min(HEAD_MARK_LEN)];
+        HeadMark {
+            len: head.len() as u32,
+            hash: xxh3_64(head),
+        }
+    }
+
+    /// The mark of a plain file's head.
+    pub(crate) fn read(file: &File) -> io::Result<HeadMark> {
+        let mut buf = [0u8; HEAD_MARK_LEN];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file.read_at(&mut buf[filled..], filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(HeadMark::of(&buf[..filled]))
+    }
 }
 
 /// A hash of the last bytes before an offset: proof that a file still holds, at that offset,
@@ -184,6 +234,21 @@ mod tests {
         let long = vec![b'x'; FINGERPRINT_WINDOW + 10];
         let (_a, a) = file_with(&long);
         assert!(fingerprint(&a, false).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_fingerprint_of_bytes_is_the_fingerprint_of_a_file_holding_them() {
+        let long = vec![b'y'; FINGERPRINT_WINDOW + 10];
+        let contents: [&[u8]; 4] = [b"first\nsecond\n", b"partial", &long, b""];
+        for content in contents {
+            let (_t, f) = file_with(content);
+            for force in [false, true] {
+                assert_eq!(
+                    fingerprint(&f, force).unwrap(),
+                    fingerprint_bytes(content, force)
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) mod decide;
 pub(crate) mod evidence;
 mod fingerprint;
 
-pub use fingerprint::TailMark;
-pub(crate) use fingerprint::{fingerprint, salted_key};
+pub(crate) use fingerprint::{fingerprint, fingerprint_bytes, salted_key};
 pub(crate) use fingerprint::{FileKey, Fingerprint, LineMark};
+pub use fingerprint::{HeadMark, TailMark};
+pub(crate) use fingerprint::{FINGERPRINT_WINDOW, HEAD_MARK_LEN, TAIL_MARK_LEN};
