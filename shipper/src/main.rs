@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(settings.log_format);
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -112,5 +113,36 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.with_ansi(false).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Raises the soft limit of open files to the hard one. The shipper keeps a descriptor per
+/// file it follows (until the file is idle for `SHIPPER_CLOSE_INACTIVE`), and the usual soft
+/// limit of 1024 (a container's default) would make it fail to open files on a host with
+/// thousands of them, while the hard limit is usually far higher. Written with `libc`
+/// directly: two calls, not worth a crate.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    let (before, after) = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let before = limit.rlim_cur;
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                limit.rlim_cur = before;
+            }
+        }
+        (before, limit.rlim_cur)
+    };
+    if after != before {
+        tracing::info!(from = before, to = after, "raised the limit of open files");
+    } else if after < 4096 {
+        tracing::warn!(limit = after, "the limit of open files is low; files beyond it cannot be followed until others are closed");
     }
 }

@@ -496,3 +496,47 @@ fn files_are_found_and_identified_while_reading_is_paused() {
     std::thread::sleep(Duration::from_millis(500));
     assert_exactly_once(&es, "logs-*", n);
 }
+
+/// Ten thousand files: every one found, read once, closed when idle and opened again by its
+/// identity when it grows; the shipper's descriptors follow what is open, not what exists.
+/// (Memory and idle CPU with many files are figures of `benches/many_files.rs`.)
+#[test]
+fn ten_thousand_files_are_each_read_once_closed_when_idle_and_found_again() {
+    const FILES: usize = 10_000;
+    let es = es();
+    let setup = Setup::new(&es.url()).env("SHIPPER_CLOSE_INACTIVE", "2s");
+    for f in 0..FILES {
+        write_lines(
+            &setup.logs().join(format!("svc-{f:05}.log")),
+            "payment",
+            f * 2,
+            2,
+        );
+    }
+    let shipper = setup.start();
+    wait_until("every line of every file", Duration::from_secs(180), || {
+        es.count("logs-*") >= 2 * FILES
+    });
+    wait_until("every idle file closed", Duration::from_secs(60), || {
+        shipper.metric("shipper_files_open") == Some(0.0)
+    });
+    assert_eq!(
+        shipper.metric("shipper_files_closed_inactive"),
+        Some(FILES as f64)
+    );
+    // A few grow again: found by their identity, read on where they stopped.
+    for f in (0..FILES).step_by(1000) {
+        write_lines(
+            &setup.logs().join(format!("svc-{f:05}.log")),
+            "payment",
+            2 * FILES + f / 1000,
+            1,
+        );
+    }
+    let n = 2 * FILES + FILES / 1000;
+    wait_until("the lines written to closed files", WAIT, || {
+        es.count("logs-*") >= n
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&es, "logs-*", n);
+}

@@ -9,7 +9,7 @@
 //! The table also remembers every file identity seen (loaded from the checkpoint at start),
 //! so a file that reappears under another name or after a restart resumes where it was.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -58,9 +58,41 @@ impl Slot {
     }
 }
 
+/// Lookups into the slots (see [`AckTable::with_fingerprint`]).
+#[derive(Debug, Default)]
+struct Index {
+    by_fingerprint: HashMap<u64, Vec<u32>>,
+    /// How many identities use each key.
+    keys: HashMap<u64, u32>,
+    /// Slots of forgotten identities, reused first.
+    free: Vec<u32>,
+}
+
+impl Index {
+    fn remove(&mut self, slot: u32, fingerprint: u64, key: u64) {
+        if let Some(v) = self.by_fingerprint.get_mut(&fingerprint) {
+            v.retain(|&s| s != slot);
+            if v.is_empty() {
+                self.by_fingerprint.remove(&fingerprint);
+            }
+        }
+        if let Some(n) = self.keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(&key);
+            }
+        }
+        self.free.push(slot);
+    }
+}
+
 /// Delivery state of every known file identity; shared by the reader and the output.
 pub(crate) struct AckTable {
     slots: Mutex<Vec<Slot>>,
+    /// Which slots have which fingerprint and key, and which are free: opening one file
+    /// among thousands looks its candidates up instead of scanning every identity. Locked
+    /// after `slots`, never before.
+    index: Mutex<Index>,
     budget: Arc<ReadBudget>,
     born: std::time::Instant,
 }
@@ -69,6 +101,7 @@ impl AckTable {
     pub(crate) fn new(budget: Arc<ReadBudget>) -> AckTable {
         AckTable {
             slots: Mutex::new(Vec::new()),
+            index: Mutex::new(Index::default()),
             budget,
             born: std::time::Instant::now(),
         }
@@ -82,18 +115,49 @@ impl AckTable {
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
     pub(crate) fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
         let mut slots = self.lock();
+        let mut index = self.lock_index();
+        let (fingerprint, key) = (checkpoint.fingerprint, checkpoint.key);
         let slot = Slot {
             checkpoint,
             base_seq: 0,
             pending: VecDeque::new(),
             forgotten: false,
         };
-        if let Some(i) = slots.iter().position(|s| s.forgotten) {
-            slots[i] = slot;
-            return i as u32;
-        }
-        slots.push(slot);
-        (slots.len() - 1) as u32
+        let at = match index.free.pop() {
+            Some(i) => {
+                slots[i as usize] = slot;
+                i
+            }
+            None => {
+                slots.push(slot);
+                (slots.len() - 1) as u32
+            }
+        };
+        index
+            .by_fingerprint
+            .entry(fingerprint)
+            .or_default()
+            .push(at);
+        *index.keys.entry(key).or_default() += 1;
+        at
+    }
+
+    /// The identities whose first line has fingerprint `fp`, with their saved state, and
+    /// whether `fp` is already some identity's key (a new identity must then be salted).
+    pub(crate) fn with_fingerprint(&self, fp: u64) -> (Vec<(u32, FileCheckpoint)>, bool) {
+        let slots = self.lock();
+        let index = self.lock_index();
+        let found = index
+            .by_fingerprint
+            .get(&fp)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| {
+                let s = slots.get(i as usize)?;
+                (!s.forgotten && s.checkpoint.fingerprint == fp).then(|| (i, s.checkpoint.clone()))
+            })
+            .collect();
+        (found, index.keys.contains_key(&fp))
     }
 
     /// Records a line read from `slot`, ending at `end`, and returns its sequence number.
@@ -260,32 +324,28 @@ impl AckTable {
         }
     }
 
-    /// Slots whose identity matches `pred`, with their saved state.
-    pub(crate) fn find(
-        &self,
-        mut pred: impl FnMut(&FileCheckpoint) -> bool,
-    ) -> Vec<(u32, FileCheckpoint)> {
-        self.lock()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.forgotten && pred(&s.checkpoint))
-            .map(|(i, s)| (i as u32, s.checkpoint.clone()))
-            .collect()
-    }
-
     /// Forgets identities last seen before `cutoff` (Unix seconds) that have nothing in
     /// flight, so a shipper running for months does not carry every file it ever read.
     /// Returns how many were forgotten.
     pub(crate) fn forget_seen_before(&self, cutoff: u64) -> usize {
         let mut forgotten = 0;
-        for s in self.lock().iter_mut() {
+        let mut slots = self.lock();
+        let mut index = self.lock_index();
+        for (i, s) in slots.iter_mut().enumerate() {
             if !s.forgotten && s.pending.is_empty() && s.checkpoint.seen_unix < cutoff {
                 s.forgotten = true;
                 s.checkpoint.path = PathBuf::new();
+                index.remove(i as u32, s.checkpoint.fingerprint, s.checkpoint.key);
                 forgotten += 1;
             }
         }
         forgotten
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, Index> {
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
@@ -400,6 +460,36 @@ mod tests {
     }
 
     #[test]
+    fn identities_are_looked_up_by_fingerprint_and_key() {
+        let t = table();
+        let a = t.insert(FileCheckpoint {
+            key: 7,
+            fingerprint: 7,
+            ..FileCheckpoint::default()
+        });
+        let b = t.insert(FileCheckpoint {
+            key: 99,
+            fingerprint: 7,
+            ..FileCheckpoint::default()
+        });
+        t.insert(FileCheckpoint {
+            key: 8,
+            fingerprint: 8,
+            seen_unix: u64::MAX,
+            ..FileCheckpoint::default()
+        });
+        let (found, key_taken) = t.with_fingerprint(7);
+        let mut slots: Vec<u32> = found.iter().map(|(s, _)| *s).collect();
+        slots.sort();
+        assert_eq!((slots, key_taken), (vec![a, b], true));
+        assert!(t.with_fingerprint(99).1, "a key, not a fingerprint");
+        assert!(t.with_fingerprint(99).0.is_empty());
+        t.forget_seen_before(1);
+        assert_eq!(t.with_fingerprint(7), (vec![], false));
+        assert_eq!(t.with_fingerprint(8).0.len(), 1);
+    }
+
+    #[test]
     fn old_identities_are_forgotten_and_their_place_reused() {
         let t = table();
         let mut old = checkpoint(10);
@@ -415,8 +505,18 @@ mod tests {
             "a slot with lines in flight is kept"
         );
         assert_eq!(t.snapshot().len(), 1);
-        assert!(t.find(|c| c.offset == 10).is_empty());
+        let fp = checkpoint(10).fingerprint;
+        assert!(t
+            .with_fingerprint(fp)
+            .0
+            .iter()
+            .all(|(slot, _)| *slot != old_slot));
         assert_eq!(t.insert(checkpoint(0)), old_slot, "the place is reused");
+        assert!(t
+            .with_fingerprint(fp)
+            .0
+            .iter()
+            .any(|(slot, _)| *slot == old_slot));
         assert_eq!(t.snapshot().len(), 2);
     }
 

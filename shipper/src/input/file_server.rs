@@ -594,13 +594,9 @@ impl FileServer {
         let twins: Vec<decide::Twin> = (0..open_twins.len())
             .map(|index| decide::Twin { index })
             .collect();
-        // One pass over the known identities: those with this fingerprint, and whether the
-        // fingerprint is already some identity's key.
-        let mut key_taken = false;
-        let same_fingerprint = self.table.find(|c| {
-            key_taken |= c.key == fp;
-            c.fingerprint == fp
-        });
+        // The known identities with this fingerprint (an index lookup, not a scan), and
+        // whether the fingerprint is already some identity's key.
+        let (same_fingerprint, key_taken) = self.table.with_fingerprint(fp);
         let known: Vec<decide::Known> = same_fingerprint
             .into_iter()
             // Candidates are few (usually none): look for an open watcher only for them.

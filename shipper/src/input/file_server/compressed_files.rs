@@ -149,11 +149,7 @@ impl FileServer {
     /// The identities with fingerprint `fp` no open file holds, and whether `fp` is already
     /// some identity's key.
     fn known_with(&self, fp: Fingerprint) -> (Vec<decide::Known>, bool) {
-        let mut key_taken = false;
-        let same_fingerprint = self.table.find(|c| {
-            key_taken |= c.key == fp;
-            c.fingerprint == fp
-        });
+        let (same_fingerprint, key_taken) = self.table.with_fingerprint(fp);
         let known = same_fingerprint
             .into_iter()
             .filter(|(slot, _)| !self.watchers.iter().any(|w| w.slot == *slot))
