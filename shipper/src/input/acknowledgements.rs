@@ -93,6 +93,8 @@ pub(crate) struct AckTable {
     /// among thousands looks its candidates up instead of scanning every identity. Locked
     /// after `slots`, never before.
     index: Mutex<Index>,
+    /// See [`AckTable::generation`].
+    generation: std::sync::atomic::AtomicU64,
     budget: Arc<ReadBudget>,
     born: std::time::Instant,
 }
@@ -102,6 +104,7 @@ impl AckTable {
         AckTable {
             slots: Mutex::new(Vec::new()),
             index: Mutex::new(Index::default()),
+            generation: Default::default(),
             budget,
             born: std::time::Instant::now(),
         }
@@ -114,7 +117,7 @@ impl AckTable {
 
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
     pub(crate) fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
-        let mut slots = self.lock();
+        let mut slots = self.lock_mut();
         let mut index = self.lock_index();
         let (fingerprint, key) = (checkpoint.fingerprint, checkpoint.key);
         let slot = Slot {
@@ -165,7 +168,7 @@ impl AckTable {
     pub(crate) fn record_read(&self, slot: u32, end: u64, tail: TailMark, safe_now: bool) -> u64 {
         // Wraps after 49 days; ages are taken with wrapping_sub, so they stay right.
         let read_ms = self.born.elapsed().as_millis() as u32;
-        let mut slots = self.lock();
+        let mut slots = self.lock_mut();
         let Some(s) = slots.get_mut(slot as usize) else {
             return 0;
         };
@@ -267,7 +270,7 @@ impl AckTable {
     /// Drops the recent line ends of an identity whose file went idle: a copy of an idle file
     /// holds all that was read of it, and the saved position tells it.
     pub(crate) fn forget_recent_marks(&self, slot: u32) {
-        if let Some(s) = self.lock().get_mut(slot as usize) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
             s.checkpoint.recent = Default::default();
         }
     }
@@ -275,7 +278,7 @@ impl AckTable {
     /// Records that the identity lives on in a copy of `copy_end.offset` bytes, all of them
     /// read already (see [`FileCheckpoint::copy_end`]).
     pub(crate) fn set_copy_end(&self, slot: u32, copy_end: LineMark) {
-        if let Some(s) = self.lock().get_mut(slot as usize) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
             s.checkpoint.copy_end = Some(copy_end);
             s.checkpoint.recent = Default::default();
         }
@@ -297,7 +300,7 @@ impl AckTable {
 
     /// Updates where the identity lives now and when it was seen.
     pub(crate) fn relocate(&self, slot: u32, dev: u64, ino: u64, path: PathBuf, seen_unix: u64) {
-        if let Some(s) = self.lock().get_mut(slot as usize) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
             s.checkpoint.dev = dev;
             s.checkpoint.ino = ino;
             s.checkpoint.path = path;
@@ -307,7 +310,7 @@ impl AckTable {
 
     /// Records the mark of the identity's first bytes (its file was read to its end).
     pub(crate) fn set_head(&self, slot: u32, head: super::identity::HeadMark) {
-        if let Some(s) = self.lock().get_mut(slot as usize) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
             s.checkpoint.head = head;
         }
     }
@@ -320,6 +323,8 @@ impl AckTable {
         if let Some(s) = self.lock().get_mut(slot as usize) {
             if seen_unix.saturating_sub(s.checkpoint.seen_unix) >= precision_secs {
                 s.checkpoint.seen_unix = seen_unix;
+                self.generation
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             }
         }
     }
@@ -339,7 +344,26 @@ impl AckTable {
                 forgotten += 1;
             }
         }
+        if forgotten > 0 {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         forgotten
+    }
+
+    /// Counts every change, so the checkpoint writer skips a save (and the copy of every
+    /// identity it takes) when nothing changed: with thousands of idle files that copy was
+    /// most of the idle cost.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The slots, for a change: counted in [`AckTable::generation`].
+    fn lock_mut(&self) -> MutexGuard<'_, Vec<Slot>> {
+        let guard = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        guard
     }
 
     fn lock_index(&self) -> MutexGuard<'_, Index> {
@@ -359,7 +383,7 @@ impl Acknowledge for AckTable {
     fn acknowledge(&self, origins: &[Origin]) {
         let mut freed = 0usize;
         {
-            let mut slots = self.lock();
+            let mut slots = self.lock_mut();
             let mut touched: Vec<u32> = Vec::new();
             for origin in origins {
                 let Some(s) = slots.get_mut(origin.file as usize) else {

@@ -11,14 +11,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::acknowledgements::AckTable;
-use super::checkpoint::{CheckpointError, Checkpointer, FileCheckpoint};
+use super::checkpoint::{CheckpointError, Checkpointer};
 
 /// Writes the table's checkpoints when they changed since the last write.
 pub(crate) struct Persister {
     table: Arc<AckTable>,
     checkpointer: Arc<Checkpointer>,
     forget_after: Duration,
-    last_saved: Option<Vec<FileCheckpoint>>,
+    /// The table's generation last saved (see [`AckTable::generation`]); no copy of what
+    /// was saved is kept, which with thousands of files would be megabytes.
+    saved_generation: Option<u64>,
 }
 
 impl Persister {
@@ -31,7 +33,7 @@ impl Persister {
             table,
             checkpointer,
             forget_after,
-            last_saved: None,
+            saved_generation: None,
         }
     }
 
@@ -49,15 +51,17 @@ impl Persister {
                 "forgot the checkpoints of files not seen for SHIPPER_FORGET_AFTER"
             );
         }
-        let mut snapshot = self.table.snapshot();
-        snapshot.retain(|c| c.seen_unix >= cutoff);
-        if self.last_saved.as_ref() == Some(&snapshot) {
+        // Read before the copy: a change made while it is taken makes the next save happen.
+        let generation = self.table.generation();
+        if self.saved_generation == Some(generation) {
             return Ok(false);
         }
+        let mut snapshot = self.table.snapshot();
+        snapshot.retain(|c| c.seen_unix >= cutoff);
         match self.checkpointer.save(&snapshot) {
             Ok(()) => {
                 metrics::counter!("shipper_checkpoint_writes_total").increment(1);
-                self.last_saved = Some(snapshot);
+                self.saved_generation = Some(generation);
                 Ok(true)
             }
             Err(e) => {
@@ -116,8 +120,34 @@ impl Drop for CheckpointWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::checkpoint::FileCheckpoint;
     use crate::input::identity::TailMark;
     use crate::input::read_budget::ReadBudget;
+
+    #[test]
+    fn nothing_is_copied_or_written_when_nothing_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpointer = Arc::new(Checkpointer::new(dir.path()).unwrap());
+        let table = Arc::new(AckTable::new(Arc::new(ReadBudget::new(1 << 20))));
+        let slot = table.insert(FileCheckpoint {
+            seen_unix: u64::MAX / 2,
+            ..FileCheckpoint::default()
+        });
+        let mut p = Persister::new(Arc::clone(&table), checkpointer, Duration::from_secs(3600));
+        assert!(p.save_if_changed().unwrap(), "the first save writes");
+        assert!(!p.save_if_changed().unwrap(), "nothing changed: no write");
+        table.touch(slot, u64::MAX / 2, 600);
+        assert!(
+            !p.save_if_changed().unwrap(),
+            "a touch within the precision changes nothing"
+        );
+        table.record_read(slot, 42, TailMark::default(), true);
+        assert!(
+            p.save_if_changed().unwrap(),
+            "a line read and safe: written"
+        );
+        assert!(!p.save_if_changed().unwrap());
+    }
 
     #[test]
     fn the_writer_saves_changes_and_a_last_time_at_stop() {
