@@ -100,6 +100,10 @@ impl Enricher {
 
     /// Whether the tap sees the lines encoded from now on: not those it saw when they were
     /// read ahead, while shipping was paused.
+    pub(crate) fn has_tap(&self) -> bool {
+        self.tap.is_some()
+    }
+
     pub(crate) fn mute_tap(&mut self, muted: bool) {
         self.tap_muted = muted;
     }

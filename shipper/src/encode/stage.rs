@@ -188,6 +188,10 @@ impl LineSink for Encoder {
         Ok(room)
     }
 
+    fn wants_peek(&self) -> bool {
+        self.enricher.has_tap()
+    }
+
     fn peek(&mut self, line: &Line<'_>, slot: u32) {
         if let Some(Some(source)) = self.sources.get(slot as usize) {
             self.enricher.observe(line, source);

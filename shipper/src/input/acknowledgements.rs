@@ -20,8 +20,14 @@ use crate::batch::{Acknowledge, Origin};
 
 /// Line ends kept per identity while it is written to. A copy that ends before the read
 /// position can only have been made in the moment between the copy and the truncation
-/// (copytruncate), a few lines at most; 64 cover that at any realistic write rate.
-const RECENT_MARKS: usize = 64;
+/// (copytruncate: microseconds to a few milliseconds), a few lines at most; 16 cover that at
+/// any realistic write rate, for 400 bytes per active file.
+const RECENT_MARKS: usize = 16;
+
+/// Of those, saved with the checkpoint while the file is live: the copy can only end a line
+/// or two before the read position, and with thousands of active files the marks must stay
+/// a small part of the checkpoint.
+const RECENT_MARKS_SAVED: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -42,6 +48,11 @@ struct Slot {
     /// Not seen for longer than the retention: left out of checkpoints, and its place is
     /// reused by the next new identity.
     forgotten: bool,
+    /// The ends of its last lines read (see [`FileCheckpoint::recent`]).
+    recent: VecDeque<LineMark>,
+    /// Its file was truncated under it: all its recent line ends are saved with the
+    /// checkpoint, so a restart still recognises the copy (of a live file, only the last few).
+    given_up: bool,
 }
 
 impl Slot {
@@ -110,21 +121,23 @@ impl AckTable {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn budget(&self) -> &Arc<ReadBudget> {
         &self.budget
     }
 
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
-    pub(crate) fn insert(&self, checkpoint: FileCheckpoint) -> u32 {
+    pub(crate) fn insert(&self, mut checkpoint: FileCheckpoint) -> u32 {
         let mut slots = self.lock_mut();
         let mut index = self.lock_index();
         let (fingerprint, key) = (checkpoint.fingerprint, checkpoint.key);
+        let recent = std::mem::take(&mut checkpoint.recent);
         let slot = Slot {
             checkpoint,
             base_seq: 0,
             pending: VecDeque::new(),
             forgotten: false,
+            given_up: !recent.is_empty(),
+            recent,
         };
         let at = match index.free.pop() {
             Some(i) => {
@@ -157,7 +170,11 @@ impl AckTable {
             .flatten()
             .filter_map(|&i| {
                 let s = slots.get(i as usize)?;
-                (!s.forgotten && s.checkpoint.fingerprint == fp).then(|| (i, s.checkpoint.clone()))
+                (!s.forgotten && s.checkpoint.fingerprint == fp).then(|| {
+                    let mut c = s.checkpoint.clone();
+                    c.recent = s.recent.clone();
+                    (i, c)
+                })
             })
             .collect();
         (found, index.keys.contains_key(&fp))
@@ -173,7 +190,7 @@ impl AckTable {
             return 0;
         };
         let seq = s.base_seq + s.pending.len() as u64;
-        let recent = &mut s.checkpoint.recent;
+        let recent = &mut s.recent;
         if recent.len() == RECENT_MARKS {
             recent.pop_front();
         }
@@ -199,7 +216,18 @@ impl AckTable {
         self.lock()
             .iter()
             .filter(|s| !s.forgotten)
-            .map(|s| s.checkpoint.clone())
+            .map(|s| {
+                let mut c = s.checkpoint.clone();
+                // All of them for a file truncated under the reader; the last few for a live
+                // file, in case the process dies before it sees the truncation.
+                let keep = if s.given_up {
+                    RECENT_MARKS
+                } else {
+                    RECENT_MARKS_SAVED
+                };
+                c.recent = s.recent.iter().rev().take(keep).rev().copied().collect();
+                c
+            })
             .collect()
     }
 
@@ -271,7 +299,16 @@ impl AckTable {
     /// holds all that was read of it, and the saved position tells it.
     pub(crate) fn forget_recent_marks(&self, slot: u32) {
         if let Some(s) = self.lock_mut().get_mut(slot as usize) {
-            s.checkpoint.recent = Default::default();
+            s.recent = Default::default();
+            s.given_up = false;
+        }
+    }
+
+    /// The identity's file was truncated under it: keep its recent line ends, also across a
+    /// restart, for the copy (see [`Slot::given_up`]).
+    pub(crate) fn give_up(&self, slot: u32) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
+            s.given_up = true;
         }
     }
 
@@ -280,7 +317,8 @@ impl AckTable {
     pub(crate) fn set_copy_end(&self, slot: u32, copy_end: LineMark) {
         if let Some(s) = self.lock_mut().get_mut(slot as usize) {
             s.checkpoint.copy_end = Some(copy_end);
-            s.checkpoint.recent = Default::default();
+            s.recent = Default::default();
+            s.given_up = false;
         }
     }
 

@@ -117,8 +117,13 @@ struct Watcher {
 /// longer than copytruncate takes between its copy and its truncation.
 const RECENT_MARKS_IDLE: Duration = Duration::from_secs(10);
 
-/// How often a paused reader looks for room again (acknowledgements free it).
+/// Longest wait of a paused reader between two looks at its files.
 const PAUSED_POLL: Duration = Duration::from_millis(50);
+
+/// How long reading must have been paused before new lines are read ahead for the alert
+/// rules: long enough that a moment's back-pressure at full speed (every request slot busy
+/// for a few milliseconds) does not make every file be read twice.
+const READ_AHEAD_AFTER: Duration = Duration::from_millis(250);
 
 /// A file closed for inactivity, as it was when closed: it is opened again when it changes.
 #[derive(Debug, Clone)]
@@ -170,6 +175,7 @@ pub(crate) struct FileServer {
     /// The last read round stopped some file because the sink had no room: shipping is
     /// paused, and new lines are read ahead for the alert tap only.
     paused: bool,
+    paused_since: Option<Instant>,
     /// Compressed files with nothing to read (empty, not gzip), as they were when looked at.
     ignored_compressed: HashMap<(u64, u64), Stamp>,
     /// Files without a complete first line yet, held open in case they are renamed away or
@@ -234,6 +240,7 @@ impl FileServer {
             closed: HashMap::new(),
             read_buffer: Vec::new(),
             paused: false,
+            paused_since: None,
             ignored_compressed: HashMap::new(),
             held: HashMap::new(),
         })
@@ -281,9 +288,21 @@ impl FileServer {
             if (due || self.paused) && self.sink.flush().is_err() {
                 break;
             }
-            if self.paused {
-                // Shipping is paused: the files are still found and told apart (the scans
-                // above go on), and what is written is shown to the alert rules now.
+            let paused_for = match (self.paused, self.paused_since) {
+                (false, _) => {
+                    self.paused_since = None;
+                    Duration::ZERO
+                }
+                (true, None) => {
+                    self.paused_since = Some(Instant::now());
+                    Duration::ZERO
+                }
+                (true, Some(since)) => since.elapsed(),
+            };
+            if paused_for >= READ_AHEAD_AFTER && self.sink.wants_peek() {
+                // Shipping is paused (not a moment's back-pressure): the files are still
+                // found and told apart (the scans above go on), and what is written is shown
+                // to the alert rules now.
                 self.read_ahead();
             }
             if self.last_lag.elapsed() >= self.cfg.checkpoint_interval {
@@ -291,12 +310,17 @@ impl FileServer {
             }
             self.sink.publish();
             let mut sleep = self.cfg.poll_interval;
-            if self.paused {
-                // Room comes back with acknowledgements, which wake no one.
-                sleep = sleep.min(PAUSED_POLL);
-            }
             if let Some(deadline) = self.sink.deadline() {
                 sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            if self.paused {
+                // Room comes back with acknowledgements: wait for one (or a short while, for
+                // the scans and the read-ahead), not for a filesystem event.
+                self.table.budget().wait_released(sleep.min(PAUSED_POLL));
+                if let Some(woken) = self.wakeups.wait(Duration::ZERO) {
+                    self.woken(woken);
+                }
+                continue;
             }
             match self.wakeups.wait(sleep) {
                 Some(woken) => self.woken(woken),
@@ -421,6 +445,7 @@ impl FileServer {
                 }
                 Verdict::Keep => index += 1,
                 Verdict::Truncated => {
+                    self.table.give_up(w.slot);
                     tracing::info!(path = %w.path.display(), offset = before, "file truncated or rewritten; its lines will be read again from the start under a new identity");
                     self.close(index);
                     self.scan_needed = true;

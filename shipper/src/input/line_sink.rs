@@ -71,6 +71,9 @@ pub(crate) trait LineSink: Send {
     /// (and shipped) later, with [`LineOrigin::tapped`] set.
     fn peek(&mut self, line: &Line<'_>, slot: u32);
 
+    /// Whether [`LineSink::peek`] does anything (an alert tap is installed).
+    fn wants_peek(&self) -> bool;
+
     /// Hands on whatever is held, because it is full or due, without waiting.
     fn flush(&mut self) -> Result<(), Stop>;
 

@@ -69,6 +69,19 @@ impl ReadBudget {
         }
     }
 
+    /// Waits up to `wait` for some of the budget to be given back (or returns at once if
+    /// nothing is taken).
+    pub(crate) fn wait_released(&self, wait: Duration) {
+        let used = self.lock();
+        if *used == 0 {
+            return;
+        }
+        let _ = self
+            .released
+            .wait_timeout(used, wait)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+
     pub(crate) fn give_back(&self, cost: usize) {
         if cost == 0 {
             return;
