@@ -297,8 +297,10 @@ impl AckTable {
 
     /// Drops the recent line ends of an identity whose file went idle: a copy of an idle file
     /// holds all that was read of it, and the saved position tells it.
+    ///
+    /// Not a change worth a save: the marks left in the last saved checkpoint are still true.
     pub(crate) fn forget_recent_marks(&self, slot: u32) {
-        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
+        if let Some(s) = self.lock().get_mut(slot as usize) {
             s.recent = Default::default();
             s.given_up = false;
         }
