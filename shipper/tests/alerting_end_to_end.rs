@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use peers::{wait_for, HttpReceiver, Mail, SmtpPeer};
 use serde_json::{json, Value};
-use support::{es, Setup};
+use support::{es, install_heartbeat_template, Setup};
 
 const TOKEN: &str = "987654:SECRETbotToken";
 
@@ -355,37 +355,6 @@ fn check(es_url: &str, monitor: &str, up: bool) {
 
 fn uuid_like(t: DateTime<Utc>) -> String {
     format!("{:x}", t.timestamp_nanos_opt().unwrap_or_default())
-}
-
-/// Heartbeat installs its index template (a data stream, keywords for `monitor.*`) before
-/// it writes; so does this test.
-fn install_heartbeat_template(es_url: &str) {
-    let template = json!({
-        "index_patterns": ["heartbeat-9.2.1*"],
-        "data_stream": {},
-        "priority": 150,
-        "template": {"mappings": {"properties": {
-            "@timestamp": {"type": "date"},
-            "monitor": {"properties": {
-                "id": {"type": "keyword"}, "name": {"type": "keyword"}, "type": {"type": "keyword"},
-                "status": {"type": "keyword"}, "check_group": {"type": "keyword"},
-                "duration": {"properties": {"us": {"type": "long"}}}
-            }},
-            "summary": {"properties": {
-                "up": {"type": "integer"}, "down": {"type": "integer"}, "status": {"type": "keyword"},
-                "attempt": {"type": "short"}, "max_attempts": {"type": "short"},
-                "final_attempt": {"type": "boolean"}, "retry_group": {"type": "keyword"}
-            }},
-            "url": {"properties": {"full": {"type": "keyword"}}},
-            "service": {"properties": {"name": {"type": "keyword"}}}
-        }}}
-    });
-    let resp = reqwest::blocking::Client::new()
-        .put(format!("{es_url}/_index_template/heartbeat-9.2.1"))
-        .json(&template)
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
 }
 
 #[test]

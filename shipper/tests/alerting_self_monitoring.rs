@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use peers::{wait_for, HttpReceiver};
 use serde_json::{json, Value};
-use support::{es, write_lines, Setup};
+use support::{es, install_heartbeat_template, write_lines, Setup};
 
 /// A webhook and a Slack receiver, and the shipper configured with only the rules asked for.
 struct Receiver(HttpReceiver);
@@ -252,29 +252,6 @@ fn heartbeat_check(es_url: &str, at: DateTime<Utc>) {
         .json()
         .unwrap();
     assert_eq!(resp["errors"], false, "{resp}");
-}
-
-fn install_heartbeat_template(es_url: &str) {
-    let template = json!({
-        "index_patterns": ["heartbeat-9.2.1*"],
-        "data_stream": {},
-        "priority": 150,
-        "template": {"mappings": {"properties": {
-            "@timestamp": {"type": "date"},
-            "monitor": {"properties": {
-                "id": {"type": "keyword"}, "name": {"type": "keyword"},
-                "status": {"type": "keyword"}, "duration": {"properties": {"us": {"type": "long"}}}
-            }},
-            "summary": {"properties": {"status": {"type": "keyword"}, "final_attempt": {"type": "boolean"}}},
-            "url": {"properties": {"full": {"type": "keyword"}}}
-        }}}
-    });
-    let resp = reqwest::blocking::Client::new()
-        .put(format!("{es_url}/_index_template/heartbeat-9.2.1"))
-        .json(&template)
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
 }
 
 #[test]

@@ -621,30 +621,7 @@ impl FileServer {
         let twins: Vec<decide::Twin> = (0..open_twins.len())
             .map(|index| decide::Twin { index })
             .collect();
-        // The known identities with this fingerprint (an index lookup, not a scan), and
-        // whether the fingerprint is already some identity's key.
-        let (same_fingerprint, key_taken) = self.table.with_fingerprint(fp);
-        let known: Vec<decide::Known> = same_fingerprint
-            .into_iter()
-            // Candidates are few (usually none): look for an open watcher only for them.
-            .filter(|(slot, _)| !self.watchers.iter().any(|w| w.slot == *slot))
-            .filter_map(|(slot, cp)| {
-                let (read_offset, _) = self.table.read_position(slot)?;
-                let (used, used_tail) = self.table.evidence(slot)?;
-                Some(decide::Known {
-                    slot,
-                    key: cp.key,
-                    dev: cp.dev,
-                    ino: cp.ino,
-                    read_offset,
-                    used,
-                    used_tail,
-                    recent: cp.recent.into_iter().collect(),
-                    copy_end: cp.copy_end,
-                    head: cp.head,
-                })
-            })
-            .collect();
+        let (known, key_taken) = self.known_with(fp);
         let seen = decide::Seen {
             fingerprint: fp,
             dev,
@@ -695,31 +672,73 @@ impl FileServer {
                 Ok(None)
             }
             Identified::New { salted } => {
-                let key = if salted {
-                    let nanos = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_nanos())
-                        .unwrap_or(0);
-                    salted_key(fp, dev, ino, nanos)
-                } else {
-                    fp
-                };
-                let slot = self.table.insert(FileCheckpoint {
-                    key,
-                    fingerprint: fp,
-                    dev,
-                    ino,
-                    path: path.to_path_buf(),
-                    offset: 0,
-                    tail: Default::default(),
-                    seen_unix: now_unix,
-                    ..FileCheckpoint::default()
-                });
+                let (slot, key) = self.new_identity(fp, salted, dev, ino, path, now_unix);
                 tracing::info!(path = %path.display(), size, "new file; reading from the start");
                 self.watch(slot, key, fp, dev, ino, path, file, 0, size);
                 Ok(Some(slot))
             }
         }
+    }
+
+    /// The identities with fingerprint `fp` no open file holds, and whether `fp` is already
+    /// some identity's key.
+    pub(super) fn known_with(&self, fp: Fingerprint) -> (Vec<decide::Known>, bool) {
+        let (same_fingerprint, key_taken) = self.table.with_fingerprint(fp);
+        let known = same_fingerprint
+            .into_iter()
+            // Candidates are few (usually none): look for an open watcher only for them.
+            .filter(|(slot, _)| !self.watchers.iter().any(|w| w.slot == *slot))
+            .filter_map(|(slot, cp)| {
+                let (read_offset, _) = self.table.read_position(slot)?;
+                let (used, used_tail) = self.table.evidence(slot)?;
+                Some(decide::Known {
+                    slot,
+                    key: cp.key,
+                    dev: cp.dev,
+                    ino: cp.ino,
+                    read_offset,
+                    used,
+                    used_tail,
+                    head: cp.head,
+                    recent: cp.recent.into_iter().collect(),
+                    copy_end: cp.copy_end,
+                })
+            })
+            .collect();
+        (known, key_taken)
+    }
+
+    /// Records a new identity for the file `dev`/`ino` with fingerprint `fp`, read from its
+    /// start; returns its slot and key. `salted`: the fingerprint is already some identity's
+    /// key, so this one's is made unique.
+    pub(super) fn new_identity(
+        &mut self,
+        fp: Fingerprint,
+        salted: bool,
+        dev: u64,
+        ino: u64,
+        path: &Path,
+        now_unix: u64,
+    ) -> (u32, FileKey) {
+        let key = if salted {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            salted_key(fp, dev, ino, nanos)
+        } else {
+            fp
+        };
+        let slot = self.table.insert(FileCheckpoint {
+            key,
+            fingerprint: fp,
+            dev,
+            ino,
+            path: path.to_path_buf(),
+            seen_unix: now_unix,
+            ..FileCheckpoint::default()
+        });
+        (slot, key)
     }
 
     #[allow(clippy::too_many_arguments)]

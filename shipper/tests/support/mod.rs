@@ -241,3 +241,34 @@ pub fn service_binary(name: &str) -> PathBuf {
     );
     binary
 }
+
+/// Heartbeat installs its index template (a data stream, keywords for `monitor.*`) before
+/// it writes; so does this test.
+pub fn install_heartbeat_template(es_url: &str) {
+    let template = serde_json::json!({
+        "index_patterns": ["heartbeat-9.2.1*"],
+        "data_stream": {},
+        "priority": 150,
+        "template": {"mappings": {"properties": {
+            "@timestamp": {"type": "date"},
+            "monitor": {"properties": {
+                "id": {"type": "keyword"}, "name": {"type": "keyword"}, "type": {"type": "keyword"},
+                "status": {"type": "keyword"}, "check_group": {"type": "keyword"},
+                "duration": {"properties": {"us": {"type": "long"}}}
+            }},
+            "summary": {"properties": {
+                "up": {"type": "integer"}, "down": {"type": "integer"}, "status": {"type": "keyword"},
+                "attempt": {"type": "short"}, "max_attempts": {"type": "short"},
+                "final_attempt": {"type": "boolean"}, "retry_group": {"type": "keyword"}
+            }},
+            "url": {"properties": {"full": {"type": "keyword"}}},
+            "service": {"properties": {"name": {"type": "keyword"}}}
+        }}}
+    });
+    let resp = reqwest::blocking::Client::new()
+        .put(format!("{es_url}/_index_template/heartbeat-9.2.1"))
+        .json(&template)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+}

@@ -13,12 +13,11 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Closed, FileServer};
-use crate::input::checkpoint::FileCheckpoint;
 use crate::input::compressed::{self, GzStream};
 use crate::input::identity::decide::{self, CompressedVerdict, SeenCompressed};
 use crate::input::identity::evidence::{self, CompressedFileProbe, OpenTwinOf};
 use crate::input::identity::{
-    fingerprint_bytes, salted_key, Fingerprint, HeadMark, FINGERPRINT_WINDOW, HEAD_MARK_LEN,
+    fingerprint_bytes, Fingerprint, HeadMark, FINGERPRINT_WINDOW, HEAD_MARK_LEN,
 };
 use crate::input::line_reader::Source;
 
@@ -95,24 +94,7 @@ impl FileServer {
                 Ok(Some(slot))
             }
             CompressedVerdict::New { salted } => {
-                let key = if salted {
-                    let nanos = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_nanos())
-                        .unwrap_or(0);
-                    salted_key(fp, dev, ino, nanos)
-                } else {
-                    fp
-                };
-                let slot = self.table.insert(FileCheckpoint {
-                    key,
-                    fingerprint: fp,
-                    dev,
-                    ino,
-                    path: path.to_path_buf(),
-                    seen_unix: now_unix,
-                    ..FileCheckpoint::default()
-                });
+                let (slot, key) = self.new_identity(fp, salted, dev, ino, path, now_unix);
                 tracing::info!(path = %path.display(), "new compressed file; reading it whole");
                 metrics::counter!("shipper_compressed_files_total", "verdict" => "new")
                     .increment(1);
@@ -144,33 +126,6 @@ impl FileServer {
             .iter()
             .filter(|w| w.fingerprint == fp && w.reader.is_compressed())
             .any(|w| evidence::plain_may_copy_compressed(file, w.reader.file()).unwrap_or(true))
-    }
-
-    /// The identities with fingerprint `fp` no open file holds, and whether `fp` is already
-    /// some identity's key.
-    fn known_with(&self, fp: Fingerprint) -> (Vec<decide::Known>, bool) {
-        let (same_fingerprint, key_taken) = self.table.with_fingerprint(fp);
-        let known = same_fingerprint
-            .into_iter()
-            .filter(|(slot, _)| !self.watchers.iter().any(|w| w.slot == *slot))
-            .filter_map(|(slot, cp)| {
-                let (read_offset, _) = self.table.read_position(slot)?;
-                let (used, used_tail) = self.table.evidence(slot)?;
-                Some(decide::Known {
-                    slot,
-                    key: cp.key,
-                    dev: cp.dev,
-                    ino: cp.ino,
-                    read_offset,
-                    used,
-                    used_tail,
-                    head: cp.head,
-                    recent: cp.recent.into_iter().collect(),
-                    copy_end: cp.copy_end,
-                })
-            })
-            .collect();
-        (known, key_taken)
     }
 
     /// Records the mark of the head of the file of watcher `index`, read to its end: a
