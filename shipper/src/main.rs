@@ -43,7 +43,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings)) {
+    let result = runtime.block_on(run(settings));
+    // A blocking task stuck in a system call (the reading thread's join, see the pipeline)
+    // must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -79,13 +83,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         )?
         .install_recorder()?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    // Every stage has its own deadline at shutdown (the output's is the longest); this is
+    // the last resort, so that SIGTERM always ends the process.
+    let hard_deadline = settings.shutdown_deadline() + std::time::Duration::from_secs(15);
+    tokio::spawn(stop_on_signal(shutdown.clone(), hard_deadline));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "shipper starting");
     shipper::pipeline::run(settings, prometheus, shutdown).await
 }
 
-/// Cancels `shutdown` at the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` at the first SIGTERM or SIGINT, and exits the process if it has not
+/// stopped `hard_deadline` later.
+async fn stop_on_signal(shutdown: CancellationToken, hard_deadline: std::time::Duration) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -103,6 +111,19 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         "stopping: reading stops, in-flight requests finish, checkpoints are saved"
     );
     shutdown.cancel();
+    let guard = std::thread::Builder::new()
+        .name("shutdown-guard".into())
+        .spawn(move || {
+            std::thread::sleep(hard_deadline);
+            tracing::error!(
+                after_s = hard_deadline.as_secs(),
+                "still not stopped; exiting now (lines not acknowledged are sent again at the next start)"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = guard {
+        tracing::warn!(error = %e, "cannot start the shutdown guard");
+    }
 }
 
 fn init_logging(format: LogFormat) {

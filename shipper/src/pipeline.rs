@@ -35,11 +35,13 @@ pub async fn run(
     crate::output::describe_metrics();
     crate::observe::describe_input_metrics();
     let ready = Arc::new(AtomicBool::new(false));
+    let input_stats = Arc::new(InputStats::default());
     let server_stop = CancellationToken::new();
     let server = crate::observe::http::serve(
         settings.metrics_addr,
         prometheus,
         Arc::clone(&ready),
+        Arc::clone(&input_stats),
         server_stop.clone(),
     )
     .await?;
@@ -86,7 +88,6 @@ pub async fn run(
         None => (None, None),
     };
 
-    let input_stats = Arc::new(InputStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(settings.output.max_in_flight.max(1));
 
     // input -> encode -> batch: one thread reads every file and hands each line, without a
@@ -119,7 +120,7 @@ pub async fn run(
             tracing::info!("stopped before Elasticsearch was ready");
             // Nobody will take the batches: the reader must not wait to hand them over.
             drop(rx);
-            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            join_reader(reader, settings.output.shutdown_deadline).await;
             if let Some(engine) = alerts {
                 engine.shutdown(ALERT_FLUSH_DEADLINE).await;
             }
@@ -130,7 +131,7 @@ pub async fn run(
         Err(e) => {
             shutdown.cancel();
             drop(rx);
-            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+            join_reader(reader, settings.output.shutdown_deadline).await;
             if let Some(engine) = alerts {
                 engine.shutdown(ALERT_FLUSH_DEADLINE).await;
             }
@@ -148,10 +149,7 @@ pub async fn run(
     let delivered = output.run(rx, table.clone(), shutdown.clone()).await;
     // If the output ended on its own (a panic in a delivery), stop reading too.
     shutdown.cancel();
-    let joined = tokio::task::spawn_blocking(move || reader.join()).await;
-    if !matches!(joined, Ok(Ok(()))) {
-        tracing::error!("the reading thread ended abnormally");
-    }
+    join_reader(reader, settings.output.shutdown_deadline).await;
     save_checkpoints(&table, &checkpointer, settings.input.forget_after)
         .context("saving checkpoints at shutdown")?;
     tracing::info!(
@@ -166,6 +164,22 @@ pub async fn run(
     server_stop.cancel();
     let _ = server.await;
     delivered
+}
+
+/// Waits for the reading thread to stop, at most `deadline`. A thread stuck in a system call
+/// (a read on a hung network filesystem) cannot be stopped, and must not keep the process
+/// from exiting: the checkpoints are then saved from the table without it (the table has
+/// every acknowledgement; what the thread read but did not hand on is read again).
+async fn join_reader(reader: std::thread::JoinHandle<()>, deadline: std::time::Duration) {
+    let joined = tokio::task::spawn_blocking(move || reader.join());
+    match tokio::time::timeout(deadline, joined).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(_) => tracing::error!("the reading thread ended abnormally"),
+        Err(_) => tracing::error!(
+            deadline_s = deadline.as_secs(),
+            "the reading thread did not stop in time (stuck in a system call?); stopping without it"
+        ),
+    }
 }
 
 /// The uptime rules query the cluster the output writes to, with the same nodes,

@@ -174,6 +174,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The longest the output may take to finish its requests at shutdown.
+    pub fn shutdown_deadline(&self) -> Duration {
+        self.output.shutdown_deadline
+    }
+
     /// Reads the file named by `cli.config` (if any) and layers `cli` over it.
     pub fn load(cli: &Cli) -> Result<Settings, SettingError> {
         match &cli.config {
@@ -385,6 +390,7 @@ impl Settings {
                 checkpoint_interval: Duration::from_secs(1),
                 forget_after,
                 bytes_per_turn: 4 * 1024 * 1024,
+                follow_symlinks: input.follow_symlinks.unwrap_or(false),
             },
             encode: EncodeConfig {
                 host_name,

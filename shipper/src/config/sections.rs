@@ -90,6 +90,13 @@ pub(crate) struct Input {
     #[arg(long, env = "SHIPPER_CLOSE_INACTIVE", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) close_inactive: Option<Duration>,
+    /// Follow symbolic links under the globs whose target lies inside one of the watched
+    /// directories (the paths' directories before the first glob character), e.g.
+    /// kubelet's `/var/log/containers` links into `/var/log/pods`; other links, FIFOs and
+    /// devices are never read (default false) [input.follow_symlinks].
+    #[arg(long, env = "SHIPPER_FOLLOW_SYMLINKS", action = ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) follow_symlinks: Option<bool>,
 }
 
 /// `[batch]`: how documents are grouped into `_bulk` requests.

@@ -29,11 +29,15 @@ use super::identity::evidence::{FileProbe, OpenFileProbe, OpenTwin};
 use super::identity::{fingerprint, salted_key, FileKey, Fingerprint, LineMark, TailMark};
 use super::line_reader::LineReader;
 use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
+use super::open::{OpenError, OpenPolicy, Refused};
 use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
 use crate::batch::{Acknowledge, Origin};
 
+mod complaints;
 mod compressed_files;
 mod unterminated;
+
+use complaints::Complaints;
 
 #[derive(Debug, Clone)]
 pub(crate) struct FileServerConfig {
@@ -55,10 +59,13 @@ pub(crate) struct FileServerConfig {
     pub(crate) forget_after: Duration,
     /// Bytes read from one file before giving the next file its turn.
     pub(crate) bytes_per_turn: usize,
+    /// Symbolic links under the globs are followed when their target lies inside one of
+    /// the watched directories (otherwise they are not read).
+    pub(crate) follow_symlinks: bool,
 }
 
 /// Counters the summary line and `/metrics` read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct InputStats {
     pub(crate) lines_read: AtomicU64,
     pub(crate) bytes_read: AtomicU64,
@@ -68,6 +75,41 @@ pub(crate) struct InputStats {
     /// Age of the oldest line read but not yet acknowledged, over all files.
     pub(crate) lag_ms: AtomicU64,
     pub(crate) paused: AtomicBool,
+    /// When the reading loop last made a turn, in milliseconds after `epoch`: what tells a
+    /// reader stuck in a system call (a hung network filesystem) from one with nothing to
+    /// do, for `/health`.
+    reader_turn_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for InputStats {
+    fn default() -> InputStats {
+        InputStats {
+            lines_read: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            files_open: AtomicU64::new(0),
+            bytes_behind: AtomicU64::new(0),
+            deleted_files_open: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            reader_turn_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl InputStats {
+    /// The reading loop is alive: it made a turn (or a file's turn) just now.
+    pub(crate) fn reader_turned(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.reader_turn_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the reading loop last made a turn (since start, if it never did).
+    pub(crate) fn reader_still_for(&self) -> Duration {
+        let last = Duration::from_millis(self.reader_turn_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +223,10 @@ pub(crate) struct FileServer {
     /// Files without a complete first line yet, held open in case they are renamed away or
     /// deleted before one arrives (their only line is then shipped).
     held: HashMap<(u64, u64), unterminated::Held>,
+    /// How names under the globs are opened (see [`super::open`]).
+    policy: OpenPolicy,
+    /// Warnings about a file, rate-limited.
+    complaints: Complaints,
 }
 
 impl FileServer {
@@ -214,6 +260,11 @@ impl FileServer {
                 None
             }
         };
+        let policy = if cfg.follow_symlinks {
+            OpenPolicy::links_within(&paths.watch_roots())
+        } else {
+            OpenPolicy::no_links()
+        };
         let persister = Some(Persister::new(
             Arc::clone(&table),
             checkpointer,
@@ -243,6 +294,8 @@ impl FileServer {
             paused_since: None,
             ignored_compressed: HashMap::new(),
             held: HashMap::new(),
+            policy,
+            complaints: Complaints::default(),
         })
     }
 
@@ -262,6 +315,7 @@ impl FileServer {
             if self.shutdown.is_cancelled() {
                 break;
             }
+            self.stats.reader_turned();
             let now = Instant::now();
             let scan_due = self
                 .last_scan
@@ -409,6 +463,7 @@ impl FileServer {
             if check_due {
                 w.next_check = now + self.cfg.scan_interval;
             }
+            self.stats.reader_turned();
             let before = w.reader.line_offset();
             let verdict = poll(
                 w,
@@ -416,6 +471,7 @@ impl FileServer {
                 &self.table,
                 &self.cfg,
                 &mut self.read_buffer,
+                &mut self.complaints,
             )?;
             let w = &mut self.watchers[index];
             let moved = w.reader.line_offset() != before;
@@ -483,16 +539,24 @@ impl FileServer {
         self.unidentified = false;
         let now_unix = unix_now();
         let mut seen: HashSet<u32> = HashSet::new();
-        let found: Vec<(PathBuf, u64, u64, Stamp)> = self
-            .paths
-            .discover()
-            .into_iter()
-            .filter_map(|path| {
-                let meta = std::fs::metadata(&path).ok()?;
-                let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
-                Some((path, meta.dev(), meta.ino(), stamp))
+        let names = self.paths.discover();
+        let found: Vec<(PathBuf, u64, u64, Stamp)> = names
+            .iter()
+            .filter_map(|path| match self.policy.look(path) {
+                Ok(meta) => {
+                    let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
+                    Some((path.clone(), meta.dev(), meta.ino(), stamp))
+                }
+                Err(e) => {
+                    complain_open(&mut self.complaints, path, &e);
+                    None
+                }
             })
             .collect();
+        // `discover` returns the names sorted.
+        self.complaints
+            .retain(|p| names.binary_search_by(|n| n.as_path().cmp(p)).is_ok());
+        drop(names);
         self.present = found
             .iter()
             .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
@@ -508,7 +572,13 @@ impl FileServer {
         for (path, dev, ino, stamp) in found {
             if let Some(w) = open.get(&(dev, ino)).map(|&i| &mut self.watchers[i]) {
                 seen.insert(w.slot);
-                if w.path != path && !points_to(&w.path, dev, ino) && points_to(&path, dev, ino) {
+                let policy = &self.policy;
+                let points_to = |p: &Path| {
+                    policy
+                        .look(p)
+                        .is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+                };
+                if w.path != path && !points_to(&w.path) && points_to(&path) {
                     tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                     w.path = path.clone();
                     self.sink.describe(w.slot, w.key, &path);
@@ -532,13 +602,12 @@ impl FileServer {
             }
             match self.open(&path, dev, ino, now_unix) {
                 Ok(Some(slot)) => {
+                    self.complaints.resolved(&path);
                     seen.insert(slot);
                     open.insert((dev, ino), self.watchers.len() - 1);
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot open the file; will try again");
-                }
+                Ok(None) => self.complaints.resolved(&path),
+                Err(e) => complain_open(&mut self.complaints, &path, &e),
             }
         }
         let precision = self.seen_precision();
@@ -567,9 +636,8 @@ impl FileServer {
         dev: u64,
         ino: u64,
         now_unix: u64,
-    ) -> std::io::Result<Option<u32>> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
+    ) -> Result<Option<u32>, OpenError> {
+        let (file, meta) = self.policy.open(path)?;
         if (meta.dev(), meta.ino()) != (dev, ino) {
             // Renamed between the look at the directory and the open (a rotation cascade
             // shifting names): what was opened is another file. Decide at the next scan, from
@@ -579,9 +647,9 @@ impl FileServer {
             return Ok(None);
         }
         if super::compressed::is_compressed(path) {
-            return self.open_compressed(file, &meta, path, now_unix);
+            return Ok(self.open_compressed(file, &meta, path, now_unix)?);
         }
-        self.open_file(file, path, dev, ino, now_unix, false)
+        Ok(self.open_file(file, path, dev, ino, now_unix, false)?)
     }
 
     /// Identifies the open `file` and watches it (see [`FileServer::open`]). `force`: the
@@ -633,6 +701,7 @@ impl FileServer {
             fingerprint: fp,
             twins: open_twins,
             present: &self.present,
+            policy: &self.policy,
         };
         let verdict = decide::identify(seen, &twins, &known, key_taken, &mut probe)?;
         drop(probe);
@@ -855,18 +924,21 @@ fn poll(
     table: &AckTable,
     cfg: &FileServerConfig,
     shared: &mut Vec<u8>,
+    complaints: &mut Complaints,
 ) -> Result<Verdict, Stop> {
     if w.reader.is_compressed() {
         // Never written again: nothing to verify, read it to its end.
         w.reader.lend(shared);
-        let verdict = read_lines(w, sink, table, cfg);
+        let verdict = read_lines(w, sink, table, cfg, complaints);
         w.reader.give_back(shared);
         return verdict;
     }
     let meta = match w.reader.file().metadata() {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!(path = %w.path.display(), error = %e, "cannot stat an open file");
+            if let Some(held_back) = complaints.allow(&w.path, "stat") {
+                tracing::warn!(path = %w.path.display(), error = %e, held_back, "cannot stat an open file");
+            }
             return Ok(Verdict::Keep);
         }
     };
@@ -901,7 +973,7 @@ fn poll(
     }
     w.checked = stamp;
     w.reader.lend(shared);
-    let verdict = read_lines(w, sink, table, cfg);
+    let verdict = read_lines(w, sink, table, cfg, complaints);
     w.reader.give_back(shared);
     verdict
 }
@@ -912,6 +984,7 @@ fn read_lines(
     sink: &mut dyn LineSink,
     table: &AckTable,
     cfg: &FileServerConfig,
+    complaints: &mut Complaints,
 ) -> Result<Verdict, Stop> {
     let mut budget_for_turn = cfg.bytes_per_turn as u64;
     w.held = false;
@@ -924,7 +997,9 @@ fn read_lines(
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
-                tracing::warn!(path = %w.path.display(), error = %e, "read error; will retry");
+                if let Some(held_back) = complaints.allow(&w.path, "read") {
+                    tracing::warn!(path = %w.path.display(), error = %e, held_back, "read error; will retry");
+                }
                 break;
             }
         };
@@ -1028,9 +1103,24 @@ fn hand_on(
     Ok(())
 }
 
-/// Does `path` still name the file `dev`/`ino`?
-fn points_to(path: &Path, dev: u64, ino: u64) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+/// Logs why the name `path` under the globs is not read, at most once per interval.
+fn complain_open(complaints: &mut Complaints, path: &Path, e: &OpenError) {
+    match e {
+        // A name that vanished between the listing and the look: a rotation, not trouble.
+        OpenError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {}
+        // A directory matching a glob is nothing to warn about.
+        OpenError::Refused(Refused::NotRegular("directory")) => {}
+        OpenError::Refused(r) => {
+            if let Some(held_back) = complaints.allow(path, &r.to_string()) {
+                tracing::warn!(path = %path.display(), held_back, "{r}");
+            }
+        }
+        OpenError::Io(io) => {
+            if let Some(held_back) = complaints.allow(path, &io.to_string()) {
+                tracing::warn!(path = %path.display(), error = %io, held_back, "cannot open the file; will try again");
+            }
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -15,6 +15,7 @@ pub(crate) mod file_server;
 pub mod identity;
 pub mod line_reader;
 pub(crate) mod line_sink;
+pub(crate) mod open;
 pub(crate) mod paths;
 pub(crate) mod read_budget;
 

@@ -318,6 +318,7 @@ fn start(
         checkpoint_interval: Duration::ZERO,
         forget_after: Duration::from_secs(3600),
         bytes_per_turn: 4096,
+        follow_symlinks: false,
     };
     let encode = EncodeConfig {
         host_name: "test".into(),

@@ -56,7 +56,9 @@ impl PathsProvider {
         })
     }
 
-    /// Regular files matching now, sorted and without duplicates.
+    /// Names matching now, sorted and without duplicates. What each one is (a regular file,
+    /// a link, a FIFO) is for [`super::open::OpenPolicy`] to say: a look here would race
+    /// with a swap of the name.
     pub(crate) fn discover(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         for pattern in &self.include {
@@ -64,10 +66,7 @@ impl PathsProvider {
                 continue;
             };
             for path in paths.flatten() {
-                if self.is_excluded(&path) {
-                    continue;
-                }
-                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                if !self.is_excluded(&path) {
                     found.push(path);
                 }
             }
@@ -302,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn globs_find_regular_files_minus_exclusions() {
+    fn globs_find_names_minus_exclusions() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.log", "a.log.1", "b.log", "old.log.gz"] {
             std::fs::write(dir.path().join(name), b"x\n").unwrap();
@@ -315,7 +314,7 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec!["a.log", "a.log.1", "b.log"]);
+        assert_eq!(names, vec!["a.log", "a.log.1", "b.log", "sub.log"]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `/metrics`, `/health` and `/ready` on one small HTTP server.
 //!
-//! `/health` answers 200 while the process runs (a liveness probe must not restart a shipper
-//! that waits for Elasticsearch: waiting is its job). `/ready` answers 200 once Elasticsearch
-//! was reached and the templates are installed, and 503 before.
+//! `/health` answers 200 while the process runs and its reading loop turns (a liveness probe
+//! must not restart a shipper that waits for Elasticsearch: waiting is its job; but a reader
+//! stuck in a system call, on a hung network filesystem, ships nothing while everything else
+//! looks fine, and only a restart helps). `/ready` answers 200 once Elasticsearch was reached
+//! and the templates are installed, and 503 before.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,18 +18,33 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::input::file_server::InputStats;
+
+/// A reading loop that has not turned for this long is stuck: its loop turns at least every
+/// poll interval (250 ms) when idle, and per file when busy.
+const READER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 struct AppState {
     prometheus: PrometheusHandle,
     ready: Arc<AtomicBool>,
+    input: Arc<InputStats>,
 }
 
-pub(crate) fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
+pub(crate) fn router(
+    prometheus: PrometheusHandle,
+    ready: Arc<AtomicBool>,
+    input: Arc<InputStats>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready_handler))
-        .with_state(AppState { prometheus, ready })
+        .with_state(AppState {
+            prometheus,
+            ready,
+            input,
+        })
 }
 
 /// Binds `addr` now (so a taken port stops the shipper at start) and serves until `shutdown`.
@@ -35,12 +52,13 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     prometheus: PrometheusHandle,
     ready: Arc<AtomicBool>,
+    input: Arc<InputStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on SHIPPER_METRICS_ADDR {addr}: {e}"))?;
-    let app = router(prometheus, ready);
+    let app = router(prometheus, ready, input);
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -58,8 +76,25 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn health() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let (status, body) = health_answer(state.input.reader_still_for());
+    (status, Json(body))
+}
+
+/// `/health` for a reading loop that last turned `still` ago.
+fn health_answer(still: std::time::Duration) -> (StatusCode, serde_json::Value) {
+    let version = env!("CARGO_PKG_VERSION");
+    if still >= READER_STUCK_AFTER {
+        let reason = format!("the reading loop has not turned for {}s", still.as_secs());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "stuck", "reason": reason, "version": version }),
+        );
+    }
+    (
+        StatusCode::OK,
+        serde_json::json!({ "status": "ok", "version": version }),
+    )
 }
 
 async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
@@ -72,5 +107,22 @@ async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
                 serde_json::json!({ "ready": false, "reason": "waiting for Elasticsearch and the templates" }),
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn health_fails_when_the_reading_loop_stopped_turning() {
+        assert_eq!(health_answer(Duration::from_millis(250)).0, StatusCode::OK);
+        let (status, body) = health_answer(READER_STUCK_AFTER + Duration::from_secs(1));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "stuck");
+        let stats = InputStats::default();
+        stats.reader_turned();
+        assert!(stats.reader_still_for() < READER_STUCK_AFTER);
     }
 }

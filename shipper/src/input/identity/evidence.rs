@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::decide::{CompressedProbe, Heads, Holds, OpenProbe, Probe, Twin};
 use super::{fingerprint, Fingerprint, HeadMark, TailMark};
 use crate::input::compressed;
+use crate::input::open::OpenPolicy;
 
 /// Bytes compared to tell a copy from another file that merely starts with the same line.
 const HEAD_COMPARE: usize = 16 * 1024;
@@ -27,6 +28,8 @@ pub(crate) struct FileProbe<'a> {
     pub(crate) twins: Vec<OpenTwin<'a>>,
     /// Device and inode of every file the current scan found.
     pub(crate) present: &'a HashMap<(u64, u64), PathBuf>,
+    /// How those files are opened.
+    pub(crate) policy: &'a OpenPolicy,
 }
 
 impl Probe for FileProbe<'_> {
@@ -60,7 +63,7 @@ impl Probe for FileProbe<'_> {
     ) -> bool {
         self.present
             .get(&(dev, ino))
-            .is_some_and(|path| holds(path, fingerprint, offset, tail))
+            .is_some_and(|path| holds(self.policy, path, fingerprint, offset, tail))
     }
 }
 
@@ -181,11 +184,11 @@ pub(crate) fn plain_may_copy_compressed(plain: &File, gz: &File) -> io::Result<b
 
 /// Does the file at `path` start with the first line `fp` and hold, before `offset`, the
 /// bytes `tail` was made from?
-fn holds(path: &Path, fp: Fingerprint, offset: u64, tail: &TailMark) -> bool {
-    let Ok(file) = File::open(path) else {
+fn holds(policy: &OpenPolicy, path: &Path, fp: Fingerprint, offset: u64, tail: &TailMark) -> bool {
+    let Ok((file, meta)) = policy.open(path) else {
         return false;
     };
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = meta.len();
     size >= offset
         && matches!(fingerprint(&file, false), Ok(Some(f)) if f == fp)
         && tail.matches(&file, offset).unwrap_or(false)
@@ -253,10 +256,29 @@ mod tests {
         let (tmp, f) = file_with(content);
         let fp = fingerprint(&f, false).unwrap().unwrap();
         let tail = TailMark::of(content);
-        assert!(holds(tmp.path(), fp, content.len() as u64, &tail));
-        assert!(!holds(tmp.path(), fp + 1, content.len() as u64, &tail));
-        assert!(!holds(tmp.path(), fp, content.len() as u64 + 1, &tail));
+        assert!(holds(
+            &OpenPolicy::no_links(),
+            tmp.path(),
+            fp,
+            content.len() as u64,
+            &tail
+        ));
         assert!(!holds(
+            &OpenPolicy::no_links(),
+            tmp.path(),
+            fp + 1,
+            content.len() as u64,
+            &tail
+        ));
+        assert!(!holds(
+            &OpenPolicy::no_links(),
+            tmp.path(),
+            fp,
+            content.len() as u64 + 1,
+            &tail
+        ));
+        assert!(!holds(
+            &OpenPolicy::no_links(),
             Path::new("/nonexistent/file"),
             fp,
             0,
