@@ -540,3 +540,25 @@ fn ten_thousand_files_are_each_read_once_closed_when_idle_and_found_again() {
     std::thread::sleep(Duration::from_millis(500));
     assert_exactly_once(&es, "logs-*", n);
 }
+
+#[test]
+fn a_files_series_leave_metrics_when_the_file_is_done_with() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let gone = setup.logs().join("reservation.log");
+    write_lines(&gone, "reservation", 0, 10);
+    write_lines(&setup.logs().join("payment.log"), "payment", 10, 10);
+    let shipper = setup.start();
+    let series = |path: &std::path::Path| {
+        let (_, body) = shipper.get("/metrics").unwrap_or_default();
+        let label = format!("shipper_file_bytes_behind{{path=\"{}\"}}", path.display());
+        body.lines().any(|l| l.starts_with(&label))
+    };
+    wait_until("both files' series", WAIT, || {
+        series(&gone) && series(&setup.logs().join("payment.log"))
+    });
+    assert_exactly_once(&es, "logs-*", 20);
+    fs::remove_file(&gone).unwrap();
+    wait_until("the deleted file's series to go", WAIT, || !series(&gone));
+    assert!(series(&setup.logs().join("payment.log")));
+}

@@ -80,6 +80,8 @@ pub(crate) struct InputStats {
     /// do, for `/health`.
     reader_turn_ms: AtomicU64,
     epoch: Instant,
+    /// Per open file: bytes behind and lag.
+    pub(crate) files: crate::observe::file_gauges::FileGauges,
 }
 
 impl Default for InputStats {
@@ -94,6 +96,7 @@ impl Default for InputStats {
             paused: AtomicBool::new(false),
             reader_turn_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            files: Default::default(),
         }
     }
 }
@@ -528,8 +531,7 @@ impl FileServer {
 
     fn close(&mut self, index: usize) {
         let w = self.watchers.swap_remove(index);
-        metrics::gauge!("shipper_file_bytes_behind", "path" => w.path.display().to_string())
-            .set(0.0);
+        self.stats.files.remove(w.slot);
     }
 
     /// Evaluates the globs: follows renames, opens new files, notices vanished ones.
@@ -581,6 +583,7 @@ impl FileServer {
                 if w.path != path && !points_to(&w.path) && points_to(&path) {
                     tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                     w.path = path.clone();
+                    self.stats.files.rename(w.slot, &path);
                     self.sink.describe(w.slot, w.key, &path);
                     self.table.relocate(w.slot, dev, ino, path, now_unix);
                 }
@@ -879,15 +882,11 @@ impl FileServer {
                 behind_total += behind;
                 lag_max = lag_max.max(lag);
                 // Per-file gauges only when they change: with thousands of idle files, most
-                // figures stay at zero, and setting a labelled gauge costs a lookup.
+                // figures stay at zero.
                 let lag_ms = lag.as_millis() as u64;
                 if w.published != (behind, lag_ms) {
                     w.published = (behind, lag_ms);
-                    let path = w.path.display().to_string();
-                    metrics::gauge!("shipper_file_bytes_behind", "path" => path.clone())
-                        .set(behind as f64);
-                    metrics::gauge!("shipper_file_lag_seconds", "path" => path)
-                        .set(lag.as_secs_f64());
+                    self.stats.files.set(w.slot, &w.path, behind, lag_ms);
                 }
             }
             deleted += u64::from(w.deleted);

@@ -70,10 +70,9 @@ pub(crate) async fn serve(
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
-    )
+    let mut body = state.prometheus.render();
+    state.input.files.render(&mut body);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,6 +1,7 @@
 //! The shipper's own observability: Prometheus `/metrics`, `/health`, `/ready`, and a
 //! periodic summary line in its log so `docker compose logs -f shipper` shows progress.
 
+pub(crate) mod file_gauges;
 pub(crate) mod http;
 pub(crate) mod summary;
 pub mod top;
@@ -20,11 +21,6 @@ pub(crate) fn describe_input_metrics() {
     describe_gauge!(
         "shipper_pending_wakeups",
         "Filesystem wake-ups waiting for the reader: at most one read and one rescan, however many events arrive."
-    );
-    describe_gauge!(
-        "shipper_file_bytes_behind",
-        Unit::Bytes,
-        "Per file: bytes written but not yet acknowledged by Elasticsearch."
     );
     describe_gauge!(
         "shipper_bytes_behind",
