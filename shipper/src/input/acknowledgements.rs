@@ -66,8 +66,16 @@ impl Slot {
             self.pending.pop_front();
             self.base_seq += 1;
         }
+        if self.pending.is_empty() && self.pending.capacity() > IDLE_PENDING_CAPACITY {
+            // A queue keeps the room of its longest burst: with thousands of files each
+            // read in a burst once, that is most of what they cost. An idle file needs none.
+            self.pending = VecDeque::new();
+        }
     }
 }
+
+/// Room kept in a file's queue of unacknowledged lines once they are all acknowledged.
+const IDLE_PENDING_CAPACITY: usize = 4;
 
 /// Lookups into the slots (see [`AckTable::with_fingerprint`]).
 #[derive(Debug, Default)]

@@ -228,6 +228,10 @@ pub(crate) struct FileServer {
     held: HashMap<(u64, u64), unterminated::Held>,
     /// How names under the globs are opened (see [`super::open`]).
     policy: OpenPolicy,
+    /// How many watchers have each fingerprint: a new file whose fingerprint no open file
+    /// has (nearly every one) is not compared with each open file, which with thousands of
+    /// files open made opening them cost the square of their number.
+    open_fingerprints: HashMap<Fingerprint, u32>,
     /// Warnings about a file, rate-limited.
     complaints: Complaints,
 }
@@ -298,6 +302,7 @@ impl FileServer {
             ignored_compressed: HashMap::new(),
             held: HashMap::new(),
             policy,
+            open_fingerprints: HashMap::new(),
             complaints: Complaints::default(),
         })
     }
@@ -532,6 +537,12 @@ impl FileServer {
     fn close(&mut self, index: usize) {
         let w = self.watchers.swap_remove(index);
         self.stats.files.remove(w.slot);
+        if let Some(n) = self.open_fingerprints.get_mut(&w.fingerprint) {
+            *n -= 1;
+            if *n == 0 {
+                self.open_fingerprints.remove(&w.fingerprint);
+            }
+        }
     }
 
     /// Evaluates the globs: follows renames, opens new files, notices vanished ones.
@@ -678,9 +689,8 @@ impl FileServer {
             return Ok(None);
         }
         let open_twins: Vec<OpenTwin<'_>> = self
-            .watchers
-            .iter()
-            .filter(|w| w.fingerprint == fp && !w.reader.is_compressed())
+            .watchers_with(fp)
+            .filter(|w| !w.reader.is_compressed())
             .filter_map(|w| {
                 let read_position = self.table.read_position(w.slot)?;
                 Some(OpenTwin {
@@ -750,6 +760,17 @@ impl FileServer {
                 Ok(Some(slot))
             }
         }
+    }
+
+    /// The watchers of the files with fingerprint `fp`.
+    fn watchers_with(&self, fp: Fingerprint) -> impl Iterator<Item = &Watcher> {
+        // Nearly every new file has a fingerprint no open file has: then none is looked at.
+        let open = if self.open_fingerprints.contains_key(&fp) {
+            &self.watchers[..]
+        } else {
+            &[]
+        };
+        open.iter().filter(move |w| w.fingerprint == fp)
     }
 
     /// The identities with fingerprint `fp` no open file holds, and whether `fp` is already
@@ -827,6 +848,7 @@ impl FileServer {
         size: u64,
     ) {
         self.sink.describe(slot, key, path);
+        *self.open_fingerprints.entry(fp).or_default() += 1;
         let replay_until = self.table.evidence(slot).map_or(0, |(used, _)| used);
         self.watchers.push(Watcher {
             slot,

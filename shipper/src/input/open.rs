@@ -89,16 +89,19 @@ impl OpenPolicy {
     /// not allow, and checks from the descriptor that it is a regular file on a real
     /// filesystem. Returns the file and its metadata (taken from the descriptor).
     pub(crate) fn open(&self, path: &Path) -> Result<(File, Metadata), OpenError> {
-        let is_link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
-        let target = if is_link {
-            self.link_target(path)?
-        } else {
-            path.to_path_buf()
-        };
-        let file = match open_nofollow(&target) {
-            Ok(file) => file,
-            // The last component became a link between the look and the open.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Refused::Link.into()),
+        let (file, is_link) = match open_nofollow(path) {
+            Ok(file) => (file, false),
+            // The last component is a link: refused, or opened where it points.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let target = self.link_target(path)?;
+                match open_nofollow(&target) {
+                    Ok(file) => (file, true),
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                        return Err(Refused::Link.into())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Err(e) => return Err(e.into()),
         };
         let meta = file.metadata()?;

@@ -51,9 +51,7 @@ impl FileServer {
             return Ok(None);
         };
         let open_twins: Vec<OpenTwinOf<'_>> = self
-            .watchers
-            .iter()
-            .filter(|w| w.fingerprint == fp)
+            .watchers_with(fp)
             .map(|w| OpenTwinOf {
                 file: w.reader.file(),
                 compressed: w.reader.is_compressed(),
@@ -122,9 +120,8 @@ impl FileServer {
     /// being read? Then it waits until that one is finished, so that one identity is never
     /// read from two files at once.
     pub(super) fn copy_of_open_compressed(&self, file: &File, fp: Fingerprint) -> bool {
-        self.watchers
-            .iter()
-            .filter(|w| w.fingerprint == fp && w.reader.is_compressed())
+        self.watchers_with(fp)
+            .filter(|w| w.reader.is_compressed())
             .any(|w| evidence::plain_may_copy_compressed(file, w.reader.file()).unwrap_or(true))
     }
 
