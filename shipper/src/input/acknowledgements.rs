@@ -133,6 +133,15 @@ impl AckTable {
         &self.budget
     }
 
+    /// Makes room for `more` identities beyond the free slots, exactly (see
+    /// [`super::file_server`]'s scan: doubling leaves a table of thousands half empty).
+    pub(crate) fn reserve(&self, more: usize) {
+        let free = self.lock_index().free.len();
+        if more > free {
+            self.lock_mut().reserve_exact(more - free);
+        }
+    }
+
     /// Adds a known identity whose lines before `checkpoint.offset` are safe; returns its slot.
     pub(crate) fn insert(&self, mut checkpoint: FileCheckpoint) -> u32 {
         let mut slots = self.lock_mut();

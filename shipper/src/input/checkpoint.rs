@@ -7,7 +7,7 @@
 //! readable temp file: it can only exist if a newer write was interrupted after completing.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -145,13 +145,20 @@ impl Checkpointer {
             let path = path.to_path_buf();
             move |source| CheckpointError::Write { path, source }
         };
-        let body =
-            serde_json::to_vec(&StateRef::V1 { files }).map_err(|e| CheckpointError::Write {
+        let file = File::create(&temp).map_err(write_err(&temp))?;
+        // Streamed to the file, not built in memory first: with thousands of files the
+        // document is megabytes, and the buffer's peak stayed in the process's RSS.
+        let mut out = io::BufWriter::with_capacity(64 * 1024, file);
+        serde_json::to_writer(&mut out, &StateRef::V1 { files }).map_err(|e| {
+            CheckpointError::Write {
                 path: temp.clone(),
                 source: io::Error::other(e),
-            })?;
-        let mut file = File::create(&temp).map_err(write_err(&temp))?;
-        file.write_all(&body).map_err(write_err(&temp))?;
+            }
+        })?;
+        let file = out.into_inner().map_err(|e| CheckpointError::Write {
+            path: temp.clone(),
+            source: e.into_error(),
+        })?;
         file.sync_all().map_err(write_err(&temp))?;
         drop(file);
         fs::rename(&temp, &stable).map_err(write_err(&stable))?;

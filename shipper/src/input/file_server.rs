@@ -170,6 +170,9 @@ const PAUSED_POLL: Duration = Duration::from_millis(50);
 /// for a few milliseconds) does not make every file be read twice.
 const READ_AHEAD_AFTER: Duration = Duration::from_millis(250);
 
+/// New files in one scan from which room for them is made at once (see [`FileServer::scan`]).
+const RESERVE_EXACT_FROM: usize = 256;
+
 /// A file closed for inactivity, as it was when closed: it is opened again when it changes.
 #[derive(Debug, Clone)]
 struct Closed {
@@ -582,6 +585,18 @@ impl FileServer {
             .enumerate()
             .map(|(i, w)| ((w.dev, w.ino), i))
             .collect();
+        let unknown = found
+            .iter()
+            .filter(|(_, dev, ino, _)| {
+                !open.contains_key(&(*dev, *ino)) && !self.closed.contains_key(&(*dev, *ino))
+            })
+            .count();
+        if unknown >= RESERVE_EXACT_FROM {
+            // Room for what this scan may open, exactly: grown by doubling, the vectors of
+            // thousands of files are up to half empty for good.
+            self.watchers.reserve_exact(unknown);
+            self.table.reserve(unknown);
+        }
         for (path, dev, ino, stamp) in found {
             if let Some(w) = open.get(&(dev, ino)).map(|&i| &mut self.watchers[i]) {
                 seen.insert(w.slot);
