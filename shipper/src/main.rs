@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(settings.log_format);
+    fix_mmap_threshold();
     raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,6 +135,25 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.with_ansi(false).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Keeps glibc's malloc from raising its mmap threshold. By default each large block freed
+/// raises the threshold to its size (up to 32 MiB), so after the first large blocks (a
+/// checkpoint snapshot of thousands of files, the first request bodies) every later one
+/// comes from the heap, between the small per-file allocations, and the heap's high-water
+/// mark stays in the RSS for good. A fixed threshold keeps large blocks in mappings of their
+/// own, given back to the system when freed (request bodies are reused, see `batch`, so
+/// this costs no fresh pages per batch). Measured at 10,000 files: 44 MiB of RSS without,
+/// 33 MiB with. Through `libc`: one call, not worth a crate.
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: libc::c_int = 256 * 1024;
+        // SAFETY: mallopt only sets a parameter of the allocator; called before other threads.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            tracing::debug!("cannot set the allocator's mmap threshold");
+        }
     }
 }
 

@@ -96,7 +96,7 @@ impl Batcher {
         let batch = std::mem::replace(
             &mut self.current,
             Batch {
-                body: Vec::with_capacity(capacity.min(self.limits.max_bytes + 64 * 1024)),
+                body: super::bodies::take(capacity.min(self.limits.max_bytes + 64 * 1024)),
                 items: Vec::with_capacity(items.min(self.limits.max_docs)),
             },
         );

@@ -7,6 +7,7 @@
 //! document to the dead-letter file, without re-encoding anything.
 
 mod batcher;
+mod bodies;
 
 pub(crate) use batcher::{BatchLimits, Batcher};
 
@@ -62,6 +63,12 @@ pub struct Batch {
     /// NDJSON: for each item an action line and a source line, each ending in `\n`.
     pub body: Vec<u8>,
     pub items: Vec<BatchItem>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        bodies::give_back(std::mem::take(&mut self.body));
+    }
 }
 
 impl Batch {
