@@ -128,6 +128,44 @@ fn kill_9_after_sending_before_checkpointing_then_a_rollover_stores_every_line_o
 }
 
 #[test]
+fn lines_sent_after_the_last_checkpoint_are_looked_up_after_a_kill_9_and_a_rollover() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let log = setup.logs().join("payment.log");
+    let mut shipper = setup.start();
+    write_lines(&log, "payment", 0, 10);
+    wait_until("warm up", WAIT, || es.count(STREAM) >= 10);
+    std::thread::sleep(Duration::from_millis(1200));
+
+    // From now on no checkpoint can be saved (a directory where the checkpoint's temporary
+    // file goes): the last one says 10 lines were read, whatever is sent after it.
+    let temp = setup.data().join("checkpoints/checkpoints.json.tmp");
+    std::fs::create_dir(&temp).unwrap();
+    // More than the checkpoint's own reservation (1 MiB past the last line it saw read).
+    lose_the_next_answer(&es, 0);
+    write_lines(&log, "payment", 10, 10_000);
+    wait_until("the lines to be stored", WAIT, || {
+        es.count(STREAM) >= 10_010 && es.dropped_connections() >= 1
+    });
+    // A save was tried since, and failed: the checkpoint on disk still says 10 lines.
+    wait_until("a failed checkpoint save", WAIT, || {
+        shipper.own_log().contains("cannot save checkpoints")
+    });
+    shipper.kill9();
+    std::fs::remove_dir(&temp).unwrap();
+    es.faults().clear();
+    es.rollover(STREAM).expect("rollover");
+
+    write_lines(&log, "payment", 10_010, 10);
+    let shipper = setup.start();
+    wait_until("every line settled after the restart", WAIT, || {
+        settled(&shipper) >= 10_010.0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&es, STREAM, 10_020);
+}
+
+#[test]
 fn replayed_failure_store_documents_are_not_stored_twice() {
     let es = es();
     // Every line fails its mapping (a string where an object is mapped, which

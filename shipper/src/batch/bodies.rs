@@ -5,12 +5,13 @@
 //! fault in and zero, hundreds of times a second at full speed) or, from the heap, left it
 //! fragmented around the small per-file allocations between them, a high-water mark that
 //! stayed in the RSS. Freed bodies wait here for the next batch instead; at most
-//! [`KEEP`] of them, as many as can be in flight at once with the default settings.
+//! [`KEEP`] of them: enough for the steady flow (a body freed as the next batch starts), and
+//! no more, because a kept body is resident memory.
 
 use std::sync::Mutex;
 
 /// Bodies kept for reuse.
-const KEEP: usize = 6;
+const KEEP: usize = 2;
 
 /// Bodies larger than this are freed, not kept (a batch grown by an oversized document).
 const KEEP_CAPACITY_UP_TO: usize = 16 * 1024 * 1024;

@@ -53,6 +53,8 @@ struct Slot {
     /// Its file was truncated under it: all its recent line ends are saved with the
     /// checkpoint, so a restart still recognises the copy (of a live file, only the last few).
     given_up: bool,
+    /// How far this run reserved the sending of its lines (see [`super::sent_horizon`]).
+    reserved: u64,
 }
 
 impl Slot {
@@ -154,6 +156,7 @@ impl AckTable {
             pending: VecDeque::new(),
             forgotten: false,
             given_up: !recent.is_empty(),
+            reserved: 0,
             recent,
         };
         let at = match index.free.pop() {
@@ -243,9 +246,33 @@ impl AckTable {
                     RECENT_MARKS_SAVED
                 };
                 c.recent = s.recent.iter().rev().take(keep).rev().copied().collect();
+                // What a restart must look up: what this run or an earlier one may have
+                // sent, past what is acknowledged.
+                c.replay_until = c.replay_until.max(s.reserved);
+                if c.replay_until <= c.offset {
+                    c.replay_until = 0;
+                }
                 c
             })
             .collect()
+    }
+
+    /// This run may send the lines of `slot` up to `upto` (recorded in the sent-horizon
+    /// log right after, see [`super::sent_horizon`]).
+    pub(crate) fn reserve_sending(&self, slot: u32, upto: u64) {
+        if let Some(s) = self.lock_mut().get_mut(slot as usize) {
+            s.reserved = s.reserved.max(upto);
+        }
+    }
+
+    /// Lines of `slot` ending at or before this offset may have been sent by an earlier
+    /// run (or, for an identity resumed within this run, by this one): they are looked up
+    /// before they are sent.
+    pub(crate) fn replay_until(&self, slot: u32) -> u64 {
+        self.lock().get(slot as usize).map_or(0, |s| {
+            let c = &s.checkpoint;
+            c.replay_until.max(c.sent_offset).max(c.offset)
+        })
     }
 
     /// The saved state of one slot.

@@ -42,6 +42,11 @@ pub(crate) struct FileCheckpoint {
     pub(crate) sent_offset: u64,
     #[serde(default)]
     pub(crate) sent_tail: TailMark,
+    /// Lines ending at or before this offset may have been sent by an earlier run, which
+    /// reserved them ahead of reading (see [`super::sent_horizon`]): they are looked up
+    /// before they are sent again. Zero when nothing past `offset` was reserved.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) replay_until: u64,
     /// The ends of the last lines read, newest last, while the
     /// identity is being written to: what tells a copy made before the reader read past its
     /// end (see [`super::identity::decide::identify`]). Empty once the file is idle.
@@ -57,6 +62,10 @@ pub(crate) struct FileCheckpoint {
     pub(crate) head: HeadMark,
     /// When this identity was last seen on disk (Unix seconds), to forget old files.
     pub(crate) seen_unix: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The file format, versioned so a later release can read what this one wrote.
@@ -104,6 +113,11 @@ impl Checkpointer {
 
     pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(STABLE)
+    }
+
+    /// The directory of the checkpoints (and of the sent-horizon log beside them).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub(crate) fn load(&self) -> Result<Loaded, CheckpointError> {

@@ -12,12 +12,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::acknowledgements::AckTable;
 use super::checkpoint::{CheckpointError, Checkpointer};
+use super::sent_horizon::SentHorizon;
 
 /// Writes the table's checkpoints when they changed since the last write.
 pub(crate) struct Persister {
     table: Arc<AckTable>,
     checkpointer: Arc<Checkpointer>,
     forget_after: Duration,
+    /// Cut before each snapshot, its old part dropped once the snapshot is saved.
+    horizon: Option<Arc<SentHorizon>>,
     /// The table's generation last saved (see [`AckTable::generation`]); no copy of what
     /// was saved is kept, which with thousands of files would be megabytes.
     saved_generation: Option<u64>,
@@ -33,8 +36,15 @@ impl Persister {
             table,
             checkpointer,
             forget_after,
+            horizon: None,
             saved_generation: None,
         }
+    }
+
+    /// Keeps `horizon` in step with the saves (see [`super::sent_horizon`]).
+    pub(crate) fn with_horizon(mut self, horizon: Arc<SentHorizon>) -> Persister {
+        self.horizon = Some(horizon);
+        self
     }
 
     /// Saves now if anything changed; identities not seen for `forget_after` are dropped.
@@ -56,10 +66,21 @@ impl Persister {
         if self.saved_generation == Some(generation) {
             return Ok(false);
         }
+        if let Some(h) = &self.horizon {
+            // Before the snapshot: every reservation in the part cut off is in it.
+            if let Err(e) = h.cut() {
+                tracing::warn!(error = %e, "cannot cut the sent-horizon log; it keeps growing until a cut succeeds");
+            }
+        }
         let mut snapshot = self.table.snapshot();
         snapshot.retain(|c| c.seen_unix >= cutoff);
         match self.checkpointer.save(&snapshot) {
             Ok(()) => {
+                if let Some(h) = &self.horizon {
+                    if let Err(e) = h.saved() {
+                        tracing::warn!(error = %e, "cannot remove the old part of the sent-horizon log");
+                    }
+                }
                 metrics::counter!("shipper_checkpoint_writes_total").increment(1);
                 self.saved_generation = Some(generation);
                 Ok(true)

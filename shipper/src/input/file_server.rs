@@ -31,6 +31,7 @@ use super::line_reader::LineReader;
 use super::line_sink::{LineOrigin, LineSink, Stop, Taken};
 use super::open::{OpenError, OpenPolicy, Refused};
 use super::paths::{watch, PathWatch, PathsProvider, Wakeups, Woken};
+use super::sent_horizon::{self, SentHorizon};
 use crate::batch::{Acknowledge, Origin};
 
 mod complaints;
@@ -121,6 +122,11 @@ pub(crate) enum FileServerError {
     Checkpoint(#[from] CheckpointError),
     #[error("invalid paths: {0}")]
     Paths(#[from] super::paths::PathsError),
+    #[error("cannot open the sent-horizon log in {path}: {source}")]
+    Horizon {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 struct Watcher {
@@ -151,6 +157,8 @@ struct Watcher {
     /// look-up before sending. Zero for a new identity; equal to where reading resumes for
     /// one resumed within this run, so only a restart opens this window.
     replay_until: u64,
+    /// Lines of this file up to here may be sent: reserved in the sent-horizon log.
+    reserved: u64,
     /// Lines ending at or before this offset were shown to the alert tap when read ahead
     /// while shipping was paused: the tap does not see them twice.
     tapped_to: u64,
@@ -231,6 +239,11 @@ pub(crate) struct FileServer {
     held: HashMap<(u64, u64), unterminated::Held>,
     /// How names under the globs are opened (see [`super::open`]).
     policy: OpenPolicy,
+    /// Where reading reserves the sending of lines ahead (see [`super::sent_horizon`]).
+    horizon: Arc<SentHorizon>,
+    /// Reservations of the previous run for identities it never saved, by key: a new
+    /// identity with one of these keys looks up those lines before sending them.
+    unsaved_reservations: HashMap<FileKey, u64>,
     /// How many watchers have each fingerprint: a new file whose fingerprint no open file
     /// has (nearly every one) is not compared with each open file, which with thousands of
     /// files open made opening them cost the square of their number.
@@ -259,9 +272,20 @@ impl FileServer {
             );
         }
         tracing::info!(files = loaded.files.len(), path = %checkpointer.path().display(), "checkpoints loaded");
-        for cp in loaded.files.iter().cloned() {
+        let (horizon, mut reserved) =
+            SentHorizon::open(checkpointer.dir()).map_err(|source| FileServerError::Horizon {
+                path: checkpointer.dir().to_path_buf(),
+                source,
+            })?;
+        for mut cp in loaded.files.iter().cloned() {
+            if let Some(upto) = reserved.remove(&cp.key) {
+                cp.replay_until = cp.replay_until.max(upto);
+            }
             table.insert(cp);
         }
+        // Identities the previous run reserved but never saved (new in its last second).
+        let unsaved_reservations = reserved;
+        let horizon = Arc::new(horizon);
         let wakeups = Arc::new(Wakeups::default());
         let watch = match watch(&paths, Arc::clone(&wakeups)) {
             Ok(w) => Some(w),
@@ -275,11 +299,10 @@ impl FileServer {
         } else {
             OpenPolicy::no_links()
         };
-        let persister = Some(Persister::new(
-            Arc::clone(&table),
-            checkpointer,
-            cfg.forget_after,
-        ));
+        let persister = Some(
+            Persister::new(Arc::clone(&table), checkpointer, cfg.forget_after)
+                .with_horizon(Arc::clone(&horizon)),
+        );
         Ok(FileServer {
             cfg,
             paths,
@@ -305,6 +328,8 @@ impl FileServer {
             ignored_compressed: HashMap::new(),
             held: HashMap::new(),
             policy,
+            horizon,
+            unsaved_reservations,
             open_fingerprints: HashMap::new(),
             complaints: Complaints::default(),
         })
@@ -483,6 +508,7 @@ impl FileServer {
                 &self.cfg,
                 &mut self.read_buffer,
                 &mut self.complaints,
+                &self.horizon,
             )?;
             let w = &mut self.watchers[index];
             let moved = w.reader.line_offset() != before;
@@ -837,6 +863,11 @@ impl FileServer {
         } else {
             fp
         };
+        let replay_until = if salted {
+            0
+        } else {
+            self.unsaved_reservations.remove(&key).unwrap_or(0)
+        };
         let slot = self.table.insert(FileCheckpoint {
             key,
             fingerprint: fp,
@@ -844,6 +875,7 @@ impl FileServer {
             ino,
             path: path.to_path_buf(),
             seen_unix: now_unix,
+            replay_until,
             ..FileCheckpoint::default()
         });
         (slot, key)
@@ -864,7 +896,7 @@ impl FileServer {
     ) {
         self.sink.describe(slot, key, path);
         *self.open_fingerprints.entry(fp).or_default() += 1;
-        let replay_until = self.table.evidence(slot).map_or(0, |(used, _)| used);
+        let replay_until = self.table.replay_until(slot);
         self.watchers.push(Watcher {
             slot,
             key,
@@ -882,6 +914,7 @@ impl FileServer {
             published: (u64::MAX, u64::MAX),
             recent_marks: true,
             replay_until,
+            reserved: 0,
             tapped_to: 0,
             held: false,
             // Fallback checks spread over the interval, not all files at the same instant.
@@ -961,11 +994,12 @@ fn poll(
     cfg: &FileServerConfig,
     shared: &mut Vec<u8>,
     complaints: &mut Complaints,
+    horizon: &SentHorizon,
 ) -> Result<Verdict, Stop> {
     if w.reader.is_compressed() {
         // Never written again: nothing to verify, read it to its end.
         w.reader.lend(shared);
-        let verdict = read_lines(w, sink, table, cfg, complaints);
+        let verdict = read_lines(w, sink, table, cfg, complaints, horizon);
         w.reader.give_back(shared);
         return verdict;
     }
@@ -1009,7 +1043,7 @@ fn poll(
     }
     w.checked = stamp;
     w.reader.lend(shared);
-    let verdict = read_lines(w, sink, table, cfg, complaints);
+    let verdict = read_lines(w, sink, table, cfg, complaints, horizon);
     w.reader.give_back(shared);
     verdict
 }
@@ -1021,6 +1055,7 @@ fn read_lines(
     table: &AckTable,
     cfg: &FileServerConfig,
     complaints: &mut Complaints,
+    horizon: &SentHorizon,
 ) -> Result<Verdict, Stop> {
     let mut budget_for_turn = cfg.bytes_per_turn as u64;
     w.held = false;
@@ -1041,6 +1076,12 @@ fn read_lines(
         };
         w.last_data = Instant::now();
         let len = line.end - line.offset;
+        reserve_sending(
+            (&mut w.reserved, w.slot, w.key, &w.path),
+            line.end,
+            (table, horizon),
+            complaints,
+        );
         let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
         hand_on(sink, table, w.slot, &line, flags)?;
         budget_for_turn = budget_for_turn.saturating_sub(len);
@@ -1060,12 +1101,41 @@ fn read_lines(
             return Ok(Verdict::Keep);
         }
         if let Some(line) = w.reader.take_unterminated() {
+            reserve_sending(
+                (&mut w.reserved, w.slot, w.key, &w.path),
+                line.end,
+                (table, horizon),
+                complaints,
+            );
             let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
             hand_on(sink, table, w.slot, &line, flags)?;
         }
         return Ok(Verdict::Finished);
     }
     Ok(Verdict::Keep)
+}
+
+/// Before a line of `w` ending at `end` goes out: if it is past the file's reservation,
+/// reserves ahead, in the table first and then in the log (see [`super::sent_horizon`]).
+fn reserve_sending(
+    (reserved, slot, key, path): (&mut u64, u32, FileKey, &Path),
+    end: u64,
+    (table, horizon): (&AckTable, &SentHorizon),
+    complaints: &mut Complaints,
+) {
+    if end <= *reserved {
+        return;
+    }
+    let upto = end + sent_horizon::RESERVE;
+    table.reserve_sending(slot, upto);
+    if let Err(e) = horizon.reserve(key, upto) {
+        // Shipping goes on: only a crash before the next checkpoint could then re-send
+        // these lines without looking them up.
+        if let Some(held_back) = complaints.allow(path, "sent-horizon") {
+            tracing::warn!(path = %path.display(), error = %e, held_back, "cannot record how far lines may be sent");
+        }
+    }
+    *reserved = upto;
 }
 
 /// Reads the complete lines of `w` from `from` into `buf` and shows them to the sink's tap.

@@ -18,6 +18,7 @@ pub(crate) mod line_sink;
 pub(crate) mod open;
 pub(crate) mod paths;
 pub(crate) mod read_budget;
+pub(crate) mod sent_horizon;
 
 #[cfg(test)]
 mod model_tests;
