@@ -35,7 +35,7 @@ async fn templates_are_installed_in_order_before_the_first_document() {
     assert!(es.ilm_policies().contains(&"didban-logs".to_string()));
     assert!(es
         .component_templates()
-        .contains(&"didban-logs@mappings".to_string()));
+        .contains(&"didban-logs-mappings".to_string()));
     assert!(es.index_templates().contains(&"didban-logs".to_string()));
 
     let paths: Vec<String> = es.requests().into_iter().map(|r| r.path).collect();

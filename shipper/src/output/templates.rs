@@ -207,8 +207,8 @@ mod tests {
             "/_ilm/policy/didban-logs"
         );
         assert_eq!(
-            TemplateKind::ComponentTemplate.path("didban-logs@mappings"),
-            "/_component_template/didban-logs@mappings"
+            TemplateKind::ComponentTemplate.path("didban-logs-mappings"),
+            "/_component_template/didban-logs-mappings"
         );
         assert_eq!(
             TemplateKind::IndexTemplate.path("didban-logs"),
