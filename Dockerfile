@@ -87,7 +87,8 @@ RUN groupadd --system --gid 10002 shipper \
        --no-create-home --shell /usr/sbin/nologin shipper \
     && install -d -o shipper -g shipper -m 0750 /var/lib/didban-shipper \
     && install -d -o didban -g didban -m 2755 /var/log/didban/loan-resource \
-       /var/log/didban/payment /var/log/didban/reservation
+    && install -d -o didban -g didban -m 2755 /var/log/didban/payment \
+    && install -d -o didban -g didban -m 2755 /var/log/didban/reservation
 COPY --from=builder /out/shipper /usr/local/bin/shipper
 ENV SHIPPER_PATHS=/var/log/didban/*.log,/var/log/didban/*.log.* \
     SHIPPER_DATA_DIR=/var/lib/didban-shipper \
