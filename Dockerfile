@@ -31,7 +31,7 @@ RUN cargo build --release --locked --workspace --bins \
 # Each target copies its own binary from `builder` and nothing else.
 
 # What the services and the shipper have in common. The same ids in both: the services
-# (uid 10001, group didban) own the shared log volume; Docker initialises an empty named
+# (uid 10001, group didban) own their log volumes; Docker initialises an empty named
 # volume with the owner and mode of the mount point, so /var/log/didban is created here
 # (setgid: files inherit the didban group, which the shipper belongs to). Whichever container
 # mounts the empty volume first decides its owner, hence the same directory in both.
@@ -41,7 +41,7 @@ RUN groupadd --system --gid 10001 didban \
        --shell /usr/sbin/nologin didban \
     && install -d -o didban -g didban -m 2755 /var/log/didban
 
-# The three services: they write their logs to the shared volume as didban.
+# The three services: each writes its logs to its own volume as didban.
 FROM didban-runtime AS service-runtime
 ENV LOG_DIR=/var/log/didban \
     LOG_TIMEZONE=Asia/Tehran
@@ -74,7 +74,10 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8003} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && read -r _ status _ <&3 && [ \"$status\" = 200 ]"]
 ENTRYPOINT ["/usr/local/bin/reservation"]
 
-# The shipper: tails the services' log files from the shared volume into Elasticsearch.
+# The shipper: tails the services' log files from their volumes into Elasticsearch. Each
+# service's volume is mounted read-only at /var/log/didban/<service>; the mount points
+# exist here with the services' owner, so a volume the shipper happens to mount first is
+# still initialised writable for its service.
 # TLS to Elasticsearch uses rustls with the CA given in ELASTICSEARCH_CA_CERT (or the
 # bundled web roots), so the image needs no ca-certificates package. The shipper (uid 10002)
 # belongs to group didban, so it can read the logs without owning them.
@@ -82,7 +85,10 @@ FROM didban-runtime AS shipper
 RUN groupadd --system --gid 10002 shipper \
     && useradd --system --uid 10002 --gid shipper --groups didban --home-dir /nonexistent \
        --no-create-home --shell /usr/sbin/nologin shipper \
-    && install -d -o shipper -g shipper -m 0750 /var/lib/didban-shipper
+    && install -d -o shipper -g shipper -m 0750 /var/lib/didban-shipper \
+    && install -d -o didban -g didban -m 2755 /var/log/didban/loan-resource \
+    && install -d -o didban -g didban -m 2755 /var/log/didban/payment \
+    && install -d -o didban -g didban -m 2755 /var/log/didban/reservation
 COPY --from=builder /out/shipper /usr/local/bin/shipper
 ENV SHIPPER_PATHS=/var/log/didban/*.log,/var/log/didban/*.log.* \
     SHIPPER_DATA_DIR=/var/lib/didban-shipper \

@@ -545,7 +545,22 @@ pub(crate) async fn poll(
             reply.node, reply.status
         )));
     }
+    if matched_no_index(&parsed) {
+        return Err(PollError::NoIndex(settings.index.clone()));
+    }
     parse_response(&parsed).map_err(PollError::Failed)
+}
+
+/// Whether a 200 answer is Elasticsearch's empty search response: with
+/// `allow_no_indices=true`, a pattern that matches no index searches no shard and the
+/// answer carries no `aggregations` at all (not empty buckets), and no hit. That is "no
+/// Heartbeat data yet", like the 404 of an older node, not a broken answer.
+fn matched_no_index(body: &Value) -> bool {
+    let no_hits = body
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty);
+    body.get("aggregations").is_none() && no_hits
 }
 
 #[cfg(test)]
@@ -592,6 +607,35 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_empty_search_response_means_no_index_yet() {
+        // Elasticsearch 9.2's answer on heartbeat-* before Heartbeat's first check.
+        let empty = json!({"took": 0, "timed_out": false,
+            "_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0},
+            "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}});
+        assert!(matched_no_index(&empty));
+        // Indices that hold nothing matching still answer with (empty) buckets.
+        let buckets = json!({"hits": {"hits": []}, "aggregations": {"monitors": {"buckets": []}}});
+        assert!(!matched_no_index(&buckets));
+        assert_eq!(parse_response(&buckets).unwrap(), vec![]);
+        // Anything else without aggregations stays an error.
+        assert!(!matched_no_index(&json!({"error": "x"})));
+    }
+
+    #[tokio::test]
+    async fn polling_before_heartbeats_first_check_is_no_data_not_an_error() {
+        let es = es_test_server::EsTestServer::start(es_test_server::ServerConfig::default())
+            .await
+            .unwrap();
+        let url = url::Url::parse(&es.url()).unwrap();
+        let client =
+            QueryClient::new(&crate::query_client::QueryClientConfig::new(vec![url])).unwrap();
+        match poll(&client, &settings()).await {
+            Err(PollError::NoIndex(index)) => assert_eq!(index, "heartbeat-*"),
+            other => panic!("expected no index yet, got {other:?}"),
+        }
+    }
 
     fn settings() -> UptimeSettings {
         UptimeSettings {

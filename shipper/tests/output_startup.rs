@@ -35,7 +35,7 @@ async fn templates_are_installed_in_order_before_the_first_document() {
     assert!(es.ilm_policies().contains(&"didban-logs".to_string()));
     assert!(es
         .component_templates()
-        .contains(&"didban-logs@mappings".to_string()));
+        .contains(&"didban-logs-mappings".to_string()));
     assert!(es.index_templates().contains(&"didban-logs".to_string()));
 
     let paths: Vec<String> = es.requests().into_iter().map(|r| r.path).collect();
@@ -227,4 +227,97 @@ async fn shutdown_during_the_wait_ends_startup() {
         .expect("prepare ignored shutdown")
         .unwrap_err();
     assert!(matches!(err, StartupError::Cancelled), "{err:?}");
+}
+
+#[tokio::test]
+async fn templates_installed_by_someone_else_are_used_when_the_user_may_not_install_them() {
+    // The compose stack: the setup step installs everything with the superuser, the
+    // shipper's role has no manage_index_templates / manage_ilm.
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    prepare(config(&es.url(), dir.path())).await.unwrap();
+    es.faults().refuse_template_writes(true);
+    es.reset_observations();
+    prepare(config(&es.url(), dir.path())).await.unwrap();
+    let requests = es.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PUT" && r.path == "/_index_template/didban-logs"),
+        "the shipper still tries to install where it is allowed: {requests:?}"
+    );
+    assert!(requests
+        .iter()
+        .any(|r| r.method == "GET" && r.path == "/_index_template/didban-logs"));
+}
+
+#[tokio::test]
+async fn a_missing_template_the_user_may_not_install_stops_startup_naming_it() {
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    es.faults().refuse_template_writes(true);
+    let dir = tempfile::tempdir().unwrap();
+    let err = prepare(config(&es.url(), dir.path())).await.unwrap_err();
+    assert!(
+        matches!(err, StartupError::Template { status: 403, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("didban-logs"), "{text}");
+    assert!(text.contains("setup"), "{text}");
+}
+
+#[tokio::test]
+async fn the_index_template_waits_for_the_built_in_component_templates() {
+    // A slow first boot: the node answers before it has installed logs@mappings & co.
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    let c = reqwest::Client::new();
+    let builtins = ["logs@mappings", "logs@settings", "ecs@mappings"];
+    let mut bodies = Vec::new();
+    for name in builtins {
+        let v: serde_json::Value = c
+            .get(format!("{}/_component_template/{name}", es.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        bodies.push(v["component_templates"][0]["component_template"].clone());
+    }
+    let r = c
+        .delete(format!("{}/_index_template/logs", es.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for name in builtins {
+        let r = c
+            .delete(format!("{}/_component_template/{name}", es.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = es.url();
+    let started = tokio::spawn(async move {
+        let c = config(&url, dir.path());
+        let result = prepare(c).await;
+        drop(dir);
+        result
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!started.is_finished(), "prepare did not wait");
+    assert!(es.index_templates().iter().all(|t| t != "didban-logs"));
+    for (name, body) in builtins.iter().zip(&bodies) {
+        let r = c
+            .put(format!("{}/_component_template/{name}", es.url()))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    started.await.unwrap().unwrap();
+    assert!(es.index_templates().contains(&"didban-logs".to_string()));
 }

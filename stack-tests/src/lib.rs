@@ -9,7 +9,7 @@
 //! `tests/`, one file per artefact.
 //!
 //! ```no_run
-//! let template = stack_tests::files::read_json("elastic-templates/elasticsearch/component_template/didban-logs@mappings.json")?;
+//! let template = stack_tests::files::read_json("elastic-templates/elasticsearch/component_template/didban-logs-mappings.json")?;
 //! let fields = stack_tests::mapping::flatten(&template["template"]["mappings"]);
 //! assert_eq!(fields.get("log.category").map(String::as_str), Some("keyword"));
 //! # Ok::<(), stack_tests::files::FileError>(())

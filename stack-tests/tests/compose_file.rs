@@ -1,5 +1,6 @@
 //! `docker-compose.yml` and `.env.example`: secure by default (Elasticsearch and Kibana on
-//! 127.0.0.1 only, no secret in the file), and wired as the shipper and the services expect.
+//! 127.0.0.1 only, no secret in the file or its model, hardened containers, one log volume
+//! per service), and wired as the shipper and the services expect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
 
@@ -7,8 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 use stack_tests::compose::{
-    container_port, interpolate, is_single_variable, parse_env_file, published_host_ip,
-    read_compose_file,
+    container_port, interpolate, parse_env_file, published_host_ip, read_compose_file,
 };
 use stack_tests::dockerfile::stages;
 use stack_tests::files::read_text;
@@ -27,7 +27,7 @@ const BUILT: &[(&str, &str, u16)] = &[
 const SHIPPER_SETTINGS: &[&str] = &[
     "ELASTICSEARCH_URL",
     "ELASTICSEARCH_USERNAME",
-    "ELASTICSEARCH_PASSWORD",
+    "ELASTICSEARCH_PASSWORD_FILE",
     "ELASTICSEARCH_CA_CERT",
     "SHIPPER_PATHS",
     "SHIPPER_DATA_DIR",
@@ -105,66 +105,140 @@ fn only_the_documented_ports_reach_the_host() {
     assert_eq!(published, expected);
 }
 
-#[test]
-fn no_secret_is_written_in_the_compose_file() {
-    // Passwords and keys, and the alert channels (their URLs carry tokens and passwords).
-    let secret_name = regex::Regex::new(
+/// Names of the settings that hold secrets: passwords and keys, and the alert channels
+/// (their URLs carry tokens and passwords).
+fn secret_name() -> regex::Regex {
+    regex::Regex::new(
         r"(?i)((password|secret|token|api_key|_key|encryptionkey)$|^alert_(telegram|slack|email|webhook)$)",
     )
-    .expect("regex");
+    .expect("regex")
+}
+
+#[test]
+fn secrets_reach_containers_only_as_files_in_secrets_volumes() {
+    // A secret given as a value (even `${VAR}` from .env) is in `docker compose config`
+    // and in `docker inspect`; as a `*_FILE` path it is neither.
+    let secret = secret_name();
     let compose = compose();
-    let mut checked = 0;
+    let mut files = 0;
     for (name, service) in services(&compose) {
         let Some(environment) = service["environment"].as_mapping() else {
             continue;
         };
         for (key, value) in environment {
             let key = key.as_str().expect("env name");
-            if secret_name.is_match(key) {
-                let value = value.as_str().unwrap_or_default();
-                assert!(
-                    is_single_variable(value),
-                    "{name}: {key} must come from .env, not {value:?}"
-                );
-                checked += 1;
+            let value = value.as_str().unwrap_or_default();
+            assert!(
+                !secret.is_match(key),
+                "{name}: secret {key} given as a value ({value:?}); give {key}_FILE instead"
+            );
+            if let Some(base) = key.strip_suffix("_FILE") {
+                if secret.is_match(base) {
+                    assert!(
+                        value.starts_with("/didban/secrets/"),
+                        "{name}: {key} = {value:?} is not in a secrets volume"
+                    );
+                    files += 1;
+                }
             }
         }
     }
     assert!(
-        checked >= 12,
-        "only {checked} secrets found: did the names change?"
+        files >= 11,
+        "only {files} secret files found: did the names change?"
     );
 }
 
 #[test]
-fn every_required_variable_is_in_env_example_with_a_placeholder() {
+fn no_secret_variable_of_env_is_interpolated_into_the_compose_model() {
+    // setup/secrets.sh reads .env itself: compose must never interpolate a secret, or
+    // `docker compose config` prints it.
     let text = read_text(COMPOSE).unwrap_or_else(|e| panic!("{e}"));
-    let example = env_example();
-    let required = regex::Regex::new(r"\$\{([A-Z_][A-Z0-9_]*):\?").expect("regex");
-    let mut names: Vec<&str> = required
-        .captures_iter(&text)
+    let reference = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)").expect("regex");
+    let secret = secret_name();
+    for caps in reference.captures_iter(&text) {
+        let name = &caps[1];
+        assert!(
+            !secret.is_match(name),
+            "docker-compose.yml interpolates the secret ${{{name}}}"
+        );
+    }
+}
+
+#[test]
+fn a_start_needs_no_env_file() {
+    // No required variable: `docker compose up` works on a fresh clone, and every value
+    // resolves with an empty environment.
+    let text = read_text(COMPOSE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !regex::Regex::new(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\?")
+            .expect("regex")
+            .is_match(&text),
+        "docker-compose.yml still requires a variable"
+    );
+    let compose = compose();
+    let empty = BTreeMap::new();
+    for (name, service) in services(&compose) {
+        let rendered = serde_yaml::to_string(&service).expect("yaml");
+        for line in rendered.lines() {
+            assert!(
+                interpolate(line, &empty).is_some(),
+                "{name}: {line} needs a variable"
+            );
+        }
+    }
+}
+
+#[test]
+fn env_example_lists_every_override_commented_out() {
+    // Every secret setup/secrets.sh takes from .env is documented in .env.example, and
+    // none is set there: a copied .env.example changes nothing but what one uncomments.
+    let script = read_text("setup/secrets.sh").unwrap_or_else(|e| panic!("{e}"));
+    let taken = regex::Regex::new(r"(?m)^(?:secret|optional) ([A-Z_]+) ").expect("regex");
+    let names: Vec<&str> = taken
+        .captures_iter(&script)
         .filter_map(|c| c.get(1))
         .map(|m| m.as_str())
         .collect();
-    names.sort_unstable();
-    names.dedup();
-    assert!(names.len() >= 6, "{names:?}");
+    assert!(names.len() >= 10, "{names:?}");
+    let example = read_text(ENV_EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let set = env_example();
     for name in names {
-        let value = example
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} missing from {ENV_EXAMPLE}"));
-        // The setup step accepts letters and digits only, so a placeholder can never be
-        // started with by mistake.
         assert!(
-            value.contains("CHANGE_ME"),
-            "{name} in {ENV_EXAMPLE} must be a placeholder, not {value:?}"
+            example.contains(&format!("# {name}=")),
+            "{name} is not documented (commented out) in {ENV_EXAMPLE}"
         );
+        assert!(!set.contains_key(name), "{ENV_EXAMPLE} sets {name}");
     }
     let gitignore = read_text(".gitignore").unwrap_or_else(|e| panic!("{e}"));
     assert!(
         gitignore.lines().any(|l| l.trim() == ".env"),
         ".env must never be committed"
     );
+}
+
+#[test]
+fn our_containers_drop_every_capability_and_have_a_read_only_root() {
+    let compose = compose();
+    for (name, _, _) in BUILT {
+        let service = &compose["services"][*name];
+        assert_eq!(
+            strings(&service["cap_drop"]),
+            vec!["ALL".to_owned()],
+            "{name}"
+        );
+        assert!(
+            strings(&service["security_opt"]).contains(&"no-new-privileges:true".to_owned()),
+            "{name}"
+        );
+        assert_eq!(service["read_only"].as_bool(), Some(true), "{name}");
+        assert!(
+            strings(&service["tmpfs"])
+                .iter()
+                .any(|t| t.starts_with("/tmp")),
+            "{name}: a writable /tmp"
+        );
+    }
 }
 
 #[test]
@@ -199,7 +273,10 @@ fn built_services_have_their_own_target_and_a_restart_policy() {
         let restart = service["restart"]
             .as_str()
             .unwrap_or_else(|| panic!("{name}: no restart policy"));
-        let one_shot = matches!(name.as_str(), "setup" | "kibana-provisioning");
+        let one_shot = matches!(
+            name.as_str(),
+            "setup" | "kibana-provisioning" | "heartbeat-setup"
+        );
         assert_eq!(restart == "no", one_shot, "{name}: restart {restart}");
     }
 }
@@ -232,38 +309,55 @@ fn every_dependency_waits_for_a_condition() {
 }
 
 #[test]
-fn services_write_the_log_volume_and_the_shipper_reads_it_read_only() {
+fn each_service_writes_its_own_log_volume_which_the_shipper_reads_read_only() {
     let compose = compose();
-    let logs_mount = |name: &str| {
-        strings(&compose["services"][name]["volumes"])
-            .into_iter()
-            .find(|v| v.starts_with("service-logs:"))
-            .unwrap_or_else(|| panic!("{name} does not mount service-logs"))
-    };
+    let shipper = &compose["services"]["shipper"];
+    let shipper_volumes = strings(&shipper["volumes"]);
+    let paths = shipper["environment"]["SHIPPER_PATHS"]
+        .as_str()
+        .expect("SHIPPER_PATHS");
     for (name, _, _) in &BUILT[..3] {
-        assert_eq!(logs_mount(name), "service-logs:/var/log/didban");
+        let volume = format!("{name}-logs");
+        assert_eq!(
+            strings(&compose["services"][*name]["volumes"]),
+            vec![format!("{volume}:/var/log/didban")],
+            "{name} mounts its own log volume and nothing else"
+        );
         assert_eq!(
             compose["services"][*name]["environment"]["LOG_DIR"].as_str(),
             Some("/var/log/didban")
         );
+        let mount = format!("{volume}:/var/log/didban/{name}:ro");
+        assert!(shipper_volumes.contains(&mount), "shipper: {mount} missing");
+        assert!(
+            paths.contains(&format!("/var/log/didban/{name}/*.log")),
+            "SHIPPER_PATHS does not read {name}'s directory: {paths}"
+        );
+        for (other, service) in services(&compose) {
+            if other != *name && other != "shipper" {
+                assert!(
+                    !strings(&service["volumes"])
+                        .iter()
+                        .any(|v| v.starts_with(&format!("{volume}:"))),
+                    "{other} mounts {volume}"
+                );
+            }
+        }
     }
-    assert_eq!(logs_mount("shipper"), "service-logs:/var/log/didban:ro");
-    let shipper = &compose["services"]["shipper"];
-    let volumes = strings(&shipper["volumes"]);
     let data_dir = shipper["environment"]["SHIPPER_DATA_DIR"]
         .as_str()
         .expect("data dir");
     assert!(
-        volumes
+        shipper_volumes
             .iter()
             .any(|v| v == &format!("shipper-data:{data_dir}")),
-        "{volumes:?}"
+        "{shipper_volumes:?}"
     );
     let declared = compose["volumes"].as_mapping().expect("named volumes");
     for (name, service) in services(&compose) {
         for volume in strings(&service["volumes"]) {
             let source = volume.split(':').next().unwrap_or_default();
-            if !source.starts_with('.') {
+            if !source.starts_with('.') && !source.starts_with('$') {
                 assert!(
                     declared.contains_key(source),
                     "{name}: volume {source} is not declared"

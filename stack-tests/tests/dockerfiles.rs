@@ -72,6 +72,10 @@ const IMAGES: &[Image] = &[
         dirs: &[
             LOG_DIR,
             ("/var/lib/didban-shipper", "shipper", "shipper", "0750"),
+            // Mount points of the services' log volumes (docker-compose.yml).
+            ("/var/log/didban/loan-resource", "didban", "didban", "2755"),
+            ("/var/log/didban/payment", "didban", "didban", "2755"),
+            ("/var/log/didban/reservation", "didban", "didban", "2755"),
         ],
         env: &[
             (

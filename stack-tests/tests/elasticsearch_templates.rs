@@ -12,9 +12,9 @@ use stack_tests::mapping::{accepts, flatten};
 
 const ILM_POLICY: &str = "elastic-templates/elasticsearch/ilm_policy/didban-logs.json";
 const SETTINGS: &str =
-    "elastic-templates/elasticsearch/component_template/didban-logs@settings.json";
+    "elastic-templates/elasticsearch/component_template/didban-logs-settings.json";
 const MAPPINGS: &str =
-    "elastic-templates/elasticsearch/component_template/didban-logs@mappings.json";
+    "elastic-templates/elasticsearch/component_template/didban-logs-mappings.json";
 const INDEX_TEMPLATE: &str = "elastic-templates/elasticsearch/index_template/didban-logs.json";
 
 /// The services whose data streams the template must cover (binary and `service.name`).
@@ -223,9 +223,11 @@ fn category_and_stack_trace_have_the_types_the_dashboards_need() {
 fn index_template_outranks_the_built_in_logs_template_and_covers_every_service() {
     let template = read_json(INDEX_TEMPLATE).expect("index template");
     let priority = template["priority"].as_u64().expect("priority");
+    // Elastic reserves priorities up to 500 for its own templates (built-in logs: 100,
+    // integrations: 200) and advises more than 500 for one's own.
     assert!(
-        priority > 200,
-        "priority {priority} must exceed 200 (built-in logs: 100, integrations: 200)"
+        priority > 500,
+        "priority {priority} must exceed 500, the range Elastic keeps for its own templates"
     );
     assert!(
         template["data_stream"].is_object(),
@@ -269,8 +271,8 @@ fn index_template_composes_built_in_blocks_first_and_ours_last() {
         "logs@mappings",
         "logs@settings",
         "ecs@mappings",
-        "didban-logs@settings",
-        "didban-logs@mappings",
+        "didban-logs-settings",
+        "didban-logs-mappings",
     ];
     for pair in order.windows(2) {
         assert!(
@@ -433,4 +435,38 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         tags_seen, tags_declared,
         "the shipper's tags and the schema's"
     );
+}
+
+#[test]
+fn our_resource_names_use_no_at_sign_except_the_custom_hooks() {
+    // `@` marks Elastic's own resources (`logs@mappings`); Elastic advises against it in
+    // one's own names, except for the `@custom` hooks it invites operators to create.
+    let files = files_under("elastic-templates/elasticsearch", &[".json"]).expect("templates");
+    assert!(files.len() >= 4, "{files:?}");
+    for file in &files {
+        let name = file
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(".json"))
+            .expect("file name");
+        assert!(
+            !name.contains('@'),
+            "{file}: resource name {name} contains @"
+        );
+    }
+    let template = read_json(INDEX_TEMPLATE).expect("index template");
+    for name in template["composed_of"]
+        .as_array()
+        .expect("composed_of")
+        .iter()
+        .filter_map(Value::as_str)
+    {
+        let ours = !BUILT_IN_COMPONENT_TEMPLATES.contains(&name) && name != "logs@custom";
+        if ours && name.contains('@') {
+            assert!(
+                name.ends_with("@custom"),
+                "{name}: only @custom hooks may carry @"
+            );
+        }
+    }
 }

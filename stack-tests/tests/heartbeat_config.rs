@@ -126,11 +126,92 @@ fn output_is_the_secured_elasticsearch_with_the_setup_ca_and_env_credentials() {
         .filter_map(Value::as_str)
         .any(|v| {
             let mut parts = v.split(':');
-            parts.next() == Some("certs")
+            parts.next() == Some("ca-cert")
                 && parts.next().is_some_and(|target| ca.starts_with(target))
         });
     assert!(
         mounts_ca,
-        "{ca} is not inside the certs volume mounted in heartbeat"
+        "{ca} is not inside the ca-cert volume mounted in heartbeat"
+    );
+}
+
+#[test]
+fn heartbeat_data_has_a_retention_and_replicas_a_single_node_can_place() {
+    let config = read_yaml(HEARTBEAT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config["setup.ilm.enabled"].as_bool(), Some(true));
+    let policy_name = config["setup.ilm.policy_name"]
+        .as_str()
+        .expect("policy name");
+    assert_ne!(
+        policy_name, "heartbeat",
+        "the Beats default keeps data forever"
+    );
+    let policy_path = config["setup.ilm.policy_file"]
+        .as_str()
+        .expect("policy file");
+    // The file is mounted from the repository into both Heartbeat containers.
+    let compose = read_compose_file(COMPOSE).unwrap_or_else(|e| panic!("{e}"));
+    let mut source = None;
+    for service in ["heartbeat-setup", "heartbeat"] {
+        let found = compose["services"][service]["volumes"]
+            .as_sequence()
+            .expect("volumes")
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|v| {
+                let mut parts = v.split(':');
+                let (from, to) = (parts.next()?, parts.next()?);
+                (to == policy_path).then(|| from.trim_start_matches("./").to_owned())
+            })
+            .unwrap_or_else(|| panic!("{service} does not mount {policy_path}"));
+        source = Some(found);
+    }
+    let policy = stack_tests::files::read_json(&source.expect("mounted")).expect("policy");
+    let delete = &policy["policy"]["phases"]["delete"];
+    assert!(
+        delete["actions"]["delete"].is_object(),
+        "no delete phase: {policy}"
+    );
+    assert!(delete["min_age"].is_string());
+    // Installed once, by the superuser; Heartbeat itself never overwrites.
+    assert_eq!(config["setup.ilm.overwrite"].as_bool(), Some(false));
+    assert_eq!(config["setup.template.overwrite"].as_bool(), Some(false));
+    let settings = &config["setup.template.settings"];
+    let replicas_ok = settings["index.auto_expand_replicas"].as_str() == Some("0-1")
+        || settings["index.number_of_replicas"].as_u64() == Some(0);
+    assert!(
+        replicas_ok,
+        "one replica cannot be placed on one node: {settings:?}"
+    );
+}
+
+#[test]
+fn heartbeat_setup_installs_index_management_as_the_superuser() {
+    let compose = read_compose_file(COMPOSE).unwrap_or_else(|e| panic!("{e}"));
+    let setup = &compose["services"]["heartbeat-setup"];
+    let command: Vec<&str> = setup["command"]
+        .as_sequence()
+        .expect("command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        command
+            .windows(2)
+            .any(|w| w == ["setup", "--index-management"]),
+        "{command:?}"
+    );
+    assert_eq!(
+        setup["environment"]["ELASTICSEARCH_USERNAME"].as_str(),
+        Some("elastic")
+    );
+    let heartbeat = &compose["services"]["heartbeat"];
+    assert_eq!(
+        heartbeat["depends_on"]["heartbeat-setup"]["condition"].as_str(),
+        Some("service_completed_successfully")
+    );
+    assert_eq!(
+        heartbeat["environment"]["ELASTICSEARCH_USERNAME"].as_str(),
+        Some("didban_heartbeat")
     );
 }

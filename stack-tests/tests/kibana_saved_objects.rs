@@ -14,7 +14,7 @@ use stack_tests::saved_objects::SavedObject;
 
 const NDJSON: &str = "elastic-templates/kibana/didban.ndjson";
 const MAPPINGS: &str =
-    "elastic-templates/elasticsearch/component_template/didban-logs@mappings.json";
+    "elastic-templates/elasticsearch/component_template/didban-logs-mappings.json";
 const INDEX_TEMPLATE: &str = "elastic-templates/elasticsearch/index_template/didban-logs.json";
 
 fn objects() -> Vec<SavedObject> {

@@ -6,7 +6,10 @@
 //! lifecycle. A `PUT` of the same body is harmless, which makes the installation idempotent.
 //! Transient failures (unreachable, 429, 5xx) are retried; a 4xx stops the shipper with the
 //! resource's name and Elasticsearch's reason, because a template that does not apply would
-//! silently give every document the wrong mappings.
+//! silently give every document the wrong mappings. Two exceptions: the index template
+//! waits for Elasticsearch's built-in component templates it composes, and a 403 (a user
+//! without the cluster-wide manage privileges, as in the compose stack, whose setup step
+//! installs everything with the superuser) is fine when the resource already exists.
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -60,6 +63,11 @@ pub(crate) static TEMPLATES: &[EmbeddedTemplate] =
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// Installs `templates` in order, retrying transient failures until done or cancelled.
+///
+/// Where the cluster refuses the shipper's user the right to install them (no
+/// `manage_ilm`/`manage_index_templates`: the stack's setup step installs them with the
+/// superuser instead), a resource that exists is used as it is; only a missing one stops
+/// the start.
 pub(crate) async fn install_templates(
     client: &EsClient,
     templates: &[EmbeddedTemplate],
@@ -68,16 +76,105 @@ pub(crate) async fn install_templates(
     shutdown: &CancellationToken,
 ) -> Result<(), StartupError> {
     for template in templates {
-        install_one(client, template, backoff, telemetry, shutdown).await?;
-        tracing::info!(
-            kind = template.kind.describe(),
-            name = template.name,
-            "installed {} {}",
-            template.kind.describe(),
-            template.name
-        );
+        if template.kind == TemplateKind::IndexTemplate {
+            for name in builtin_components(template, templates) {
+                wait_for_component(client, template, &name, backoff, shutdown).await?;
+            }
+        }
+        let outcome = install_one(client, template, backoff, telemetry, shutdown).await?;
+        let kind = template.kind.describe();
+        match outcome {
+            Installed::Put => {
+                tracing::info!(
+                    kind,
+                    name = template.name,
+                    "installed {kind} {}",
+                    template.name
+                )
+            }
+            Installed::AlreadyThere => tracing::info!(
+                kind,
+                name = template.name,
+                "{kind} {} is in place; this user may not install it, so it is used as it is",
+                template.name
+            ),
+        }
     }
     Ok(())
+}
+
+/// How a resource came to be in place.
+enum Installed {
+    Put,
+    /// The PUT was refused (403) but the resource exists: installed by someone allowed to.
+    AlreadyThere,
+}
+
+/// The component templates an index template composes that neither we install nor it
+/// lists as optional: Elasticsearch's built-ins (`logs@mappings`, ...), which a node
+/// installs shortly after it starts.
+fn builtin_components(template: &EmbeddedTemplate, templates: &[EmbeddedTemplate]) -> Vec<String> {
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(template.body) else {
+        return Vec::new(); // the PUT will say what is wrong with it
+    };
+    let names = |key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let optional = names("ignore_missing_component_templates");
+    names("composed_of")
+        .into_iter()
+        .filter(|name| !optional.contains(name))
+        .filter(|name| {
+            !templates
+                .iter()
+                .any(|t| t.kind == TemplateKind::ComponentTemplate && t.name == name)
+        })
+        .collect()
+}
+
+/// Waits until component template `name` exists: on a slow first boot the node answers
+/// before it has installed its built-in templates, and an index template composing a
+/// missing one is refused with a 400. An answer that cannot tell (no `monitor` privilege)
+/// ends the wait: the PUT will say.
+async fn wait_for_component(
+    client: &EsClient,
+    template: &EmbeddedTemplate,
+    name: &str,
+    backoff: Backoff,
+    shutdown: &CancellationToken,
+) -> Result<(), StartupError> {
+    let path = TemplateKind::ComponentTemplate.path(name);
+    let mut attempt: u32 = 0;
+    loop {
+        let why = match client.send(Method::GET, &path, None).await {
+            Ok(reply) if reply.status == 404 => "it does not exist yet".to_string(),
+            Ok(reply) if reply.status == 429 || reply.status >= 500 => {
+                format!("HTTP {}: {}", reply.status, error_summary(&reply.body))
+            }
+            Ok(_) => return Ok(()),
+            Err(err @ TransportError::Tls { .. }) => return Err(StartupError::Tls(err)),
+            Err(err) => err.to_string(),
+        };
+        let delay = retry_delay(backoff, attempt);
+        tracing::info!(
+            "waiting for Elasticsearch's built-in component template {name}, which index \
+             template {} composes ({why}); next look in {:.1} s",
+            template.name,
+            delay.as_secs_f64()
+        );
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(StartupError::Cancelled),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
 }
 
 async fn install_one(
@@ -86,7 +183,7 @@ async fn install_one(
     backoff: Backoff,
     telemetry: &Telemetry,
     shutdown: &CancellationToken,
-) -> Result<(), StartupError> {
+) -> Result<Installed, StartupError> {
     let path = template.kind.path(template.name);
     let mut attempt: u32 = 0;
     loop {
@@ -96,7 +193,13 @@ async fn install_one(
             gzip: false,
         };
         let problem = match client.send(Method::PUT, &path, Some(body)).await {
-            Ok(reply) if (200..300).contains(&reply.status) => return Ok(()),
+            Ok(reply) if (200..300).contains(&reply.status) => return Ok(Installed::Put),
+            Ok(reply) if reply.status == 403 => {
+                match check_exists(client, template, &path, &reply).await? {
+                    Some(installed) => return Ok(installed),
+                    None => format!("HTTP 403, then no answer to GET {path}"),
+                }
+            }
             Ok(reply) if reply.status == 429 || reply.status >= 500 => {
                 format!("HTTP {}: {}", reply.status, error_summary(&reply.body))
             }
@@ -124,6 +227,39 @@ async fn install_one(
             _ = shutdown.cancelled() => return Err(StartupError::Cancelled),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// After a 403 on the PUT: is the resource there anyway? `None` when the GET got no
+/// usable answer (try again).
+async fn check_exists(
+    client: &EsClient,
+    template: &EmbeddedTemplate,
+    path: &str,
+    refused: &super::client::Reply,
+) -> Result<Option<Installed>, StartupError> {
+    let missing = |reason: String| StartupError::Template {
+        what: template.kind.describe(),
+        name: template.name.to_string(),
+        status: refused.status,
+        reason,
+    };
+    let refusal = error_summary(&refused.body);
+    match client.send(Method::GET, path, None).await {
+        Ok(reply) if reply.status == 200 => Ok(Some(Installed::AlreadyThere)),
+        Ok(reply) if reply.status == 404 => Err(missing(format!(
+            "{refusal}; it does not exist and this user may not install it: let the stack's \
+             setup step install it, or grant the cluster privileges manage_ilm and \
+             manage_index_templates"
+        ))),
+        Ok(reply) if reply.status == 429 || reply.status >= 500 => Ok(None),
+        Ok(reply) => Err(missing(format!(
+            "{refusal}; and GET {path} answered HTTP {}: {}",
+            reply.status,
+            error_summary(&reply.body)
+        ))),
+        Err(err @ TransportError::Tls { .. }) => Err(StartupError::Tls(err)),
+        Err(_) => Ok(None),
     }
 }
 
@@ -207,12 +343,22 @@ mod tests {
             "/_ilm/policy/didban-logs"
         );
         assert_eq!(
-            TemplateKind::ComponentTemplate.path("didban-logs@mappings"),
-            "/_component_template/didban-logs@mappings"
+            TemplateKind::ComponentTemplate.path("didban-logs-mappings"),
+            "/_component_template/didban-logs-mappings"
         );
         assert_eq!(
             TemplateKind::IndexTemplate.path("didban-logs"),
             "/_index_template/didban-logs"
         );
+    }
+
+    #[test]
+    fn the_index_template_waits_only_for_builtins_it_requires() {
+        let index = TEMPLATES
+            .iter()
+            .find(|t| t.kind == TemplateKind::IndexTemplate)
+            .unwrap();
+        let waited = builtin_components(index, TEMPLATES);
+        assert_eq!(waited, ["logs@mappings", "logs@settings", "ecs@mappings"]);
     }
 }

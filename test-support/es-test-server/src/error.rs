@@ -64,6 +64,17 @@ impl EsError {
         .with("index", index)
     }
 
+    /// Elasticsearch's answer to an action the user's roles do not grant.
+    pub fn unauthorized_action(action: &str, privileges: &str) -> Self {
+        EsError::new(
+            403,
+            "security_exception",
+            format!(
+                "action [{action}] is unauthorized for user [es-test-server], this action is granted by the cluster privileges [{privileges}]"
+            ),
+        )
+    }
+
     pub fn resource_not_found(reason: impl Into<String>) -> Self {
         Self::new(404, "resource_not_found_exception", reason)
     }

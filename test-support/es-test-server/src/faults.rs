@@ -68,6 +68,10 @@ pub struct FaultState {
     /// The next N data-stream items fail mapping (going to the failure store
     /// if the data stream has it on, else answering 400).
     pub mapping_failures: u64,
+    /// Answer PUTs of ILM policies, component and index templates with Elasticsearch's
+    /// 403, as for a user without the `manage_ilm` and `manage_index_templates` cluster
+    /// privileges; reading them stays allowed, as `monitor` and `read_ilm` grant.
+    pub refuse_template_writes: bool,
 }
 
 /// Handle to the shared fault state.
@@ -170,6 +174,16 @@ impl Faults {
 
     /// The next `count` data-stream items fail mapping: answered 201 with
     /// `"failure_store":"used"` where the failure store is on, else 400.
+    /// Refuses (403) or allows template and ILM policy writes from now on.
+    pub fn refuse_template_writes(&self, refuse: bool) {
+        self.lock().refuse_template_writes = refuse;
+    }
+
+    /// Whether template and ILM policy writes are refused.
+    pub fn template_writes_refused(&self) -> bool {
+        self.lock().refuse_template_writes
+    }
+
     pub fn fail_mapping_next_items(&self, count: u64) {
         self.lock().mapping_failures = count;
     }

@@ -182,8 +182,16 @@ async fn mapping_conflict_is_400_without_failure_store_and_201_used_with_it() {
     let item = &v["items"][0]["create"];
     assert_eq!(item["status"], 400);
     assert_eq!(item["error"]["type"], "document_parsing_exception");
-    assert_eq!(item["error"]["failure_store"], "not_enabled");
+    // Next to `status` and `error`, as BulkItemResponse writes it; not inside `error`.
+    assert_eq!(item["failure_store"], "not_enabled");
+    assert!(item["error"].get("failure_store").is_none(), "{item}");
     assert_eq!(v["errors"], true);
+    // A document without @timestamp in the same stream: refused the same way.
+    let (_, v) = bulk(&c, &url, &create("strict-a", "2", json!({"code": 1}))).await;
+    let item = &v["items"][0]["create"];
+    assert_eq!(item["status"], 400, "{item}");
+    assert_eq!(item["error"]["type"], "document_parsing_exception");
+    assert_eq!(item["failure_store"], "not_enabled", "{item}");
     // The built-in logs template turns the failure store on (logs@settings).
     let (_, v) = bulk(
         &c,
@@ -922,6 +930,55 @@ async fn a_lost_response_is_executed_but_never_answered() {
     assert_eq!(
         r["items"][0]["create"]["status"], 409,
         "the next one is answered"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_search_over_no_index_answers_without_aggregations() {
+    // Elasticsearch's empty response: a pattern that matches nothing (allow_no_indices,
+    // the default) searches no shard and renders no `aggregations`, even when asked.
+    let (server, c) = start(ServerConfig::default()).await;
+    let r = c
+        .post(format!(
+            "{}/heartbeat-*/_search?allow_no_indices=true&ignore_unavailable=true",
+            server.url()
+        ))
+        .json(&json!({"size": 0, "aggs": {"monitors": {"terms": {"field": "monitor.id"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v.get("aggregations").is_none(), "{v}");
+    assert_eq!(v["hits"]["total"]["value"], 0);
+    assert_eq!(v["hits"]["hits"], json!([]));
+    assert_eq!(v["_shards"]["total"], 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_component_template_reads_back_with_normalised_settings() {
+    let (server, c) = start(ServerConfig::default()).await;
+    let url = server.url();
+    let r = c
+        .put(format!("{url}/_component_template/replicas"))
+        .json(&json!({"template": {"settings": {"number_of_replicas": 0, "index": {"lifecycle": {"name": "p"}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = c
+        .get(format!("{url}/_component_template/replicas"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["component_templates"][0]["component_template"]["template"]["settings"],
+        json!({"index": {"number_of_replicas": "0", "lifecycle": {"name": "p"}}})
     );
     server.shutdown().await;
 }

@@ -7,6 +7,10 @@ pub(super) async fn put_ilm(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
+    if shared.faults.template_writes_refused() {
+        return EsError::unauthorized_action("cluster:admin/ilm/put", "manage_ilm,manage,all")
+            .into_response();
+    }
     let body = match required_json_body(&shared, req).await {
         Ok(b) => b,
         Err(r) => return r,

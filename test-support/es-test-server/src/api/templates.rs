@@ -47,6 +47,13 @@ pub(super) async fn put_component_template(
     Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
+    if shared.faults.template_writes_refused() {
+        return EsError::unauthorized_action(
+            "cluster:admin/component_template/put",
+            "manage_index_templates,manage,all",
+        )
+        .into_response();
+    }
     let body = match required_json_body(&shared, req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -112,6 +119,13 @@ pub(super) async fn put_index_template(
     Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
+    if shared.faults.template_writes_refused() {
+        return EsError::unauthorized_action(
+            "indices:admin/index_template/put",
+            "manage_index_templates,manage,all",
+        )
+        .into_response();
+    }
     let body = match required_json_body(&shared, req).await {
         Ok(b) => b,
         Err(r) => return r,

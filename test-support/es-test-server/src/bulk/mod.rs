@@ -239,6 +239,7 @@ fn execute(shared: &Shared, ops: &[BulkOp<'_>]) -> Vec<ItemOutcome> {
                         .unwrap_or_else(|| crate::cluster::index::random_id(20)),
                 ),
                 result: Err(injected_item_error(status, &index)),
+                failure_store_not_enabled: false,
             });
             continue;
         }
@@ -299,6 +300,9 @@ pub fn item_json(o: &ItemOutcome) -> (Value, u16, bool) {
         Err(e) => {
             m.insert("status".into(), json!(e.status));
             m.insert("error".into(), e.to_object());
+            if o.failure_store_not_enabled {
+                m.insert("failure_store".into(), json!("not_enabled"));
+            }
             (e.status, true)
         }
     };

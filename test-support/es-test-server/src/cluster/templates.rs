@@ -172,10 +172,63 @@ pub fn parse_component_template(name: &str, body: &Value) -> Result<ComponentTem
     if !obj.contains_key("template") {
         return Err(required("template"));
     }
+    let mut body = body.clone();
+    if let Some(settings) = body
+        .get_mut("template")
+        .and_then(|t| t.get_mut("settings"))
+        .filter(|s| s.is_object())
+    {
+        *settings = normalise_settings(settings);
+    }
     Ok(ComponentTemplate {
         name: name.to_string(),
-        body: body.clone(),
+        body,
     })
+}
+
+/// A template's `settings` as Elasticsearch keeps and returns them: the put action
+/// normalises them into a `Settings` object (`normalizePrefix("index.")`), which renders
+/// nested under `index` with every value a string (`{"number_of_replicas": 0}` reads
+/// back as `{"index": {"number_of_replicas": "0"}}`; lists as lists of strings).
+pub fn normalise_settings(v: &Value) -> Value {
+    let mut flat = Map::new();
+    flatten_settings("", v, &mut flat);
+    let mut out = Map::new();
+    for (key, val) in flat {
+        let val = match val {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::String(_) | Value::Null => item,
+                        other => Value::String(other.to_string()),
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        insert_nested(&mut out, &key, val);
+    }
+    Value::Object(out)
+}
+
+/// Puts `val` at the dotted `key`, one object per segment; a segment already holding a
+/// value keeps the rest of the key flat, as `Settings` does for such a clash.
+fn insert_nested(out: &mut Map<String, Value>, key: &str, val: Value) {
+    let Some((head, rest)) = key.split_once('.') else {
+        out.insert(key.to_string(), val);
+        return;
+    };
+    if !matches!(out.get(head), None | Some(Value::Object(_))) {
+        out.insert(key.to_string(), val);
+        return;
+    }
+    if let Value::Object(inner) = out
+        .entry(head.to_string())
+        .or_insert_with(|| Value::Object(Map::new()))
+    {
+        insert_nested(inner, rest, val);
+    }
 }
 
 /// Parses a composable index template body (`index_patterns` required).
@@ -582,5 +635,27 @@ mod tests {
         assert_eq!(r.settings["index.lifecycle.name"], "p");
         assert_eq!(r.mappings["properties"]["a"]["type"], "long");
         assert_eq!(r.data_stream_options["failure_store"]["enabled"], true);
+    }
+
+    #[test]
+    fn component_template_settings_read_back_nested_under_index_as_strings() {
+        let t = parse_component_template(
+            "c",
+            &json!({"template": {"settings": {
+                "number_of_replicas": 0,
+                "index.lifecycle.name": "p",
+                "index": {"hidden": true, "routing_path": ["a", 1]}
+            }}}),
+        )
+        .unwrap();
+        assert_eq!(
+            t.body["template"]["settings"],
+            json!({"index": {
+                "number_of_replicas": "0",
+                "lifecycle": {"name": "p"},
+                "hidden": "true",
+                "routing_path": ["a", "1"]
+            }})
+        );
     }
 }

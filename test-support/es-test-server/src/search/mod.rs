@@ -456,7 +456,15 @@ fn search_body(
     out.insert("timed_out".into(), json!(false));
     out.insert("_shards".into(), shards);
     out.insert("hits".into(), Value::Object(hits_obj));
-    if let Some(a) = obj.get("aggs").or_else(|| obj.get("aggregations")) {
+    // A search that resolves to no index at all (a pattern matching nothing, with
+    // `allow_no_indices`) never reaches a shard: Elasticsearch answers with its empty
+    // response (`SearchResponse.empty`, `InternalAggregations.EMPTY`), which renders no
+    // `aggregations` key, even when the request asked for aggregations.
+    if let Some(a) = obj
+        .get("aggs")
+        .or_else(|| obj.get("aggregations"))
+        .filter(|_| !names.is_empty())
+    {
         let idx: Vec<&str> = names.iter().map(String::as_str).collect();
         out.insert("aggregations".into(), aggs::run(a, &matched, &idx, now)?);
     }

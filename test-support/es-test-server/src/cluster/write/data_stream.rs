@@ -112,7 +112,8 @@ impl Cluster {
                         outcome.index = ds.failure_indices.last().cloned().unwrap_or_default();
                     }
                 } else {
-                    outcome.result = Err(err.with("failure_store", "not_enabled"));
+                    outcome.result = Err(err);
+                    outcome.failure_store_not_enabled = true;
                 }
             }
             Err(err) => outcome.result = Err(err),

@@ -82,6 +82,10 @@ pub struct ItemOutcome {
     pub index: String,
     pub id: Option<String>,
     pub result: Result<Written, EsError>,
+    /// A refused item that the failure store could have taken had the data stream enabled
+    /// it: Elasticsearch then says `"failure_store": "not_enabled"` next to `status` and
+    /// `error` (`BulkItemResponse.FailureStoreStatus.NOT_ENABLED`), not inside `error`.
+    pub failure_store_not_enabled: bool,
 }
 
 impl Cluster {
@@ -97,6 +101,7 @@ impl Cluster {
             index: req.index.to_string(),
             id: req.id.map(String::from),
             result: Err(EsError::illegal_argument("unreachable")),
+            failure_store_not_enabled: false,
         };
         if let Some(p) = req.pipeline {
             if p != "_none" && p != "logs@default-pipeline" {
