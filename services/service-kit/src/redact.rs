@@ -10,7 +10,8 @@
 //!   `password`, ...) are replaced by [`REDACTED`] whatever they hold.
 
 pub use ::redact::{
-    contains_pan, luhn_valid, mask_card_number, mask_credentials, mask_pans, mask_secrets, REDACTED,
+    contains_pan, decimal_value, is_separator, luhn_valid, mask_card_number, mask_credentials,
+    mask_pans, mask_secrets, REDACTED,
 };
 
 /// Field-name fragments that mark a value as a credential.
