@@ -139,14 +139,56 @@ fn percent_decoded(bytes: &[u8], at: usize) -> Option<(char, usize)> {
     Some((c, 3 * len))
 }
 
-/// Whether `text` can hold a card number at all: it needs 13 digits, and every digit is an
-/// ASCII digit, a `%` escape or a non-ASCII character. One pass over the bytes, no
-/// allocation: the common case of a short ASCII message stops here.
+/// Whether `text` can hold `at_least` digits in one run at all, judged from its bytes alone
+/// with no allocation: an ASCII digit, a `%` escape and a non-ASCII character may each be a
+/// digit, ASCII separators may stand between them, anything else ends the run. It
+/// overestimates (a non-ASCII letter counts as a possible digit), never underestimates, so
+/// only texts that pass go on to the normalised view; ordinary messages, whose numbers are
+/// short or apart, stop here.
 pub(crate) fn may_hold_digits(text: &str, at_least: usize) -> bool {
-    text.bytes()
-        .filter(|&b| b.is_ascii_digit() || b == b'%' || b >= 0xc0)
-        .count()
-        >= at_least
+    let bytes = text.as_bytes();
+    let mut digits = 0usize;
+    let mut separators = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (possible_digit, len) = match b {
+            b'0'..=b'9' => (true, 1),
+            b'%' => (true, 3),
+            0x80..=0xff => (true, utf8_len(b)),
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'-' | b'.' | b'_' => (false, 1),
+            _ => {
+                digits = 0;
+                separators = 0;
+                i += 1;
+                continue;
+            }
+        };
+        if possible_digit {
+            if separators > crate::MAX_SEPARATOR_RUN {
+                digits = 0;
+            }
+            digits += 1;
+            separators = 0;
+            if digits >= at_least {
+                return true;
+            }
+        } else {
+            separators += 1;
+        }
+        i += len;
+    }
+    false
+}
+
+/// Length of the UTF-8 sequence that starts with `lead` (1 for a stray continuation byte).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xff => 4,
+        _ => 1,
+    }
 }
 
 /// The normalised view of `text`, in order.
@@ -254,6 +296,12 @@ mod tests {
     #[test]
     fn short_ascii_text_is_ruled_out_without_looking_further() {
         assert!(!may_hold_digits("GET /loans/12 200", 13));
+        assert!(!may_hold_digits(
+            "loan of 500000000 exceeds the customer's available credit of 30000000",
+            13
+        ));
+        assert!(may_hold_digits("4111 - 1111.1111%201111", 13));
+        assert!(!may_hold_digits("4111    1111 1111 1111", 13));
         assert!(may_hold_digits("۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱", 13));
     }
 }
