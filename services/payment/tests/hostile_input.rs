@@ -149,6 +149,36 @@ async fn a_request_whose_client_went_away_still_gets_an_access_line() {
 }
 
 #[tokio::test]
+async fn a_request_past_the_request_timeout_is_answered_408_with_an_access_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_url = format!("http://{}", silent.local_addr().expect("addr"));
+    let service = start_payment(
+        dir.path(),
+        &[
+            ("LOAN_RESOURCE_URL", &silent_url),
+            ("DEPENDENCY_TIMEOUT_MS", "20000"),
+            ("REQUEST_TIMEOUT_MS", "500"),
+            ("IDLE_TIMEOUT_MS", "5000"),
+        ],
+    );
+    let tx = test_transaction_id("slow");
+    let response = reqwest::Client::new()
+        .post(service.url("/payments"))
+        .header(schema::TRANSACTION_ID_HEADER, &tx)
+        .timeout(Duration::from_secs(10))
+        .json(&json!({ "account_id": "a-1001", "amount": 1000, "card_number": "4111111111111111", "loan_id": 1 }))
+        .send()
+        .await
+        .expect("answered before the dependency's own timeout");
+    assert_eq!(response.status(), 408);
+    let line = service.access_line(&tx, "/payments");
+    assert_eq!(line[schema::HTTP_RESPONSE_STATUS_CODE], 408);
+    assert_eq!(line[schema::ERROR_TYPE], "RequestTimeout");
+    drop(silent);
+}
+
+#[tokio::test]
 async fn demo_error_endpoints_are_off_in_production_unless_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let production = start_payment(dir.path(), &[("SERVICE_ENVIRONMENT", "production")]);
