@@ -4,7 +4,16 @@
 //! questions of whoever reads it on a phone: what (the rule), where (the service or monitor),
 //! since when (in the operators' time zone), how many, the last error and its transaction
 //! id, and a Kibana link to look further. The renderers escape for their medium: HTML for
-//! Telegram, Slack's mrkdwn, plain text for e-mail, JSON for webhooks.
+//! Telegram, Slack's mrkdwn (`&`, `<`, `>`: so a `<!channel>` or a disguised link
+//! `<http://x|Kibana>` in a service name stays text), plain text for e-mail, JSON for
+//! webhooks.
+//!
+//! Every value that comes from a log document or a check (service name, error, transaction
+//! id, URL) goes through [`field`] first, for every channel: control characters (CR, LF,
+//! ...) become spaces, so a field cannot add a line of its own (a fake `Kibana:` link), and
+//! card numbers and credentials are masked (`redact`, the rules the services' logger
+//! applies), so an upstream's error body quoted in `error.message` does not carry a token
+//! to a chat.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -126,9 +135,9 @@ impl Notification {
         format!(
             "[{}] {}: {} {}",
             self.status_tag(),
-            self.rule,
+            field(&self.rule),
             self.group_field,
-            self.group
+            field(&self.group)
         )
     }
 
@@ -139,8 +148,16 @@ impl Notification {
             + &format!(" ({})", self.timezone.name())
     }
 
-    /// The facts as (label, value) lines, shared by every renderer.
+    /// The facts as (label, value) lines, shared by every renderer; each value is one line,
+    /// masked (see [`field`]).
     pub(crate) fn facts(&self) -> Vec<(&'static str, String)> {
+        self.raw_facts()
+            .into_iter()
+            .map(|(label, value)| (label, field(&value)))
+            .collect()
+    }
+
+    fn raw_facts(&self) -> Vec<(&'static str, String)> {
         let mut facts = vec![
             ("Rule", format!("{} ({})", self.rule, self.condition)),
             (
@@ -221,7 +238,7 @@ impl Notification {
         for (label, value) in self.facts() {
             out.push_str(&format!("{label}: {value}\n"));
         }
-        out.push_str(&format!("Kibana: {}\n", self.kibana_link));
+        out.push_str(&format!("Kibana: {}\n", field(&self.kibana_link)));
         out
     }
 
@@ -258,18 +275,19 @@ impl Notification {
             .map(|(label, value)| {
                 let value = clip_chars(&value, 400);
                 if label == "Transaction" {
-                    format!("*{label}:* `{}`\n", mrkdwn(&value))
+                    // A backtick would end the code span early.
+                    format!("*{label}:* `{}`\n", mrkdwn(&value.replace('`', "'")))
                 } else {
                     format!("*{label}:* {}\n", mrkdwn(&value))
                 }
             })
             .collect();
         json!({
-            "text": clip_chars(&self.title(), 3000),
+            "text": mrkdwn(&clip_chars(&self.title(), 3000)),
             "blocks": [
                 {
                     "type": "header",
-                    "text": {"type": "plain_text", "text": clip_chars(&self.title(), 150), "emoji": true}
+                    "text": {"type": "plain_text", "text": mrkdwn(&clip_chars(&self.title(), 150)), "emoji": true}
                 },
                 {
                     "type": "section",
@@ -289,10 +307,13 @@ impl Notification {
 
     /// The generic webhook's JSON document (schema version 1, documented in the crate's README).
     pub(crate) fn webhook_payload(&self) -> Value {
+        // JSON escapes control characters itself; credentials and card numbers are masked.
+        let masked =
+            |v: &Option<String>| v.as_deref().map(|t| redact::mask_secrets(t).into_owned());
         let last = self.last_error.as_ref().map(|e| {
             json!({
-                "message": e.message,
-                "type": e.error_type,
+                "message": masked(&e.message),
+                "type": masked(&e.error_type),
                 "transaction_id": e.transaction_id,
                 "timestamp": e.timestamp,
             })
@@ -316,6 +337,29 @@ impl Notification {
             "text": self.plain_text(),
         })
     }
+}
+
+/// A value from a log document or a check, fit for any channel: on one line (every run of
+/// control characters, line and paragraph separators and bidirectional overrides becomes
+/// one space) and with card numbers and credentials masked.
+pub(crate) fn field(text: &str) -> String {
+    let masked = redact::mask_secrets(text);
+    let mut out = String::with_capacity(masked.len());
+    let mut in_run = false;
+    for c in masked.chars() {
+        let breaks = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if breaks {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+    out
 }
 
 /// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&` and, inside attributes, `"`).
@@ -481,6 +525,85 @@ mod tests {
             p["blocks"][2]["elements"][0]["url"],
             "http://localhost:5601/app/discover#/?_a=x&_g=y"
         );
+    }
+
+    /// A notification whose fields were written by someone hostile.
+    fn hostile() -> Notification {
+        let mut n = sample();
+        n.group = "pay<!channel>ment <http://evil.example|Kibana> &amp;".into();
+        n.last_error = Some(LastError {
+            message: Some(
+                "refused\r\nKibana: http://evil.example/login\nAuthorization: Bearer tok3n-s3cret"
+                    .into(),
+            ),
+            error_type: Some("DependencyFailed\u{2028}Rule: fake".into()),
+            transaction_id: Some("tx`-42\n".into()),
+            timestamp: None,
+        });
+        n
+    }
+
+    #[test]
+    fn slack_text_and_blocks_escape_mentions_and_disguised_links() {
+        let p = hostile().slack_payload();
+        let text = p["text"].as_str().unwrap();
+        let header = p["blocks"][0]["text"]["text"].as_str().unwrap();
+        let section = p["blocks"][1]["text"]["text"].as_str().unwrap();
+        for rendered in [text, header, section] {
+            assert!(
+                !rendered.contains('<') && !rendered.contains('>'),
+                "{rendered}"
+            );
+        }
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+        assert!(
+            text.contains("&lt;http://evil.example|Kibana&gt; &amp;amp;"),
+            "{text}"
+        );
+        assert!(section.contains("`tx'-42 `"), "{section}");
+    }
+
+    #[test]
+    fn a_field_cannot_add_a_line_in_any_channel() {
+        let n = hostile();
+        let plain = n.plain_text();
+        let kibana_lines: Vec<&str> = plain.lines().filter(|l| l.starts_with("Kibana:")).collect();
+        assert_eq!(
+            kibana_lines,
+            ["Kibana: http://localhost:5601/app/discover#/?_a=x&_g=y"],
+            "{plain}"
+        );
+        assert!(
+            !plain.lines().any(|l| l.starts_with("Rule: fake")),
+            "{plain}"
+        );
+        let telegram = n.telegram_html();
+        assert!(
+            !telegram.lines().any(|l| l.starts_with("Kibana:")),
+            "{telegram}"
+        );
+        assert_eq!(telegram.lines().count(), n.facts().len() + 2, "{telegram}");
+        let section = n.slack_payload()["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(section.lines().count(), n.facts().len(), "{section}");
+        assert!(!n.title().contains('\n'));
+    }
+
+    #[test]
+    fn credentials_in_a_quoted_error_never_reach_a_channel() {
+        let n = hostile();
+        let webhook = n.webhook_payload().to_string();
+        for rendered in [
+            n.plain_text(),
+            n.telegram_html(),
+            n.slack_payload().to_string(),
+            webhook,
+        ] {
+            assert!(!rendered.contains("tok3n-s3cret"), "{rendered}");
+            assert!(rendered.contains("[REDACTED]"), "{rendered}");
+        }
     }
 
     #[test]

@@ -71,13 +71,15 @@ pub const EVENT_DATASET: &str = "event.dataset";
 
 /// Why a line was not shipped as written: some of the [`tag`](crate::tag) values.
 pub const TAGS: &str = "tags";
-/// ECS log flags; holds [`tag::FLAG_TRUNCATED`](crate::tag::FLAG_TRUNCATED) on a cut line.
+/// ECS log flags; holds [`tag::FLAG_TRUNCATED`](crate::tag::FLAG_TRUNCATED) on a cut line:
+/// a service's line over its logger's cap (still a whole JSON object, with its category and
+/// transaction id), or a line the shipper cut and ships as text.
 pub const LOG_FLAGS: &str = "log.flags";
 /// Why a line that starts like JSON is not a JSON object (the parser's message).
 pub const PARSE_ERROR: &str = "didban.parse_error";
 
 /// Every field the services write, for checks that keep the rest of the stack in agreement.
-pub const SERVICE_FIELDS: [&str; 21] = [
+pub const SERVICE_FIELDS: [&str; 22] = [
     TIMESTAMP,
     LOG_LEVEL,
     MESSAGE,
@@ -97,6 +99,7 @@ pub const SERVICE_FIELDS: [&str; 21] = [
     EVENT_OUTCOME,
     LOG_CATEGORY,
     LOG_DROPPED,
+    LOG_FLAGS,
     SERVER_ADDRESS,
     SERVER_PORT,
 ];
@@ -124,13 +127,14 @@ mod tests {
 
     #[test]
     fn the_shipper_never_adds_a_service_field_the_services_own() {
-        // Only these are shared, and the shipper fills them only when a line lacks them.
+        // Only these are shared, and the shipper fills them only when a line lacks them
+        // (`log.flags`: on a line it ships as text, which carries no fields of its own).
         let shared: Vec<&str> = crate::Enriched::ALL
             .iter()
             .map(|e| e.name())
             .chain(UNPARSED_FIELDS)
             .filter(|n| SERVICE_FIELDS.contains(n))
             .collect();
-        assert_eq!(shared, [TIMESTAMP, HOST_NAME, MESSAGE]);
+        assert_eq!(shared, [TIMESTAMP, HOST_NAME, MESSAGE, LOG_FLAGS]);
     }
 }

@@ -52,6 +52,7 @@ fn service_field_samples() -> BTreeMap<&'static str, Value> {
         (field::EVENT_OUTCOME, json!("failure")),
         (field::LOG_CATEGORY, json!("ApplicationError")),
         (field::LOG_DROPPED, json!(3)),
+        (field::LOG_FLAGS, json!([tag::FLAG_TRUNCATED])),
         (field::SERVER_ADDRESS, json!("0.0.0.0")),
         (field::SERVER_PORT, json!(8002)),
     ])

@@ -43,17 +43,20 @@ pub fn router(kit: &Kit) -> anyhow::Result<Router> {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_CREDIT_BUREAU_URL.to_owned()),
     });
-    Ok(Router::new()
+    let mut routes = Router::new()
         .route("/", get(index))
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/credit-score", get(credit_score))
         .route("/loans", post(open_loan))
         .route("/loans/{id}", get(loan))
-        .route("/loans/{id}/installment", get(installment))
-        .route("/app-error", get(app_error))
-        .route("/business-error", get(business_error))
-        .route("/system-error", get(system_error))
-        .with_state(state))
+        .route("/loans/{id}/installment", get(installment));
+    if kit.demo_endpoints {
+        routes = routes
+            .route("/app-error", get(app_error))
+            .route("/business-error", get(business_error))
+            .route("/system-error", get(system_error));
+    }
+    Ok(routes.with_state(state))
 }
 
 async fn index(State(state): Shared) -> Json<Value> {

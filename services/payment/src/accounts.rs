@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use service_kit::redact::{self, mask_card_number};
 
 /// A customer's account.
 #[derive(Debug, Clone, Serialize)]
@@ -43,14 +46,40 @@ pub fn fee_for(amount: u64) -> u64 {
     (amount * FEE_BASIS_POINTS[tier]).div_ceil(10_000)
 }
 
-/// Whether `card` is a plausible card number: 13 to 19 digits (spaces and dashes allowed)
-/// passing the Luhn check.
-pub fn valid_card_number(card: &str) -> bool {
-    let digits: Vec<u8> = card.bytes().filter(u8::is_ascii_digit).collect();
-    card.bytes()
-        .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
-        && (13..=19).contains(&digits.len())
-        && service_kit::redact::luhn_valid(&digits)
+/// A card number as the client sent it. Its `Debug` shows only the last four digits, so a
+/// debug line of a request cannot print it, whatever the log filter or masking.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    /// The last four digits, for storage and answers.
+    pub fn masked(&self) -> String {
+        mask_card_number(&self.0)
+    }
+
+    /// Whether it is a plausible card number: 13 to 19 digits of any script (Persian ones
+    /// included), grouped by spaces, dashes or other separators, passing the Luhn check.
+    pub fn is_valid(&self) -> bool {
+        let digits: Vec<u8> = self.0.chars().filter_map(redact::decimal_value).collect();
+        self.0
+            .chars()
+            .all(|c| redact::decimal_value(c).is_some() || redact::is_separator(c))
+            && (13..=19).contains(&digits.len())
+            && redact::luhn_valid(&digits)
+    }
+}
+
+impl From<&str> for CardNumber {
+    fn from(card: &str) -> Self {
+        Self(card.to_owned())
+    }
+}
+
+impl fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CardNumber({})", self.masked())
+    }
 }
 
 /// Accounts and payments.
@@ -180,10 +209,36 @@ mod tests {
     }
 
     #[test]
-    fn card_numbers_must_pass_luhn() {
-        assert!(valid_card_number("4111 1111 1111 1111"));
-        assert!(!valid_card_number("4111 1111 1111 1112"));
-        assert!(!valid_card_number("4111-1111-1111-111x"));
-        assert!(!valid_card_number("4242"));
+    fn card_numbers_must_pass_luhn_in_any_digit_script() {
+        for valid in [
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱",
+        ] {
+            assert!(CardNumber::from(valid).is_valid(), "{valid}");
+        }
+        for invalid in ["4111 1111 1111 1112", "4111-1111-1111-111x", "4242"] {
+            assert!(!CardNumber::from(invalid).is_valid(), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn a_card_number_prints_only_its_last_four_digits() {
+        for card in [
+            "4111 1111 1111 1111",
+            "۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱",
+            "4111.1111.1111.1111",
+        ] {
+            let shown = format!("{:?}", CardNumber::from(card));
+            assert_eq!(
+                shown
+                    .chars()
+                    .filter(|c| redact::decimal_value(*c).is_some())
+                    .count(),
+                4,
+                "{shown}"
+            );
+            assert!(!redact::contains_pan(&shown), "{shown}");
+        }
     }
 }

@@ -44,16 +44,19 @@ pub fn router(kit: &Kit) -> anyhow::Result<Router> {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_CALENDAR_URL.to_owned()),
     });
-    Ok(Router::new()
+    let mut routes = Router::new()
         .route("/", get(index))
         .route("/slots", get(slots))
         .route("/reservations", post(reserve))
         .route("/reports/utilisation", get(utilisation))
-        .route("/calendar/sync", post(sync_calendar))
-        .route("/app-error", get(utilisation))
-        .route("/business-error", get(business_error))
-        .route("/system-error", get(sync_calendar))
-        .with_state(state))
+        .route("/calendar/sync", post(sync_calendar));
+    if kit.demo_endpoints {
+        routes = routes
+            .route("/app-error", get(utilisation))
+            .route("/business-error", get(business_error))
+            .route("/system-error", get(sync_calendar));
+    }
+    Ok(routes.with_state(state))
 }
 
 async fn index(State(state): Shared) -> Json<Value> {

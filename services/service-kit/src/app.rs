@@ -1,12 +1,13 @@
 //! The shared service skeleton: configuration, standard routes, layers, serving and
 //! graceful shutdown, so that each service's `main` only declares its own routes.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::http::header;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower::ServiceBuilder;
@@ -14,8 +15,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
+use tower_http::timeout::TimeoutLayer;
 
-use crate::config::{self, LogConfig};
+use crate::config::{self, LogConfig, ServerConfig};
 use crate::error::ServiceError;
 use crate::line::ServiceIdentity;
 use crate::logging::{self, LogHandle};
@@ -23,15 +25,8 @@ use crate::outgoing::DependencyClient;
 use crate::panic;
 use crate::request_layer::{self, HEALTH_PATH};
 use crate::schema;
+use crate::server;
 
-/// Listening port; overrides the service's default.
-pub const ENV_PORT: &str = "PORT";
-/// Listening address (default `0.0.0.0`, all interfaces, as a container needs).
-pub const ENV_BIND_ADDR: &str = "BIND_ADDR";
-/// Time limit for calls to other services, in milliseconds (default 2000).
-pub const ENV_DEPENDENCY_TIMEOUT_MS: &str = "DEPENDENCY_TIMEOUT_MS";
-
-const DEFAULT_DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(2);
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a service says about itself.
@@ -45,7 +40,8 @@ pub struct ServiceInfo {
     pub default_port: u16,
 }
 
-/// What a service's routes may use: the logger and a client for other services.
+/// What a service's routes may use: the logger, a client for other services, and whether
+/// to serve the demonstration endpoints.
 #[derive(Debug, Clone)]
 pub struct Kit {
     /// The service.
@@ -54,22 +50,39 @@ pub struct Kit {
     pub log: LogHandle,
     /// Client for calls to other services.
     pub client: DependencyClient,
+    /// Serve `/app-error`, `/business-error` and `/system-error` (`DEMO_ENDPOINTS`): each
+    /// service adds them only when this is set, so that nobody who can reach a production
+    /// port can raise an error burst and page the on-call.
+    pub demo_endpoints: bool,
+    server: ServerConfig,
     started: Instant,
 }
 
 impl Kit {
     /// A kit around an already running logger.
-    pub fn new(info: ServiceInfo, log: LogHandle, client: DependencyClient) -> Self {
+    pub fn new(
+        info: ServiceInfo,
+        log: LogHandle,
+        client: DependencyClient,
+        server: ServerConfig,
+    ) -> Self {
         Self {
             info,
             log,
             client,
+            demo_endpoints: server.demo_endpoints,
+            server,
             started: Instant::now(),
         }
     }
 }
 
 /// Adds `/health`, the fallback and the standard layers to a service's routes.
+///
+/// Inside the request layer (so each produces an access line): a body larger than
+/// `MAX_BODY_BYTES` is answered 413 when the handler reads it (axum's body limit, which
+/// every body extractor obeys, so no handler buffers more), and a request not answered
+/// within `REQUEST_TIMEOUT_MS` is answered 408, its handler dropped.
 pub fn router(kit: &Kit, routes: Router) -> Router {
     panic::install_hook();
     let health_kit = Arc::new(kit.clone());
@@ -101,6 +114,11 @@ pub fn router(kit: &Kit, routes: Router) -> Router {
                 ]))
                 .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(axum::middleware::from_fn(request_layer::request_context))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    kit.server.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(kit.server.max_body_bytes))
                 .layer(CatchPanicLayer::custom(panic::panic_response)),
         )
 }
@@ -112,6 +130,7 @@ where
     F: FnOnce(&Kit) -> anyhow::Result<Router>,
 {
     let log_config = LogConfig::from_env().context("reading the logging configuration")?;
+    let server_config = ServerConfig::from_env().context("reading the server configuration")?;
     let identity = ServiceIdentity {
         name: info.name.to_owned(),
         version: info.version.to_owned(),
@@ -119,7 +138,14 @@ where
         host: config::host_name(),
     };
     let log = logging::init(&identity, &log_config).context("starting the logger")?;
-    let result = serve(info, log.clone(), build).await;
+    let result = serve(
+        info,
+        log.clone(),
+        server_config,
+        &log_config.environment,
+        build,
+    )
+    .await;
     if let Err(error) = &result {
         tracing::error!(
             { schema::LOG_CATEGORY } = schema::Category::SystemError.as_str(),
@@ -131,20 +157,25 @@ where
     result
 }
 
-async fn serve<F>(info: ServiceInfo, log: LogHandle, build: F) -> anyhow::Result<()>
+async fn serve<F>(
+    info: ServiceInfo,
+    log: LogHandle,
+    server_config: ServerConfig,
+    environment: &str,
+    build: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(&Kit) -> anyhow::Result<Router>,
 {
-    let addr = listen_addr(info.default_port)?;
-    let timeout = match env_nonempty(ENV_DEPENDENCY_TIMEOUT_MS) {
-        Some(v) => Duration::from_millis(
-            v.parse()
-                .with_context(|| format!("{ENV_DEPENDENCY_TIMEOUT_MS}={v:?} is not a number"))?,
-        ),
-        None => DEFAULT_DEPENDENCY_TIMEOUT,
-    };
-    let client = DependencyClient::new(timeout).context("building the HTTP client")?;
-    let kit = Kit::new(info, log, client);
+    let addr = SocketAddr::new(
+        server_config.bind,
+        server_config.port.unwrap_or(info.default_port),
+    );
+    // Half the time after which the other services close an idle kept-alive connection.
+    let pool_idle = server_config.header_read_timeout / 2;
+    let client = DependencyClient::new(server_config.dependency_timeout, pool_idle)
+        .context("building the HTTP client")?;
+    let kit = Kit::new(info, log, client, server_config.clone());
     let app = router(&kit, build(&kit)?);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -157,34 +188,15 @@ where
         info.name,
         info.version
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    if kit.demo_endpoints && environment.trim().eq_ignore_ascii_case(config::PRODUCTION) {
+        tracing::warn!(
+            "{}=1 in production: the demonstration error endpoints are served",
+            config::ENV_DEMO_ENDPOINTS
+        );
+    }
+    server::serve(listener, app, &server_config, shutdown_signal()).await;
     tracing::info!("{} stopped", info.name);
     Ok(())
-}
-
-fn env_nonempty(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn listen_addr(default_port: u16) -> anyhow::Result<SocketAddr> {
-    let ip: IpAddr = match env_nonempty(ENV_BIND_ADDR) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{ENV_BIND_ADDR}={v:?} is not an IP address"))?,
-        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    };
-    let port: u16 = match env_nonempty(ENV_PORT) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{ENV_PORT}={v:?} is not a port number"))?,
-        None => default_port,
-    };
-    Ok(SocketAddr::new(ip, port))
 }
 
 /// Resolves on SIGTERM (what `docker stop` sends) or SIGINT (Ctrl-C).

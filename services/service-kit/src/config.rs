@@ -1,10 +1,13 @@
-//! Logging configuration, read from the environment.
+//! The services' settings, read from the environment: logging ([`LogConfig`]) and serving
+//! ([`ServerConfig`]). Each variable is declared here and nowhere else.
 //!
 //! Every knob has a default that suits `cargo run` on a laptop; Docker Compose overrides
 //! `LOG_DIR` to point at the shared volume the shipper tails.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono_tz::Tz;
 
@@ -24,12 +27,46 @@ pub const ENV_LOG_BUFFER_LINES: &str = "LOG_BUFFER_LINES";
 pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
 /// Value of `service.environment`.
 pub const ENV_SERVICE_ENVIRONMENT: &str = "SERVICE_ENVIRONMENT";
+/// Largest log line in bytes; a longer one is written clipped and flagged.
+pub const ENV_LOG_MAX_LINE_BYTES: &str = "LOG_MAX_LINE_BYTES";
+
+/// Listening port; overrides the service's default.
+pub const ENV_PORT: &str = "PORT";
+/// Listening address (default `0.0.0.0`, all interfaces, as a container needs).
+pub const ENV_BIND_ADDR: &str = "BIND_ADDR";
+/// Time limit for calls to other services, in milliseconds.
+pub const ENV_DEPENDENCY_TIMEOUT_MS: &str = "DEPENDENCY_TIMEOUT_MS";
+/// Time a client has to send a request's head, in milliseconds.
+pub const ENV_HEADER_READ_TIMEOUT_MS: &str = "HEADER_READ_TIMEOUT_MS";
+/// Time a connection may go without a byte either way, in milliseconds.
+pub const ENV_IDLE_TIMEOUT_MS: &str = "IDLE_TIMEOUT_MS";
+/// Time a request may take from its head to its answer, in milliseconds.
+pub const ENV_REQUEST_TIMEOUT_MS: &str = "REQUEST_TIMEOUT_MS";
+/// Connections served at once; more wait to be accepted.
+pub const ENV_MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
+/// Largest request body in bytes.
+pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+/// `1`/`0`: serve the demonstration endpoints (`/app-error`, `/business-error`,
+/// `/system-error`). Default: on, except where `SERVICE_ENVIRONMENT` is `production`.
+pub const ENV_DEMO_ENDPOINTS: &str = "DEMO_ENDPOINTS";
+
+/// The environment in which the demonstration endpoints are off unless asked for.
+pub const PRODUCTION: &str = "production";
 
 /// Default zone: the users of the stack read their logs in Tehran time.
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Tehran;
 const DEFAULT_MAX_BYTES: u64 = 50 * 1024 * 1024;
 const DEFAULT_MAX_FILES: usize = 5;
 const DEFAULT_BUFFER_LINES: usize = 16_384;
+const DEFAULT_DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Long enough for a slow mobile client, short enough that a slowloris gets nowhere.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Above the request timeout, so a handler waiting on a dependency is never taken for idle.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// The services take small JSON documents; a payment is a few hundred bytes.
+const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A configuration value that could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +96,8 @@ pub struct LogConfig {
     pub level: String,
     /// `service.environment`.
     pub environment: String,
+    /// Cap on a line's size in bytes.
+    pub max_line_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -72,6 +111,7 @@ impl Default for LogConfig {
             buffer_lines: DEFAULT_BUFFER_LINES,
             level: "info".to_owned(),
             environment: "development".to_owned(),
+            max_line_bytes: crate::layer::DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -108,7 +148,19 @@ impl LogConfig {
                 .unwrap_or(defaults.buffer_lines),
             level: get(ENV_LOG_LEVEL).unwrap_or(defaults.level),
             environment: get(ENV_SERVICE_ENVIRONMENT).unwrap_or(defaults.environment),
+            max_line_bytes: parse_num(ENV_LOG_MAX_LINE_BYTES, get(ENV_LOG_MAX_LINE_BYTES))?
+                .unwrap_or(defaults.max_line_bytes),
         };
+        if config.max_line_bytes < crate::layer::MIN_MAX_LINE_BYTES {
+            return Err(ConfigError {
+                var: ENV_LOG_MAX_LINE_BYTES,
+                value: config.max_line_bytes.to_string(),
+                reason: format!(
+                    "a line must be allowed at least {} bytes",
+                    crate::layer::MIN_MAX_LINE_BYTES
+                ),
+            });
+        }
         if config.max_files == 0 {
             return Err(ConfigError {
                 var: ENV_LOG_MAX_FILES,
@@ -121,6 +173,110 @@ impl LogConfig {
                 var: ENV_LOG_BUFFER_LINES,
                 value: "0".to_owned(),
                 reason: "the buffer must hold at least one line".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// How the service listens and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Listening address.
+    pub bind: IpAddr,
+    /// Listening port; `None`: the service's own default.
+    pub port: Option<u16>,
+    /// Time limit of calls to other services.
+    pub dependency_timeout: Duration,
+    /// Time a client has to send a request's head, counted from when the connection is
+    /// ready for it: a kept-alive connection waiting for its next request counts too.
+    pub header_read_timeout: Duration,
+    /// Time a connection may go without a byte either way, while reading a body or writing
+    /// an answer.
+    pub idle_timeout: Duration,
+    /// Time from a request's head to its answer; later, the request is answered 408.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Largest request body; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// Serve the demonstration endpoints.
+    pub demo_endpoints: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: None,
+            dependency_timeout: DEFAULT_DEPENDENCY_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            demo_endpoints: true,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        let millis = |var: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match parse_num::<u64>(var, get(var))? {
+                Some(0) => Err(ConfigError {
+                    var,
+                    value: "0".to_owned(),
+                    reason: "must be at least 1 millisecond".to_owned(),
+                }),
+                Some(ms) => Ok(Duration::from_millis(ms)),
+                None => Ok(default),
+            }
+        };
+        let at_least_one = |var: &'static str, default: usize| -> Result<usize, ConfigError> {
+            match parse_num::<usize>(var, get(var))? {
+                Some(0) => Err(ConfigError {
+                    var,
+                    value: "0".to_owned(),
+                    reason: "must be at least 1".to_owned(),
+                }),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        let production =
+            get(ENV_SERVICE_ENVIRONMENT).is_some_and(|e| e.trim().eq_ignore_ascii_case(PRODUCTION));
+        let config = Self {
+            bind: parse_num(ENV_BIND_ADDR, get(ENV_BIND_ADDR))?.unwrap_or(defaults.bind),
+            port: parse_num(ENV_PORT, get(ENV_PORT))?,
+            dependency_timeout: millis(ENV_DEPENDENCY_TIMEOUT_MS, defaults.dependency_timeout)?,
+            header_read_timeout: millis(ENV_HEADER_READ_TIMEOUT_MS, defaults.header_read_timeout)?,
+            idle_timeout: millis(ENV_IDLE_TIMEOUT_MS, defaults.idle_timeout)?,
+            request_timeout: millis(ENV_REQUEST_TIMEOUT_MS, defaults.request_timeout)?,
+            max_connections: at_least_one(ENV_MAX_CONNECTIONS, defaults.max_connections)?,
+            max_body_bytes: at_least_one(ENV_MAX_BODY_BYTES, defaults.max_body_bytes)?,
+            demo_endpoints: match get(ENV_DEMO_ENDPOINTS) {
+                Some(v) => parse_bool(ENV_DEMO_ENDPOINTS, &v)?,
+                None => !production,
+            },
+        };
+        if config.idle_timeout <= config.request_timeout {
+            return Err(ConfigError {
+                var: ENV_IDLE_TIMEOUT_MS,
+                value: config.idle_timeout.as_millis().to_string(),
+                reason: format!(
+                    "must be longer than {ENV_REQUEST_TIMEOUT_MS} ({} ms): a request waiting \
+                     for its answer sends nothing and would be cut as idle",
+                    config.request_timeout.as_millis()
+                ),
             });
         }
         Ok(config)
@@ -219,6 +375,80 @@ mod tests {
         let err = LogConfig::from_lookup(lookup(&[(ENV_LOG_TIMEZONE, "Mars/Olympus")]))
             .expect_err("not an IANA zone");
         assert!(err.to_string().contains(ENV_LOG_TIMEZONE));
+    }
+
+    #[test]
+    fn a_line_cap_below_the_minimum_is_an_error_naming_the_variable() {
+        let err = LogConfig::from_lookup(lookup(&[(ENV_LOG_MAX_LINE_BYTES, "100")]))
+            .expect_err("too small");
+        assert!(err.to_string().contains(ENV_LOG_MAX_LINE_BYTES), "{err}");
+        let c = LogConfig::from_lookup(lookup(&[(ENV_LOG_MAX_LINE_BYTES, "8192")])).expect("ok");
+        assert_eq!(c.max_line_bytes, 8192);
+    }
+
+    #[test]
+    fn server_defaults_bound_every_stage_of_a_connection() {
+        let c = ServerConfig::from_lookup(lookup(&[])).expect("defaults are valid");
+        assert_eq!(c, ServerConfig::default());
+        assert!(c.idle_timeout > c.request_timeout);
+        assert!(c.demo_endpoints);
+    }
+
+    #[test]
+    fn every_server_variable_overrides_its_default() {
+        let c = ServerConfig::from_lookup(lookup(&[
+            (ENV_BIND_ADDR, "127.0.0.1"),
+            (ENV_PORT, "9000"),
+            (ENV_DEPENDENCY_TIMEOUT_MS, "100"),
+            (ENV_HEADER_READ_TIMEOUT_MS, "200"),
+            (ENV_IDLE_TIMEOUT_MS, "900"),
+            (ENV_REQUEST_TIMEOUT_MS, "800"),
+            (ENV_MAX_CONNECTIONS, "3"),
+            (ENV_MAX_BODY_BYTES, "10"),
+            (ENV_DEMO_ENDPOINTS, "0"),
+        ]))
+        .expect("valid values");
+        assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(c.port, Some(9000));
+        assert_eq!(c.dependency_timeout, Duration::from_millis(100));
+        assert_eq!(c.header_read_timeout, Duration::from_millis(200));
+        assert_eq!(c.idle_timeout, Duration::from_millis(900));
+        assert_eq!(c.request_timeout, Duration::from_millis(800));
+        assert_eq!((c.max_connections, c.max_body_bytes), (3, 10));
+        assert!(!c.demo_endpoints);
+    }
+
+    #[test]
+    fn demo_endpoints_are_off_in_production_unless_asked_for() {
+        let off = ServerConfig::from_lookup(lookup(&[(ENV_SERVICE_ENVIRONMENT, "Production")]))
+            .expect("valid");
+        assert!(!off.demo_endpoints);
+        let on = ServerConfig::from_lookup(lookup(&[
+            (ENV_SERVICE_ENVIRONMENT, "production"),
+            (ENV_DEMO_ENDPOINTS, "1"),
+        ]))
+        .expect("valid");
+        assert!(on.demo_endpoints);
+        let staging = ServerConfig::from_lookup(lookup(&[(ENV_SERVICE_ENVIRONMENT, "staging")]))
+            .expect("valid");
+        assert!(staging.demo_endpoints);
+    }
+
+    #[test]
+    fn bad_server_values_name_their_variable() {
+        for (var, value) in [
+            (ENV_PORT, "http"),
+            (ENV_BIND_ADDR, "localhost:80"),
+            (ENV_HEADER_READ_TIMEOUT_MS, "0"),
+            (ENV_MAX_CONNECTIONS, "0"),
+            (ENV_MAX_BODY_BYTES, "-1"),
+            (ENV_DEMO_ENDPOINTS, "maybe"),
+            (ENV_IDLE_TIMEOUT_MS, "1000"),
+        ] {
+            let err =
+                ServerConfig::from_lookup(lookup(&[(var, value)])).expect_err("invalid value");
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
     }
 
     #[test]

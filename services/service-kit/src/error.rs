@@ -249,13 +249,14 @@ impl ErrorReport {
         level_of(self.category)
     }
 
-    /// The JSON body answered to the caller. The stack trace stays in the log.
+    /// The JSON body answered to the caller. The stack trace stays in the log, and the
+    /// message is masked as the log is: it may quote input (`account <id> not found`).
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({
             "error": {
                 "type": self.error_type,
                 "category": self.category.as_str(),
-                "message": self.public_message(),
+                "message": crate::redact::mask_secrets(self.public_message()),
                 "transaction_id": transaction::current().map(|t| t.to_string()),
             }
         })

@@ -35,6 +35,36 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
 }
 
+/// Appends `s` as a JSON string literal of at most `max` bytes of content (quotes not
+/// counted), cut at a character boundary and ended with `…` when it is longer. Returns
+/// whether it was cut. Slower than [`write_str`]; only capped lines use it.
+pub fn write_str_clipped(buf: &mut Vec<u8>, s: &str, max: usize) -> bool {
+    const ELLIPSIS: &str = "…";
+    let open = buf.len();
+    write_str(buf, s);
+    if buf.len() - open - 2 <= max {
+        return false;
+    }
+    // Again, character by character, so that the cut never splits an escape sequence.
+    buf.truncate(open);
+    buf.push(b'"');
+    let limit = max.saturating_sub(ELLIPSIS.len());
+    let mut escaped = Vec::with_capacity(8);
+    for c in s.chars() {
+        escaped.clear();
+        let mut utf8 = [0u8; 4];
+        write_str(&mut escaped, c.encode_utf8(&mut utf8));
+        let piece = &escaped[1..escaped.len() - 1];
+        if buf.len() - open - 1 + piece.len() > limit {
+            break;
+        }
+        buf.extend_from_slice(piece);
+    }
+    buf.extend_from_slice(ELLIPSIS.as_bytes());
+    buf.push(b'"');
+    true
+}
+
 /// Appends `,"key":` (the comma is always written: every object starts with `@timestamp`).
 pub fn write_key(buf: &mut Vec<u8>, key: &str) {
     buf.push(b',');
@@ -98,6 +128,24 @@ mod tests {
             "",
         ] {
             assert_eq!(roundtrip(s), s);
+        }
+    }
+
+    #[test]
+    fn clipped_strings_stay_valid_json_within_their_size() {
+        let mut buf = Vec::new();
+        assert!(!write_str_clipped(&mut buf, "short", 64));
+        assert_eq!(buf, b"\"short\"");
+        for s in [
+            "x".repeat(1000),
+            "\u{1}\n\"".repeat(300),
+            "تهران".repeat(300),
+        ] {
+            let mut buf = Vec::new();
+            assert!(write_str_clipped(&mut buf, &s, 100));
+            assert!(buf.len() <= 102, "{}", buf.len());
+            let back: String = serde_json::from_slice(&buf).expect("valid JSON string");
+            assert!(back.ends_with('…'), "{back}");
         }
     }
 

@@ -8,6 +8,12 @@
 //!
 //! Span fields (such as `transaction.id` on the request span) are rendered to JSON once when
 //! the span is created and copied onto every line logged inside it.
+//!
+//! A line longer than the cap (`LOG_MAX_LINE_BYTES`) is written again with every text value
+//! clipped, and if that is still too long, with only the fields that say what happened
+//! (message, category, transaction id, error type, status); either way it stays one JSON
+//! object with its category and transaction id, flagged `"log.flags":["truncated"]`. A
+//! downstream cut (the shipper's at 1 MiB) would leave a blob that no dashboard can place.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,21 +33,78 @@ use crate::redact;
 use crate::schema::{self, Category};
 use crate::writer::LogSink;
 
+/// Default cap on a line's size, in bytes: far above any line the services mean to write,
+/// far below the shipper's 1 MiB cut.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Smallest cap accepted: room for the core fields of a line and a readable message.
+pub const MIN_MAX_LINE_BYTES: usize = 4096;
+
+/// Fields kept when even a clipped line is too long.
+const CORE_FIELDS: [&str; 7] = [
+    schema::MESSAGE,
+    schema::LOG_CATEGORY,
+    schema::TRANSACTION_ID,
+    schema::ERROR_TYPE,
+    schema::HTTP_REQUEST_METHOD,
+    schema::HTTP_RESPONSE_STATUS_CODE,
+    schema::EVENT_OUTCOME,
+];
+
+/// How much of an event a line holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Everything.
+    Whole,
+    /// Every field, each text value cut to this many bytes of JSON.
+    Clipped(usize),
+    /// Only [`CORE_FIELDS`], each text value cut to this many bytes of JSON.
+    Core(usize),
+}
+
 /// Writes every enabled event as one JSON line to a [`LogSink`].
 #[derive(Debug, Clone)]
 pub struct JsonLayer {
     formatter: LineFormatter,
     sink: LogSink,
+    max_line_bytes: usize,
 }
 
 impl JsonLayer {
-    /// A layer formatting with `formatter` and writing to `sink`.
+    /// A layer formatting with `formatter` and writing to `sink`, lines capped at
+    /// [`DEFAULT_MAX_LINE_BYTES`].
     pub fn new(formatter: LineFormatter, sink: LogSink) -> Self {
-        Self { formatter, sink }
+        Self {
+            formatter,
+            sink,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
     }
 
-    /// Formats `event` (with the fields of its spans) into `buf`, which is cleared first.
+    /// Caps lines at `max` bytes (at least [`MIN_MAX_LINE_BYTES`]).
+    pub fn with_max_line_bytes(mut self, max: usize) -> Self {
+        self.max_line_bytes = max.max(MIN_MAX_LINE_BYTES);
+        self
+    }
+
+    /// Formats `event` (with the fields of its spans) into `buf`, within the cap.
     fn format_event<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.write_event(buf, event, ctx, Fit::Whole);
+        if buf.len() > self.max_line_bytes {
+            // Sixteen long values still fit; the core fields (seven) always do.
+            let clip = self.max_line_bytes / 16;
+            self.write_event(buf, event, ctx, Fit::Clipped(clip));
+            if buf.len() > self.max_line_bytes {
+                self.write_event(buf, event, ctx, Fit::Core(clip));
+            }
+        }
+    }
+
+    /// Formats `event` into `buf`, which is cleared first.
+    fn write_event<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>, fit: Fit)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -50,14 +113,36 @@ impl JsonLayer {
         self.formatter.begin(buf, level.as_str());
         let mut visitor = FieldWriter::new(buf);
         visitor.sensitive = sensitive_fields(event.metadata());
+        visitor.fit = fit;
         event.record(&mut visitor);
         let category_written = visitor.category_written;
+        let mut transaction_written = visitor.transaction_written;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    buf.extend_from_slice(&fields.0);
+                    let whole = match fit {
+                        Fit::Whole => true,
+                        Fit::Clipped(clip) => fields.json.len() <= clip,
+                        Fit::Core(_) => false,
+                    };
+                    if whole {
+                        buf.extend_from_slice(&fields.json);
+                        transaction_written |= fields.transaction_id.is_some();
+                    } else if let Some(tx) = fields.transaction_id.as_deref() {
+                        if !transaction_written {
+                            json::write_key(buf, schema::TRANSACTION_ID);
+                            json::write_str(buf, tx);
+                            transaction_written = true;
+                        }
+                    }
                 }
             }
+        }
+        if fit != Fit::Whole {
+            json::write_key(buf, schema::LOG_FLAGS);
+            buf.push(b'[');
+            json::write_str(buf, schema::FLAG_TRUNCATED);
+            buf.push(b']');
         }
         let category = (!category_written).then(|| default_category(level));
         self.formatter.finish(buf, category);
@@ -74,8 +159,12 @@ fn default_category(level: Level) -> Category {
     }
 }
 
-/// JSON fragment (`,"k":v,...`) of a span's fields.
-struct SpanFields(Vec<u8>);
+/// A span's fields: their JSON fragment (`,"k":v,...`) and the transaction id among them,
+/// which a capped line keeps whatever else it drops.
+struct SpanFields {
+    json: Vec<u8>,
+    transaction_id: Option<String>,
+}
 
 thread_local! {
     static LINE_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
@@ -87,20 +176,29 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut buf = Vec::new();
-        let mut writer = FieldWriter::new(&mut buf);
+        let mut json = Vec::new();
+        let mut writer = FieldWriter::new(&mut json);
         writer.sensitive = sensitive_fields(attrs.metadata());
+        writer.capture_transaction = true;
         attrs.record(&mut writer);
-        span.extensions_mut().insert(SpanFields(buf));
+        let transaction_id = writer.transaction_id.take();
+        span.extensions_mut().insert(SpanFields {
+            json,
+            transaction_id,
+        });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            let mut writer = FieldWriter::new(&mut fields.0);
+            let mut writer = FieldWriter::new(&mut fields.json);
             writer.sensitive = sensitive_fields(span.metadata());
+            writer.capture_transaction = true;
             values.record(&mut writer);
+            if let Some(tx) = writer.transaction_id.take() {
+                fields.transaction_id = Some(tx);
+            }
         }
     }
 
@@ -153,6 +251,13 @@ struct FieldWriter<'a> {
     /// no card number when they enter (see `transaction::is_sane`), and masking digits
     /// inside a UUID would corrupt the one field that ties a request's lines together.
     verbatim: bool,
+    /// A transaction id was written.
+    transaction_written: bool,
+    /// Keep a copy of the transaction id written (span fields only: once per request, not
+    /// once per line).
+    capture_transaction: bool,
+    transaction_id: Option<String>,
+    fit: Fit,
 }
 
 impl<'a> FieldWriter<'a> {
@@ -162,12 +267,20 @@ impl<'a> FieldWriter<'a> {
             category_written: false,
             sensitive: 0,
             verbatim: false,
+            transaction_written: false,
+            capture_transaction: false,
+            transaction_id: None,
+            fit: Fit::Whole,
         }
     }
 
-    /// Writes the key and reports whether the value may follow (false: it was redacted).
+    /// Writes the key and reports whether the value may follow (false: it was redacted,
+    /// or the field is left out of a capped line, key included).
     fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
+        if matches!(self.fit, Fit::Core(_)) && !CORE_FIELDS.contains(&name) {
+            return false;
+        }
         json::write_key(self.buf, name);
         if name == schema::LOG_CATEGORY {
             self.category_written = true;
@@ -186,9 +299,23 @@ impl<'a> FieldWriter<'a> {
 
     fn text(&mut self, value: &str) {
         if self.verbatim {
-            json::write_str(self.buf, value);
+            // Sane ids are short; one set from inside the process is clipped like any text.
+            self.clipped(value);
+            self.transaction_written = true;
+            if self.capture_transaction {
+                self.transaction_id = Some(value.to_owned());
+            }
         } else {
-            json::write_str(self.buf, &redact::mask_pans(value));
+            self.clipped(&redact::mask_secrets(value));
+        }
+    }
+
+    fn clipped(&mut self, value: &str) {
+        match self.fit {
+            Fit::Whole => json::write_str(self.buf, value),
+            Fit::Clipped(max) | Fit::Core(max) => {
+                json::write_str_clipped(self.buf, value, max);
+            }
         }
     }
 }
@@ -260,6 +387,14 @@ mod tests {
 
     /// Runs `f` with a subscriber writing to a temp file and returns the parsed lines.
     fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        capture_raw(f)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect()
+    }
+
+    /// Runs `f` with a subscriber writing to a temp file and returns the file's text.
+    fn capture_raw(f: impl FnOnce()) -> String {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("svc.log");
         let formatter = LineFormatter::new(
@@ -286,11 +421,7 @@ mod tests {
             tracing_subscriber::registry().with(JsonLayer::new(formatter, sink.clone()));
         tracing::subscriber::with_default(subscriber, f);
         assert!(sink.flush(Duration::from_secs(5)));
-        std::fs::read_to_string(&path)
-            .expect("read log")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-            .collect()
+        std::fs::read_to_string(&path).expect("read log")
     }
 
     #[test]
@@ -344,6 +475,100 @@ mod tests {
         assert!(!raw.contains("4111 1111 1111 1111"), "{raw}");
         assert!(!raw.contains("4111111111111111"), "{raw}");
         assert_eq!(lines[0]["card_number"], "**** **** **** 1111");
+    }
+
+    #[test]
+    fn card_numbers_in_any_script_spacing_or_encoding_are_masked() {
+        let raw = capture_raw(|| {
+            tracing::info!(
+                { schema::URL_PATH } = "/accounts/%34%31%31%31%201111%201111%201111",
+                debugged = ?"۴۱۱۱.۱۱۱۱.۱۱۱۱.۱۱۱۱",
+                "GET /accounts/4111  1111  1111  1111x 404"
+            );
+        });
+        assert!(!redact::contains_pan(&raw), "{raw}");
+        assert!(raw.contains("****%20****%20****%201111"), "{raw}");
+    }
+
+    #[test]
+    fn credentials_inside_error_messages_are_masked() {
+        let lines = capture(|| {
+            tracing::error!(
+                { schema::LOG_CATEGORY } = "SystemError",
+                { schema::ERROR_MESSAGE } =
+                    "calling gateway: 401 {\"error\":\"bad\",\"access_token\":\"tok-123\"} Authorization: Bearer abc",
+                "POST /settlements 502"
+            );
+        });
+        let message = lines[0][schema::ERROR_MESSAGE].as_str().expect("message");
+        assert!(
+            !message.contains("tok-123") && !message.contains("abc"),
+            "{message}"
+        );
+        assert!(message.starts_with("calling gateway: 401"), "{message}");
+    }
+
+    #[test]
+    fn a_two_megabyte_line_is_one_json_object_within_the_cap_with_its_category_and_id() {
+        let big = "x".repeat(2 * 1024 * 1024);
+        let raw = capture_raw(|| {
+            let span = tracing::error_span!("request", { schema::TRANSACTION_ID } = "tx-big");
+            let _g = span.enter();
+            tracing::warn!(
+                { schema::LOG_CATEGORY } = "BusinessError",
+                { schema::ERROR_TYPE } = "NotFound",
+                { schema::ERROR_MESSAGE } = %big,
+                "slot {big} not found"
+            );
+        });
+        let line = raw.lines().next().expect("one line");
+        assert!(line.len() < DEFAULT_MAX_LINE_BYTES, "{} bytes", line.len());
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+        assert_eq!(v[schema::LOG_CATEGORY], "BusinessError");
+        assert_eq!(v[schema::TRANSACTION_ID], "tx-big");
+        assert_eq!(v[schema::ERROR_TYPE], "NotFound");
+        assert_eq!(
+            v[schema::LOG_FLAGS],
+            serde_json::json!([schema::FLAG_TRUNCATED])
+        );
+        assert_eq!(v[schema::SERVICE_NAME], "svc");
+        let message = v[schema::MESSAGE].as_str().expect("message");
+        assert!(
+            message.starts_with("slot xxx") && message.ends_with('…'),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_line_of_many_long_fields_keeps_only_what_says_what_happened() {
+        let b = "y".repeat(100_000);
+        let raw = capture_raw(|| {
+            tracing::error!(
+                { schema::TRANSACTION_ID } = "tx-many",
+                { schema::LOG_CATEGORY } = "ApplicationError",
+                f1 = %b, f2 = %b, f3 = %b, f4 = %b, f5 = %b, f6 = %b, f7 = %b, f8 = %b,
+                f9 = %b, f10 = %b, f11 = %b, f12 = %b, f13 = %b, f14 = %b, f15 = %b,
+                f16 = %b, f17 = %b, f18 = %b,
+                "many fields"
+            );
+        });
+        let line = raw.lines().next().expect("one line");
+        assert!(line.len() < DEFAULT_MAX_LINE_BYTES, "{} bytes", line.len());
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+        assert_eq!(v[schema::TRANSACTION_ID], "tx-many");
+        assert_eq!(v[schema::LOG_CATEGORY], "ApplicationError");
+        assert_eq!(v[schema::MESSAGE], "many fields");
+        assert!(v.get("f1").is_none(), "{v}");
+        assert_eq!(
+            v[schema::LOG_FLAGS],
+            serde_json::json!([schema::FLAG_TRUNCATED])
+        );
+    }
+
+    #[test]
+    fn lines_within_the_cap_carry_no_flag() {
+        let lines = capture(|| tracing::info!("short"));
+        assert!(lines[0].get(schema::LOG_FLAGS).is_none());
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod redact;
 pub mod request_layer;
 pub mod rotation;
 pub mod schema;
+mod server;
 pub mod timestamp;
 pub mod transaction;
 pub mod writer;

@@ -89,7 +89,7 @@ pub fn build_layer(
         source,
     })?;
     Ok((
-        JsonLayer::new(formatter, sink.clone()),
+        JsonLayer::new(formatter, sink.clone()).with_max_line_bytes(config.max_line_bytes),
         LogHandle { sink, file },
     ))
 }

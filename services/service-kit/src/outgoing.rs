@@ -16,11 +16,15 @@ pub struct DependencyClient {
 }
 
 impl DependencyClient {
-    /// A client giving up after `timeout` (connecting included).
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// A client giving up after `timeout` (connecting included) that reuses a kept-alive
+    /// connection only while it has been idle less than `pool_idle`: less than the time
+    /// after which the other services close it, or a request could be sent on a connection
+    /// being closed and fail for nothing.
+    pub fn new(timeout: Duration, pool_idle: Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .pool_idle_timeout(pool_idle)
             .user_agent(concat!("didban-service-kit/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { http })

@@ -3,11 +3,16 @@
 //! It sits outside the panic layer, so a panicking handler still produces its access line
 //! (with the panic's report), and inside the sensitive-headers layer, so nothing it might
 //! log can see credential headers.
+//!
+//! A request whose client goes away is dropped by the server mid-way (its future is never
+//! polled again): a guard held across the handler writes its access line then, with status
+//! 499 (nginx's "client closed request"), so every request that reached a handler leaves a
+//! line, including one whose downstream call already happened.
 
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{Instrument, Level};
@@ -33,6 +38,56 @@ pub fn category_for_status(status: StatusCode) -> Category {
     }
 }
 
+/// Status of the access line of a request whose client went away before the answer.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// `error.type` of a failed request that carries no [`ErrorReport`], by status: the layers
+/// that answer these (timeout, body limit) know no more than the status.
+fn error_type_for_status(status: u16) -> Option<&'static str> {
+    match status {
+        408 => Some("RequestTimeout"),
+        413 => Some("PayloadTooLarge"),
+        CLIENT_CLOSED_REQUEST => Some("ClientClosedRequest"),
+        _ => None,
+    }
+}
+
+/// Writes the access line of a request dropped before its answer (see the module
+/// documentation); disarmed once the answer is there.
+struct UnansweredGuard {
+    tx: TransactionId,
+    method: Method,
+    uri: Uri,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for UnansweredGuard {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let category = Category::BusinessError;
+        AccessLine {
+            transaction_id: self.tx.as_str(),
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            status: CLIENT_CLOSED_REQUEST,
+            duration_ns: elapsed_ns(self.started),
+            outcome: "failure",
+            category,
+            error_type: error_type_for_status(CLIENT_CLOSED_REQUEST),
+            error_message: Some("the client closed the connection before the answer"),
+            stack_trace: None,
+        }
+        .emit(level_of(category));
+    }
+}
+
+fn elapsed_ns(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// `axum::middleware::from_fn` body: see the module documentation.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -45,14 +100,22 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     // transaction id on every line) enabled whatever level filter is configured.
     let span = tracing::error_span!("request", { schema::TRANSACTION_ID } = tx.as_str());
     request.extensions_mut().insert(tx.clone());
+    let mut guard = UnansweredGuard {
+        tx: tx.clone(),
+        method: method.clone(),
+        uri: uri.clone(),
+        started,
+        answered: false,
+    };
 
     let mut response = transaction::scope(tx.clone(), next.run(request).instrument(span)).await;
+    guard.answered = true;
     response.headers_mut().insert(
         HeaderName::from_static(schema::TRANSACTION_ID_HEADER),
         tx.header_value(),
     );
 
-    let duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let duration_ns = elapsed_ns(started);
     // The access line names the transaction itself rather than entering the request span
     // again: one span lookup and enter/exit less per request on the hot path.
     let status = response.status();
@@ -75,7 +138,11 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
             "success"
         },
         category,
-        report,
+        error_type: report
+            .map(|r| r.error_type.as_str())
+            .or_else(|| error_type_for_status(status.as_u16())),
+        error_message: report.map(|r| r.message.as_str()),
+        stack_trace: report.and_then(|r| r.stack_trace.as_deref()),
     };
     line.emit(level);
     response
@@ -89,7 +156,9 @@ struct AccessLine<'a> {
     duration_ns: u64,
     outcome: &'static str,
     category: Category,
-    report: Option<&'a ErrorReport>,
+    error_type: Option<&'a str>,
+    error_message: Option<&'a str>,
+    stack_trace: Option<&'a str>,
 }
 
 impl AccessLine<'_> {
@@ -106,10 +175,9 @@ impl AccessLine<'_> {
                     { schema::EVENT_DURATION } = self.duration_ns,
                     { schema::EVENT_OUTCOME } = self.outcome,
                     { schema::LOG_CATEGORY } = self.category.as_str(),
-                    { schema::ERROR_TYPE } = self.report.map(|r| r.error_type.as_str()),
-                    { schema::ERROR_MESSAGE } = self.report.map(|r| r.message.as_str()),
-                    { schema::ERROR_STACK_TRACE } =
-                        self.report.and_then(|r| r.stack_trace.as_deref()),
+                    { schema::ERROR_TYPE } = self.error_type,
+                    { schema::ERROR_MESSAGE } = self.error_message,
+                    { schema::ERROR_STACK_TRACE } = self.stack_trace,
                     "{} {} {}",
                     self.method,
                     self.path,
