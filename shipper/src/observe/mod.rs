@@ -3,6 +3,7 @@
 
 pub(crate) mod http;
 pub(crate) mod summary;
+pub mod text_log;
 pub mod top;
 pub(crate) mod vitals;
 

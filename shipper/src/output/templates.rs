@@ -12,7 +12,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{EsClient, RequestBody, TransportError};
+use super::client::{EsClient, RequestBody, TransportError, MAX_ANSWER_BYTES};
 use super::health::{retry_delay, StartupError};
 use super::response::error_summary;
 use super::retry::Backoff;
@@ -95,7 +95,10 @@ async fn install_one(
             content_type: "application/json",
             gzip: false,
         };
-        let problem = match client.send(Method::PUT, &path, Some(body)).await {
+        let problem = match client
+            .send(Method::PUT, &path, Some(body), MAX_ANSWER_BYTES)
+            .await
+        {
             Ok(reply) if (200..300).contains(&reply.status) => return Ok(()),
             Ok(reply) if reply.status == 429 || reply.status >= 500 => {
                 format!("HTTP {}: {}", reply.status, error_summary(&reply.body))
