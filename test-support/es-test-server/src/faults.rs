@@ -53,9 +53,12 @@ pub enum HostileAnswer {
     /// A 200 with a body of `bytes` bytes: the start of a `_bulk` answer, then whitespace.
     /// Streamed, never held in memory.
     HugeBody { bytes: u64 },
-    /// A 200 with `Content-Encoding: gzip` whose body, a few hundred KiB, decompresses to
-    /// `bytes` bytes (the start of a `_bulk` answer, then whitespace).
+    /// A 200 with `Content-Encoding: gzip` whose body, about 1/200 of `bytes`, decompresses
+    /// to `bytes` bytes (the start of a `_bulk` answer, then whitespace).
     GzipBomb { bytes: u64 },
+    /// An Elasticsearch-shaped error answer with `status` (429, say) whose reason is
+    /// `reason_bytes` long.
+    HugeError { status: u16, reason_bytes: u64 },
     /// The real answer with its items in reverse order.
     ReorderedItems,
     /// The real answer without its last item.
