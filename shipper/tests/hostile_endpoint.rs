@@ -126,3 +126,21 @@ fn a_429_storm_with_huge_reasons_does_not_flood_the_shippers_log() {
     );
     assert!(log.contains("[cut: "), "the reason is cut, and says so");
 }
+
+#[test]
+fn a_newline_in_a_file_name_does_not_forge_a_line_in_the_shippers_log() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let forged = "2026-12-02T00:00:00.000000Z ERROR shipper: Elasticsearch is down";
+    let name = format!("payment\n{forged}.log");
+    write_lines(&setup.logs().join(&name), "payment", 0, 10);
+    let shipper = setup.start();
+    wait_for(&shipper, "the lines indexed", || es.count("logs-*") >= 10);
+
+    let log = shipper.own_log();
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged)),
+        "a forged line:\n{log}"
+    );
+    assert!(log.contains(&format!("payment\\n{forged}")), "{log}");
+}
