@@ -27,6 +27,11 @@ use url::Url;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default of [`QueryClientConfig::connect_timeout`].
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest decoded answer read: the rules' searches ask for aggregations over a few
+/// monitors and a handful of hits (kilobytes). A larger answer (a proxy gone wrong, a gzip
+/// bomb) is not read further: reqwest decodes gzip as a stream, so stopping the read stops
+/// the decompression too.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// How the query client proves who it is to Elasticsearch.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -249,7 +254,7 @@ impl QueryClient {
         }
         let response = request.send().await.map_err(|e| self.failure(node, e))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| self.failure(node, e))?;
+        let body = self.read_bounded(node, response).await?;
         if status < 500 {
             *self.last_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
@@ -258,6 +263,34 @@ impl QueryClient {
             status,
             body,
         })
+    }
+
+    /// The decoded body, refused as soon as it exceeds [`MAX_ANSWER_BYTES`].
+    async fn read_bounded(
+        &self,
+        node: &Node,
+        mut response: reqwest::Response,
+    ) -> Result<Bytes, String> {
+        let too_large = || {
+            format!(
+                "{} sent an answer larger than {MAX_ANSWER_BYTES} bytes (decoded): not read further",
+                node.shown
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failure(node, e))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
     }
 
     fn failure(&self, node: &Node, err: reqwest::Error) -> String {
@@ -477,6 +510,56 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A node that answers every request with `body`, with `gzip` as its content encoding.
+    async fn answering(body: Vec<u8>, gzip: bool) -> Url {
+        let body = Bytes::from(body);
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move {
+                let mut response = axum::response::Response::new(axum::body::Body::from(body));
+                if gzip {
+                    response.headers_mut().insert(
+                        axum::http::header::CONTENT_ENCODING,
+                        HeaderValue::from_static("gzip"),
+                    );
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_large_is_refused_before_it_is_all_read_or_decoded() {
+        use std::io::Write as _;
+        // 64 MiB of spaces, sent as about 64 KiB of gzip.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![b' '; 1024 * 1024];
+        for _ in 0..64 {
+            gz.write_all(&chunk).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1024 * 1024);
+        let client =
+            QueryClient::new(&QueryClientConfig::new(vec![answering(bomb, true).await])).unwrap();
+        let err = client.probe().await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+
+        let plain = vec![b' '; MAX_ANSWER_BYTES + 1];
+        let client =
+            QueryClient::new(&QueryClientConfig::new(vec![answering(plain, false).await])).unwrap();
+        let err = client.probe().await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+
+        let fits = b"{\"ok\":true}".to_vec();
+        let client =
+            QueryClient::new(&QueryClientConfig::new(vec![answering(fits, false).await])).unwrap();
+        assert_eq!(client.probe().await.unwrap().status, 200);
     }
 
     #[tokio::test]

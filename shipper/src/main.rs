@@ -133,7 +133,10 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(shipper::observe::text_log::EscapingFields::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod file_gauges;
 pub(crate) mod http;
 pub(crate) mod summary;
+pub mod text_log;
 pub mod top;
 pub(crate) mod vitals;
 

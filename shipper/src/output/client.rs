@@ -3,8 +3,13 @@
 //! reqwest with rustls: keep-alive connections, the CA of the cluster when one is given, the
 //! credentials in a header marked sensitive (so no debug output of reqwest or hyper prints
 //! them), gzip responses accepted and decoded. Each call picks a node from the [`NodePool`],
-//! reads the whole response body, and turns failures into a [`TransportError`] that says which
-//! node and what went wrong, which the retry rules and the log lines use as is.
+//! reads the response body up to a bound, and turns failures into a [`TransportError`] that
+//! says which node and what went wrong, which the retry rules and the log lines use as is.
+//!
+//! The bound is on the *decoded* size: reqwest decodes gzip as a stream (tower-http's
+//! decompression body hands out a few KiB at a time), so reading chunk by chunk and stopping
+//! at the bound also stops the decompression. A hostile node or proxy answering with an
+//! endless body or a gzip bomb costs at most the bound in memory, never the whole answer.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -17,6 +22,21 @@ use reqwest::Method;
 use super::config::{Auth, OutputConfig};
 use super::nodes::{NodePool, NodeRef};
 use super::retry::{Backoff, RetryReason};
+
+/// The largest decoded answer read from any request but `_bulk`: a start-up check, a template,
+/// a replay look-up of [`super::replay::IDS_PER_SEARCH`] ids (a few hundred KiB at most).
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one `_bulk` item may take in its answer, filtered to id, status and error: the error's
+/// reason quotes a field's value, so room for a long one.
+const BULK_ANSWER_BYTES_PER_DOCUMENT: usize = 4 * 1024;
+
+/// The largest decoded `_bulk` answer read for a request of `documents` documents (12 MiB for
+/// the default 2000). Larger is not an answer Elasticsearch gives to this request: it is not
+/// read, and the request counts as one whose answer was lost.
+pub(crate) fn bulk_answer_limit(documents: usize) -> usize {
+    MAX_ANSWER_BYTES.saturating_add(documents.saturating_mul(BULK_ANSWER_BYTES_PER_DOCUMENT))
+}
 
 /// A request body and how it is encoded.
 #[derive(Debug, Clone)]
@@ -49,6 +69,12 @@ pub enum TransportError {
     Timeout { node: String, timeout: Duration },
     #[error("request to {node} failed: {message}")]
     Other { node: String, message: String },
+    /// The answer is larger than any this request can get: a proxy or a node that is not
+    /// Elasticsearch speaking normally. Not read further.
+    #[error(
+        "{node} sent an answer larger than {limit} bytes (decoded): not read further, not trusted"
+    )]
+    TooLarge { node: String, limit: usize },
     #[error("no Elasticsearch node is configured")]
     NoNodes,
 }
@@ -62,6 +88,7 @@ impl TransportError {
             | TransportError::NoNodes => RetryReason::Connect,
             TransportError::Timeout { .. } => RetryReason::Timeout,
             TransportError::Other { .. } => RetryReason::Transport,
+            TransportError::TooLarge { .. } => RetryReason::BadResponse,
         }
     }
 }
@@ -144,7 +171,8 @@ impl EsClient {
         })
     }
 
-    /// Sends one request to the next node and reads the whole answer.
+    /// Sends one request to the next node and reads its answer, of at most `limit` decoded
+    /// bytes.
     ///
     /// A refused connection moves on to the next node that is not in its backoff period at
     /// once: the request never reached Elasticsearch, so sending it elsewhere is safe, and a
@@ -155,6 +183,7 @@ impl EsClient {
         method: Method,
         path: &str,
         body: Option<RequestBody>,
+        limit: usize,
     ) -> Result<Reply, TransportError> {
         let mut last = TransportError::NoNodes;
         for attempt in 0..self.nodes.len() {
@@ -166,7 +195,7 @@ impl EsClient {
                 break;
             }
             match self
-                .send_to(&node, method.clone(), path, body.clone())
+                .send_to(&node, method.clone(), path, body.clone(), limit)
                 .await
             {
                 Err(err @ TransportError::Connect { .. }) => last = err,
@@ -176,13 +205,14 @@ impl EsClient {
         Err(last)
     }
 
-    /// Sends one request to a given node and reads the whole answer.
+    /// Sends one request to a given node and reads its answer, of at most `limit` bytes.
     pub(crate) async fn send_to(
         &self,
         node: &NodeRef,
         method: Method,
         path: &str,
         body: Option<RequestBody>,
+        limit: usize,
     ) -> Result<Reply, TransportError> {
         let url = endpoint(&node.url, path);
         let mut request = self.http.request(method, url);
@@ -201,11 +231,17 @@ impl EsClient {
         self.nodes.mark_alive(node.index);
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        // The whole body, however large: a truncated bulk response would misattribute results.
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| self.failed(node, &err))?;
+        // The whole body or nothing: a truncated bulk answer would misattribute results.
+        let body = match read_bounded(response, limit).await {
+            Ok(body) => body,
+            Err(BodyError::Read(err)) => return Err(self.failed(node, &err)),
+            Err(BodyError::TooLarge) => {
+                return Err(TransportError::TooLarge {
+                    node: node.shown.clone(),
+                    limit,
+                })
+            }
+        };
         Ok(Reply {
             node: node.clone(),
             status,
@@ -241,6 +277,48 @@ impl EsClient {
             message,
         }
     }
+}
+
+/// Why an answer's body was not read.
+enum BodyError {
+    Read(reqwest::Error),
+    /// More than the limit, decoded.
+    TooLarge,
+}
+
+/// The decoded body of `response`, refused as soon as it exceeds `limit` bytes. Dropping the
+/// response then closes its connection, so the rest is neither downloaded nor decompressed.
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
+    // Without decoding, the announced length already tells (with gzip it is not known).
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    // Most answers come in one chunk: keep it as it is and copy only when a second arrives.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        total = total.saturating_add(chunk.len());
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            None => joined.extend_from_slice(&chunk),
+            Some(head) => {
+                joined.reserve(head.len() + chunk.len());
+                joined.extend_from_slice(&head);
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(match first {
+        Some(only) => only,
+        None => Bytes::from(joined),
+    })
 }
 
 /// The `Authorization` header for the configured credentials, marked sensitive.

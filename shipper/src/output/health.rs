@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{EsClient, Reply, TransportError};
+use super::client::{EsClient, Reply, TransportError, MAX_ANSWER_BYTES};
 use super::response::error_summary;
 use super::retry::Backoff;
 use super::telemetry::Telemetry;
@@ -155,7 +155,7 @@ pub(crate) async fn wait_until_ready(
 ) -> Result<ClusterInfo, StartupError> {
     let mut attempt: u32 = 0;
     loop {
-        let (node, problem) = match client.send(Method::GET, "/", None).await {
+        let (node, problem) = match client.send(Method::GET, "/", None, MAX_ANSWER_BYTES).await {
             Ok(reply) => {
                 let node = reply.node.shown.clone();
                 telemetry.elasticsearch_up(reply.status < 500);
@@ -201,7 +201,8 @@ fn node_of(err: &TransportError) -> String {
         TransportError::Connect { node, .. }
         | TransportError::Tls { node, .. }
         | TransportError::Timeout { node, .. }
-        | TransportError::Other { node, .. } => node.clone(),
+        | TransportError::Other { node, .. }
+        | TransportError::TooLarge { node, .. } => node.clone(),
         TransportError::NoNodes => "(no node)".into(),
     }
 }

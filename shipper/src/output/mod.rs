@@ -35,6 +35,7 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod dead_letter;
 pub(crate) mod health;
+pub(crate) mod log_throttle;
 pub(crate) mod nodes;
 pub(crate) mod replay;
 pub(crate) mod request_builder;

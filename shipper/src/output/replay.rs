@@ -32,7 +32,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::client::{EsClient, RequestBody, TransportError};
+use super::client::{EsClient, RequestBody, TransportError, MAX_ANSWER_BYTES};
 use super::response::error_summary;
 use super::retry::{classify_status, RequestVerdict, RetryReason};
 
@@ -164,7 +164,7 @@ async fn search(
         gzip: false,
     };
     let reply = client
-        .send(Method::POST, &path, Some(body))
+        .send(Method::POST, &path, Some(body), MAX_ANSWER_BYTES)
         .await
         .map_err(LookupError::Transport)?;
     let node = reply.node.shown.clone();

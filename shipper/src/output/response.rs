@@ -3,9 +3,41 @@
 //! Only the fields the retry rules need are read (`status`, `error.type`, `error.reason`,
 //! `failure_store`, `_index`, `_id`); everything else is skipped without being built. The body
 //! is always parsed whole: a response is never truncated to a buffer size (Fluent Bit's
-//! fixed response buffer silently misreads large replies).
+//! fixed response buffer silently misreads large replies); one too large to be an answer is
+//! refused before it gets here (see [`super::client`]).
+//!
+//! Items are matched to the documents sent by `_id`, not by position: a proxy that reorders
+//! them must not make a rejected document look accepted. Reasons are cut to
+//! [`MAX_REASON_BYTES`] before they reach a log line or a dead-letter record.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 
 use serde::Deserialize;
+
+/// The longest error reason (with its causes) kept for a log line or a dead-letter record:
+/// enough for Elasticsearch's own reasons, which name the field and quote a bit of its value;
+/// a 429 storm with megabyte reasons then writes kilobytes, not megabytes.
+pub(crate) const MAX_REASON_BYTES: usize = 1024;
+
+/// The longest `_id` quoted from an answer in a message.
+const MAX_QUOTED_ID_BYTES: usize = 64;
+
+/// `text` cut to at most `max` bytes on a character boundary, and marked so a reader knows.
+pub(crate) fn shortened(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}… [cut: {} bytes in all]",
+        &text[..end],
+        text.len()
+    ))
+}
 
 /// One item of a `_bulk` response, whatever its action (`create`, `index`, ...).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -35,8 +67,17 @@ pub(crate) struct ItemError {
 }
 
 impl ItemError {
-    /// `reason`, followed by the reasons of its causes: the cause often says which field.
+    /// `reason`, followed by the reasons of its causes (the cause often says which field),
+    /// cut to [`MAX_REASON_BYTES`].
     pub(crate) fn full_reason(&self) -> String {
+        let whole = self.whole_reason();
+        match shortened(&whole, MAX_REASON_BYTES) {
+            Cow::Borrowed(_) => whole,
+            Cow::Owned(cut) => cut,
+        }
+    }
+
+    fn whole_reason(&self) -> String {
         let mut out = self.reason.clone().unwrap_or_default();
         let mut cause = self.caused_by.as_deref();
         while let Some(c) = cause {
@@ -67,23 +108,119 @@ pub(crate) enum ResponseError {
     NotJson(String),
     #[error("the _bulk response has {got} items for {sent} documents sent")]
     ItemCount { sent: usize, got: usize },
+    #[error("item {position} of the _bulk response names _id {id:?}, which matches no document sent (or one already answered)")]
+    Unmatched { position: usize, id: Option<String> },
 }
 
-/// Parses a 2xx `_bulk` body, checking that it has one result per document sent.
-pub(crate) fn parse_bulk(body: &[u8], sent: usize) -> Result<Vec<BulkItemResult>, ResponseError> {
+impl BulkItemResult {
+    /// Stored in the data stream's failure store: Elasticsearch then answers with the
+    /// `_index` and `_id` of the *failure document* (a fresh id), not those of the document
+    /// sent, so such an item cannot be matched by `_id`.
+    fn is_failure_store_success(&self) -> bool {
+        (200..300).contains(&self.status)
+            && self.error.is_none()
+            && self.failure_store.as_deref() == Some("used")
+    }
+}
+
+/// Parses a 2xx `_bulk` body into one result per document sent, in the order the documents
+/// were sent: `ids[i]` is the `_id` of document `i`. An answer with another number of items,
+/// or with an item that matches no document, is refused whole: no verdict of it is trusted.
+pub(crate) fn parse_bulk<S: AsRef<str>>(
+    body: &[u8],
+    ids: &[S],
+) -> Result<Vec<BulkItemResult>, ResponseError> {
     #[derive(Deserialize)]
     struct Raw {
         items: Vec<ItemEnvelope>,
     }
-    let raw: Raw =
-        serde_json::from_slice(body).map_err(|e| ResponseError::NotJson(e.to_string()))?;
-    if raw.items.len() != sent {
+    let raw: Raw = serde_json::from_slice(body)
+        .map_err(|e| ResponseError::NotJson(shortened(&e.to_string(), MAX_REASON_BYTES).into()))?;
+    if raw.items.len() != ids.len() {
         return Err(ResponseError::ItemCount {
-            sent,
+            sent: ids.len(),
             got: raw.items.len(),
         });
     }
-    Ok(raw.items.into_iter().map(|i| i.create).collect())
+    let items: Vec<BulkItemResult> = raw.items.into_iter().map(|i| i.create).collect();
+    let order = match_items(ids, &items)?;
+    let mut slots: Vec<Option<BulkItemResult>> = items.into_iter().map(Some).collect();
+    order
+        .iter()
+        .enumerate()
+        .map(|(doc, &position)| {
+            slots
+                .get_mut(position)
+                .and_then(Option::take)
+                .ok_or(ResponseError::Unmatched {
+                    position: doc,
+                    id: None,
+                })
+        })
+        .collect()
+}
+
+/// For each document, the position of its item in the answer.
+///
+/// Elasticsearch answers in request order with every item's `_id` (failures included:
+/// `BulkItemResponse` writes the request's `_id` for them too), so the usual answer is
+/// checked in one pass. Otherwise each item goes to the first document not yet answered with
+/// its `_id` (ids are unique within a batch, since they name a file and an offset; should one
+/// repeat, its items are taken in order). Items whose `_id` names no such document are only
+/// accepted as failure-store successes, for the documents left, which then all get the same
+/// verdict (stored in the failure store) whichever gets which; anything else is refused.
+fn match_items<S: AsRef<str>>(
+    ids: &[S],
+    items: &[BulkItemResult],
+) -> Result<Vec<usize>, ResponseError> {
+    let in_place = ids
+        .iter()
+        .zip(items)
+        .all(|(id, item)| item.id.as_deref() == Some(id.as_ref()));
+    if in_place {
+        return Ok((0..ids.len()).collect());
+    }
+    let mut waiting: HashMap<&str, VecDeque<usize>> = HashMap::with_capacity(ids.len());
+    for (doc, id) in ids.iter().enumerate() {
+        waiting.entry(id.as_ref()).or_default().push_back(doc);
+    }
+    let mut order: Vec<Option<usize>> = vec![None; ids.len()];
+    let mut strangers: Vec<usize> = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        let doc = item
+            .id
+            .as_deref()
+            .and_then(|id| waiting.get_mut(id))
+            .and_then(VecDeque::pop_front);
+        match doc.and_then(|d| order.get_mut(d)) {
+            Some(slot) => *slot = Some(position),
+            None => strangers.push(position),
+        }
+    }
+    let unanswered: Vec<usize> = (0..order.len()).filter(|d| order[*d].is_none()).collect();
+    for (doc, position) in unanswered.into_iter().zip(strangers) {
+        let item = &items[position];
+        if !item.is_failure_store_success() {
+            return Err(ResponseError::Unmatched {
+                position,
+                id: item
+                    .id
+                    .as_deref()
+                    .map(|id| shortened(id, MAX_QUOTED_ID_BYTES).into_owned()),
+            });
+        }
+        order[doc] = Some(position);
+    }
+    order
+        .into_iter()
+        .enumerate()
+        .map(|(doc, p)| {
+            p.ok_or(ResponseError::Unmatched {
+                position: doc,
+                id: None,
+            })
+        })
+        .collect()
 }
 
 /// The `type` and `reason` of a whole-request error body, for logs and fatal messages.
@@ -105,10 +242,14 @@ pub(crate) fn error_summary(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             error: ErrorField::Object(e),
-        }) => format!("{}: {}", e.kind, e.full_reason()),
+        }) => format!(
+            "{}: {}",
+            shortened(&e.kind, MAX_QUOTED_ID_BYTES),
+            e.full_reason()
+        ),
         Ok(ErrorBody {
             error: ErrorField::Text(t),
-        }) => t,
+        }) => shortened(&t, MAX_REASON_BYTES).into_owned(),
         Err(_) => {
             const MAX: usize = 300;
             let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
@@ -155,9 +296,11 @@ mod tests {
       ]
     }"#;
 
+    const MIXED_IDS: [&str; 5] = ["a-1", "a-2", "a-3", "a-4", "a-5"];
+
     #[test]
     fn every_item_of_a_mixed_response_is_read() {
-        let items = parse_bulk(MIXED.as_bytes(), 5).unwrap();
+        let items = parse_bulk(MIXED.as_bytes(), &MIXED_IDS).unwrap();
         let statuses: Vec<u16> = items.iter().map(|i| i.status).collect();
         assert_eq!(statuses, [201, 409, 400, 429, 201]);
         assert_eq!(items[0].id.as_deref(), Some("a-1"));
@@ -171,7 +314,7 @@ mod tests {
 
     #[test]
     fn nested_causes_are_kept_in_the_reason() {
-        let items = parse_bulk(MIXED.as_bytes(), 5).unwrap();
+        let items = parse_bulk(MIXED.as_bytes(), &MIXED_IDS).unwrap();
         let reason = items[2].error.as_ref().unwrap().full_reason();
         assert!(
             reason.starts_with("[1:15] failed to parse field"),
@@ -186,14 +329,18 @@ mod tests {
     #[test]
     fn index_actions_are_read_like_create_actions() {
         let body = br#"{"errors":false,"items":[{"index":{"_index":"x","_id":"1","status":200}}]}"#;
-        let items = parse_bulk(body, 1).unwrap();
+        let items = parse_bulk(body, &["1"]).unwrap();
         assert_eq!(items[0].status, 200);
     }
 
     #[test]
     fn a_response_with_a_different_item_count_is_rejected() {
         assert_eq!(
-            parse_bulk(MIXED.as_bytes(), 6).unwrap_err(),
+            parse_bulk(
+                MIXED.as_bytes(),
+                &["a-1", "a-2", "a-3", "a-4", "a-5", "a-6"]
+            )
+            .unwrap_err(),
             ResponseError::ItemCount { sent: 6, got: 5 }
         );
     }
@@ -201,9 +348,12 @@ mod tests {
     #[test]
     fn a_truncated_response_is_rejected() {
         let cut = &MIXED.as_bytes()[..MIXED.len() / 2];
-        assert!(matches!(parse_bulk(cut, 5), Err(ResponseError::NotJson(_))));
         assert!(matches!(
-            parse_bulk(b"<html>502</html>", 5),
+            parse_bulk(cut, &MIXED_IDS),
+            Err(ResponseError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_bulk(b"<html>502</html>", &MIXED_IDS),
             Err(ResponseError::NotJson(_))
         ));
     }
@@ -222,5 +372,126 @@ mod tests {
         );
         assert_eq!(error_summary(b"Bad Gateway\n"), "Bad Gateway");
         assert_eq!(error_summary(b""), "(empty body)");
+    }
+
+    fn item(id: Option<&str>, status: u16) -> String {
+        let id = id.map(|i| format!(r#""_id":"{i}","#)).unwrap_or_default();
+        let error = if status >= 300 {
+            r#","error":{"type":"document_parsing_exception","reason":"bad"}"#
+        } else {
+            ""
+        };
+        format!(r#"{{"create":{{{id}"status":{status}{error}}}}}"#)
+    }
+
+    fn answer(items: &[String]) -> Vec<u8> {
+        format!(r#"{{"errors":true,"items":[{}]}}"#, items.join(",")).into_bytes()
+    }
+
+    fn statuses(results: &[BulkItemResult]) -> Vec<(Option<&str>, u16)> {
+        results
+            .iter()
+            .map(|r| (r.id.as_deref(), r.status))
+            .collect()
+    }
+
+    #[test]
+    fn a_reordered_answer_is_put_back_in_the_order_of_the_documents() {
+        let body = answer(&[
+            item(Some("c"), 201),
+            item(Some("a"), 400),
+            item(Some("b"), 201),
+        ]);
+        let results = parse_bulk(&body, &["a", "b", "c"]).unwrap();
+        assert_eq!(
+            statuses(&results),
+            [(Some("a"), 400), (Some("b"), 201), (Some("c"), 201)],
+            "the rejected document stays rejected"
+        );
+    }
+
+    #[test]
+    fn an_answer_naming_a_document_not_sent_is_refused() {
+        let body = answer(&[item(Some("a"), 201), item(Some("x"), 201)]);
+        assert!(matches!(
+            parse_bulk(&body, &["a", "b"]),
+            Err(ResponseError::Unmatched { position: 1, id: Some(ref id) }) if id == "x"
+        ));
+        // An item without an `_id` cannot be placed either.
+        let body = answer(&[item(Some("a"), 201), item(None, 201)]);
+        assert!(matches!(
+            parse_bulk(&body, &["a", "b"]),
+            Err(ResponseError::Unmatched { .. })
+        ));
+        // Nor one that answers a document twice while another gets nothing.
+        let body = answer(&[item(Some("a"), 201), item(Some("a"), 400)]);
+        assert!(matches!(
+            parse_bulk(&body, &["a", "b"]),
+            Err(ResponseError::Unmatched { position: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn short_and_long_answers_are_refused() {
+        let body = answer(&[item(Some("a"), 201)]);
+        assert_eq!(
+            parse_bulk(&body, &["a", "b"]).unwrap_err(),
+            ResponseError::ItemCount { sent: 2, got: 1 }
+        );
+        let body = answer(&[item(Some("a"), 201), item(Some("b"), 201)]);
+        assert_eq!(
+            parse_bulk(&body, &["a"]).unwrap_err(),
+            ResponseError::ItemCount { sent: 1, got: 2 }
+        );
+    }
+
+    #[test]
+    fn a_repeated_id_is_matched_by_its_position_among_its_namesakes() {
+        let body = answer(&[
+            item(Some("b"), 201),
+            item(Some("a"), 409),
+            item(Some("a"), 400),
+        ]);
+        let results = parse_bulk(&body, &["a", "b", "a"]).unwrap();
+        assert_eq!(
+            statuses(&results),
+            [(Some("a"), 409), (Some("b"), 201), (Some("a"), 400)]
+        );
+    }
+
+    #[test]
+    fn failure_store_items_answered_with_their_own_id_fill_the_documents_left() {
+        let fs = r#"{"create":{"_index":".fs-logs-a-default-2026.12.02-000002","_id":"Zx8_random","status":201,"failure_store":"used"}}"#;
+        let body = answer(&[item(Some("c"), 400), fs.to_string(), item(Some("a"), 201)]);
+        let results = parse_bulk(&body, &["a", "b", "c"]).unwrap();
+        assert_eq!(results[0].status, 201);
+        assert_eq!(results[1].failure_store.as_deref(), Some("used"));
+        assert_eq!(results[2].status, 400);
+        // A stranger that is not a failure-store success is not given to anyone.
+        let body = answer(&[item(Some("zz"), 201), item(Some("a"), 201)]);
+        assert!(parse_bulk(&body, &["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn reasons_are_cut_on_a_character_boundary_and_marked() {
+        let long = "é".repeat(2000); // 4000 bytes, two per character
+        let cut = shortened(&long, 1023);
+        assert!(cut.starts_with(&"é".repeat(511)), "{cut}");
+        assert!(cut.contains("… [cut: 4000 bytes in all]"), "{cut}");
+        assert!(cut.len() < 1023 + 40);
+        assert_eq!(shortened("short", 1024), "short");
+        let e = ItemError {
+            kind: "es_rejected_execution_exception".into(),
+            reason: Some("x".repeat(5 * 1024 * 1024)),
+            caused_by: None,
+        };
+        assert!(e.full_reason().len() < MAX_REASON_BYTES + 40);
+        let body = format!(
+            r#"{{"error":{{"type":"es_rejected_execution_exception","reason":"{}"}},"status":429}}"#,
+            "y".repeat(3 * 1024 * 1024)
+        );
+        assert!(error_summary(body.as_bytes()).len() < MAX_REASON_BYTES + 100);
+        let text = format!(r#"{{"error":"{}","status":400}}"#, "z".repeat(100_000));
+        assert!(error_summary(text.as_bytes()).len() < MAX_REASON_BYTES + 40);
     }
 }

@@ -14,19 +14,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// `_bulk` with the response cut to what the retry rules read. A full item is ~200 bytes
-/// (`_index`, `_id`, `_version`, `_shards`, `_seq_no`, ...); filtered it is ~25, which
-/// makes reading the response of a 2000-document batch about eight times cheaper. Index and
-/// id, when a log line needs them, come from the request's own action line.
+/// (`_index`, `_id`, `_version`, `_shards`, `_seq_no`, ...); filtered it is ~50, which
+/// makes reading the response of a 2000-document batch about four times cheaper. `_id` is
+/// kept to match each item to its document (see [`parse_bulk`]); the index, when a log line
+/// needs it, comes from the request's own action line.
 pub(crate) const BULK_PATH: &str =
-    "/_bulk?filter_path=errors,items.*.status,items.*.error,items.*.failure_store";
+    "/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error,items.*.failure_store";
 
 use reqwest::Method;
 
-use super::client::{EsClient, Reply};
+use super::client::{bulk_answer_limit, EsClient, Reply, TransportError};
 use super::dead_letter::{self, DeadLetter, DeadLetterWriter};
+use super::log_throttle::LogThrottle;
 use super::replay::{self, Candidate};
 use super::request_builder;
-use super::response::{error_summary, parse_bulk, BulkItemResult};
+use super::response::{error_summary, parse_bulk, shortened, BulkItemResult, MAX_REASON_BYTES};
 use super::retry::{
     classify_item, classify_status, ItemRetryReason, ItemVerdict, RequestVerdict, RetryReason,
 };
@@ -56,6 +58,8 @@ pub(crate) struct BulkService {
     /// Search the data streams' failure stores too when looking up the replay window (the
     /// cluster has them: 8.19+, 9.1+).
     pub(crate) failure_store: bool,
+    /// Repeated warnings of the same kind, at most one per interval.
+    pub(crate) warnings: LogThrottle,
 }
 
 impl BulkService {
@@ -82,7 +86,12 @@ impl BulkService {
         let result = {
             let _in_flight = InFlightGuard::new(&self.telemetry);
             self.client
-                .send(Method::POST, BULK_PATH, Some(request.body.clone()))
+                .send(
+                    Method::POST,
+                    BULK_PATH,
+                    Some(request.body.clone()),
+                    bulk_answer_limit(batch.len()),
+                )
                 .await
         };
         request_builder::give_back(batch, request);
@@ -92,16 +101,21 @@ impl BulkService {
         let reply = match result {
             Ok(reply) => reply,
             Err(err) => {
-                self.telemetry.elasticsearch_up(false);
+                // An answer too large to be one still came from something that answers.
+                self.telemetry
+                    .elasticsearch_up(matches!(err, TransportError::TooLarge { .. }));
                 self.telemetry.bulk_request("transport_error", elapsed);
                 let reason = err.retry_reason();
                 if reason.may_have_been_processed() {
                     batch.mark_may_be_stored();
                 }
-                tracing::warn!(
-                    documents = batch.len(),
-                    "bulk request failed, will retry: {err}"
-                );
+                if let Some(held_back) = self.warnings.admit("bulk", reason.label()) {
+                    tracing::warn!(
+                        documents = batch.len(),
+                        held_back,
+                        "bulk request failed, will retry: {err}"
+                    );
+                }
                 self.telemetry
                     .request_retry(reason.label(), err.to_string());
                 return Next::RetryAll;
@@ -125,19 +139,25 @@ impl BulkService {
                     reply.status,
                     error_summary(&reply.body)
                 );
-                match reason {
+                match (reason, self.warnings.admit("bulk", reason.label())) {
+                    (_, None) => {}
                     // Not about the documents, and not fixed by waiting alone: an operator
                     // must act, so say it loudly.
-                    RetryReason::Unauthorized | RetryReason::ClientError => tracing::error!(
-                        documents = batch.len(),
-                        "{message}; the batch is kept and retried until this is fixed"
-                    ),
-                    _ => tracing::warn!(documents = batch.len(), "{message}; will retry"),
+                    (RetryReason::Unauthorized | RetryReason::ClientError, Some(held_back)) => {
+                        tracing::error!(
+                            documents = batch.len(),
+                            held_back,
+                            "{message}; the batch is kept and retried until this is fixed"
+                        )
+                    }
+                    (_, Some(held_back)) => {
+                        tracing::warn!(documents = batch.len(), held_back, "{message}; will retry")
+                    }
                 }
                 self.telemetry.request_retry(reason.label(), message);
                 Next::RetryAll
             }
-            RequestVerdict::ReadItems => match parse_bulk(&reply.body, batch.len()) {
+            RequestVerdict::ReadItems => match parse_bulk(&reply.body, &self.ids(batch)) {
                 Ok(results) => {
                     self.telemetry.bulk_succeeded_now();
                     let next = self.items(batch, &results).await;
@@ -154,13 +174,31 @@ impl BulkService {
                     // Answered 2xx: the request was executed, whatever the body says.
                     batch.mark_may_be_stored();
                     let message = format!("{}: {err}", reply.node.shown);
-                    tracing::warn!(documents = batch.len(), "{message}; will retry the batch");
+                    if let Some(held_back) = self
+                        .warnings
+                        .admit("bulk", RetryReason::BadResponse.label())
+                    {
+                        tracing::warn!(
+                            documents = batch.len(),
+                            held_back,
+                            "{message}; will retry the batch, looking up first what it may have stored"
+                        );
+                    }
                     self.telemetry
                         .request_retry(RetryReason::BadResponse.label(), message);
                     Next::RetryAll
                 }
             },
         }
+    }
+
+    /// The `_id` of each document of `batch`, in order, to match the answer's items with.
+    fn ids<'a>(&self, batch: &'a Batch) -> Vec<std::borrow::Cow<'a, str>> {
+        batch
+            .items
+            .iter()
+            .map(|item| dead_letter::action_id(item.action(&batch.body)))
+            .collect()
     }
 
     /// Looks up the documents of `batch` that may already be stored, acknowledges those
@@ -182,34 +220,38 @@ impl BulkService {
             .collect();
         let candidates: Vec<Candidate> = targets.iter().flatten().cloned().collect();
         let looked_up = candidates.len() as u64;
-        let found =
-            match replay::already_stored(&self.client, &candidates, self.failure_store).await {
-                Ok(found) => found,
-                Err(err) => {
-                    let reason = err.retry_reason();
-                    self.telemetry.elasticsearch_up(!matches!(
-                        reason,
-                        RetryReason::Connect
-                            | RetryReason::Timeout
-                            | RetryReason::Transport
-                            | RetryReason::ServerError
-                    ));
-                    self.telemetry.replay_lookup("error", 0, 0);
-                    let message = format!("{err}; the documents wait, they are not sent blind");
-                    if reason == RetryReason::Unauthorized {
-                        // An operator must act: the role lacks the privileges the look-up needs.
-                        tracing::error!(
-                            documents = looked_up,
-                            "{message}; the shipper's role needs `read` on its data streams (and \
-                         `read_failure_store` for their failure stores); will retry"
-                        );
-                    } else {
-                        tracing::warn!(documents = looked_up, "{message}; will retry");
+        let found = match replay::already_stored(&self.client, &candidates, self.failure_store)
+            .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                let reason = err.retry_reason();
+                self.telemetry.elasticsearch_up(!matches!(
+                    reason,
+                    RetryReason::Connect
+                        | RetryReason::Timeout
+                        | RetryReason::Transport
+                        | RetryReason::ServerError
+                ));
+                self.telemetry.replay_lookup("error", 0, 0);
+                let message = format!("{err}; the documents wait, they are not sent blind");
+                match (reason, self.warnings.admit("look-up", reason.label())) {
+                    (_, None) => {}
+                    // An operator must act: the role lacks the privileges the look-up needs.
+                    (RetryReason::Unauthorized, Some(held_back)) => tracing::error!(
+                        documents = looked_up,
+                        held_back,
+                        "{message}; the shipper's role needs `read` on its data streams (and \
+                             `read_failure_store` for their failure stores); will retry"
+                    ),
+                    (_, Some(held_back)) => {
+                        tracing::warn!(documents = looked_up, held_back, "{message}; will retry")
                     }
-                    self.telemetry.error(message);
-                    return false;
                 }
-            };
+                self.telemetry.error(message);
+                return false;
+            }
+        };
         self.telemetry.elasticsearch_up(true);
         let mut stored: Vec<Origin> = Vec::new();
         let mut rest: Vec<&BatchItem> = Vec::with_capacity(batch.len());
@@ -308,7 +350,10 @@ impl BulkService {
                 }
                 ItemVerdict::DeadLetter => {
                     let (kind, reason) = match &result.error {
-                        Some(e) => (e.kind.clone(), e.full_reason()),
+                        Some(e) => (
+                            shortened(&e.kind, MAX_REASON_BYTES).into_owned(),
+                            e.full_reason(),
+                        ),
                         None => ("unknown".to_string(), format!("status {}", result.status)),
                     };
                     letters.push(Rejected {
@@ -352,7 +397,9 @@ impl BulkService {
                 "Elasticsearch refused {forbidden} document(s) with 401/403 (missing privileges or \
                  a write block on the index); they are kept and retried until this is fixed"
             );
-            tracing::error!("{message}");
+            if let Some(held_back) = self.warnings.admit("items", "forbidden") {
+                tracing::error!(held_back, "{message}");
+            }
             self.telemetry.error(message);
         }
         tracing::debug!(
@@ -404,13 +451,16 @@ impl BulkService {
         match written {
             Ok(Ok((appended, dir))) => {
                 self.telemetry.dead_lettered(letters.len() as u64);
-                tracing::warn!(
-                    documents = letters.len(),
-                    dir = %dir.display(),
-                    "{} document(s) rejected by Elasticsearch written to the dead-letter file; \
-                     first: _id {first_id}: {first_kind}: {first_reason}",
-                    letters.len()
-                );
+                if let Some(held_back) = self.warnings.admit("dead-letter", "written") {
+                    tracing::warn!(
+                        documents = letters.len(),
+                        held_back,
+                        dir = %dir.display(),
+                        "{} document(s) rejected by Elasticsearch written to the dead-letter file; \
+                         first: _id {first_id}: {first_kind}: {first_reason}",
+                        letters.len()
+                    );
+                }
                 if appended.evicted_records > 0 {
                     self.telemetry
                         .dead_letters_evicted(appended.evicted_records);

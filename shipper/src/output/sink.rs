@@ -26,6 +26,7 @@ use super::client::EsClient;
 use super::config::OutputConfig;
 use super::dead_letter::DeadLetterWriter;
 use super::health::{self, ClusterInfo, StartupError};
+use super::log_throttle::LogThrottle;
 use super::retry::Backoff;
 use super::service::{BulkService, Next};
 use super::telemetry::{OutputStats, Telemetry};
@@ -129,6 +130,7 @@ impl ElasticsearchOutput {
             dead_letters: Arc::new(Mutex::new(self.dead_letters)),
             acks,
             failure_store: self.failure_store.load(Ordering::Relaxed),
+            warnings: LogThrottle::default(),
         });
         let mut deliveries: JoinSet<()> = JoinSet::new();
         let mut channel_open = true;

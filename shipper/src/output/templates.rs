@@ -15,7 +15,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{EsClient, RequestBody, TransportError};
+use super::client::{EsClient, RequestBody, TransportError, MAX_ANSWER_BYTES};
 use super::health::{retry_delay, StartupError};
 use super::response::error_summary;
 use super::retry::Backoff;
@@ -153,7 +153,10 @@ async fn wait_for_component(
     let path = TemplateKind::ComponentTemplate.path(name);
     let mut attempt: u32 = 0;
     loop {
-        let why = match client.send(Method::GET, &path, None).await {
+        let why = match client
+            .send(Method::GET, &path, None, MAX_ANSWER_BYTES)
+            .await
+        {
             Ok(reply) if reply.status == 404 => "it does not exist yet".to_string(),
             Ok(reply) if reply.status == 429 || reply.status >= 500 => {
                 format!("HTTP {}: {}", reply.status, error_summary(&reply.body))
@@ -192,7 +195,10 @@ async fn install_one(
             content_type: "application/json",
             gzip: false,
         };
-        let problem = match client.send(Method::PUT, &path, Some(body)).await {
+        let problem = match client
+            .send(Method::PUT, &path, Some(body), MAX_ANSWER_BYTES)
+            .await
+        {
             Ok(reply) if (200..300).contains(&reply.status) => return Ok(Installed::Put),
             Ok(reply) if reply.status == 403 => {
                 match check_exists(client, template, &path, &reply).await? {
@@ -245,7 +251,7 @@ async fn check_exists(
         reason,
     };
     let refusal = error_summary(&refused.body);
-    match client.send(Method::GET, path, None).await {
+    match client.send(Method::GET, path, None, MAX_ANSWER_BYTES).await {
         Ok(reply) if reply.status == 200 => Ok(Some(Installed::AlreadyThere)),
         Ok(reply) if reply.status == 404 => Err(missing(format!(
             "{refusal}; it does not exist and this user may not install it: let the stack's \

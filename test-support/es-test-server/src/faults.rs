@@ -2,7 +2,7 @@
 //! (`/_test/faults`, see `control.rs`). Every fault is counted down or
 //! sampled under one lock so concurrent requests consume it exactly once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -44,6 +44,29 @@ pub struct RequestFault {
     pub scope: Scope,
 }
 
+/// What a hostile proxy in front of Elasticsearch does to one `_bulk` answer: the request
+/// reaches Elasticsearch and is executed as usual (documents are stored), and its answer is
+/// replaced or mangled on the way back. Elasticsearch itself never answers like this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HostileAnswer {
+    /// A 200 with a body of `bytes` bytes: the start of a `_bulk` answer, then whitespace.
+    /// Streamed, never held in memory.
+    HugeBody { bytes: u64 },
+    /// A 200 with `Content-Encoding: gzip` whose body, about 1/200 of `bytes`, decompresses
+    /// to `bytes` bytes (the start of a `_bulk` answer, then whitespace).
+    GzipBomb { bytes: u64 },
+    /// An Elasticsearch-shaped error answer with `status` (429, say) whose reason is
+    /// `reason_bytes` long.
+    HugeError { status: u16, reason_bytes: u64 },
+    /// The real answer with its items in reverse order.
+    ReorderedItems,
+    /// The real answer without its last item.
+    ShortItems,
+    /// The real answer with its last item repeated.
+    LongItems,
+}
+
 /// The full fault state; also the JSON body of `PUT /_test/faults`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +95,9 @@ pub struct FaultState {
     /// 403, as for a user without the `manage_ilm` and `manage_index_templates` cluster
     /// privileges; reading them stays allowed, as `monitor` and `read_ilm` grant.
     pub refuse_template_writes: bool,
+    /// The answers of the next `_bulk` requests, one each in order, as a hostile proxy
+    /// rewrites them.
+    pub hostile_answers: VecDeque<HostileAnswer>,
 }
 
 /// Handle to the shared fault state.
@@ -188,7 +214,25 @@ impl Faults {
         self.lock().mapping_failures = count;
     }
 
+    /// The next `_bulk` answers are rewritten as `answers` say, one each, in order (after
+    /// those already queued).
+    pub fn hostile_next_answers(&self, answers: &[HostileAnswer]) {
+        self.lock().hostile_answers.extend(answers.iter().copied());
+    }
+
+    /// Hostile answers still queued.
+    pub fn hostile_answers_left(&self) -> usize {
+        self.lock().hostile_answers.len()
+    }
+
     // ----- consumption (server side) -----
+
+    pub(crate) fn take_hostile_answer(&self, is_bulk: bool) -> Option<HostileAnswer> {
+        if !is_bulk {
+            return None;
+        }
+        self.lock().hostile_answers.pop_front()
+    }
 
     pub(crate) fn max_content_length(&self) -> Option<u64> {
         self.lock().max_content_length
@@ -328,6 +372,37 @@ mod tests {
         let s: FaultState =
             serde_json::from_str(r#"{"lose_responses":1,"lose_scope":"all"}"#).unwrap();
         assert_eq!((s.lose_responses, s.lose_scope), (1, Scope::All));
+    }
+
+    #[test]
+    fn hostile_answers_are_taken_in_order_by_bulk_requests_only() {
+        let f = Faults::default();
+        f.hostile_next_answers(&[
+            HostileAnswer::GzipBomb { bytes: 10 },
+            HostileAnswer::ReorderedItems,
+        ]);
+        assert_eq!(f.take_hostile_answer(false), None);
+        assert_eq!(
+            f.take_hostile_answer(true),
+            Some(HostileAnswer::GzipBomb { bytes: 10 })
+        );
+        assert_eq!(f.hostile_answers_left(), 1);
+        assert_eq!(
+            f.take_hostile_answer(true),
+            Some(HostileAnswer::ReorderedItems)
+        );
+        assert_eq!(f.take_hostile_answer(true), None);
+        let s: FaultState = serde_json::from_str(
+            r#"{"hostile_answers":[{"kind":"huge_body","bytes":5},{"kind":"short_items"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Vec::from(s.hostile_answers),
+            [
+                HostileAnswer::HugeBody { bytes: 5 },
+                HostileAnswer::ShortItems
+            ]
+        );
     }
 
     #[test]

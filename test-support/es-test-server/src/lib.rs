@@ -7,8 +7,10 @@
 //! Elasticsearch's shapes and error types, refuses what Elasticsearch refuses,
 //! and injects faults on demand: per-item 429/5xx, whole-request statuses,
 //! 413 above a size, delays, dropped and refused connections, mapping errors
-//! and failure-store redirections. A blackhole mode answers `_bulk` without
-//! storing anything, for throughput benchmarks.
+//! and failure-store redirections; and, as a hostile proxy in front of it
+//! would, huge or gzip-bomb `_bulk` answers and reordered, short or long item
+//! lists (`hostile`). A blackhole mode answers `_bulk` without storing
+//! anything, for throughput benchmarks.
 //!
 //! ```no_run
 //! use es_test_server::{EsTestServer, ServerConfig};
@@ -45,6 +47,7 @@ pub mod dates;
 pub mod error;
 pub mod faults;
 pub mod filter_path;
+pub mod hostile;
 pub mod mapping;
 pub mod middleware;
 pub mod observe;
@@ -55,6 +58,6 @@ pub mod wildcard;
 pub use cluster::Document;
 pub use config::{ApiKey, BlackholeConfig, ServerConfig, DEFAULT_MAX_CONTENT_LENGTH};
 pub use error::EsError;
-pub use faults::{FaultState, Faults, ItemFault, RequestFault, Scope};
+pub use faults::{FaultState, Faults, HostileAnswer, ItemFault, RequestFault, Scope};
 pub use observe::{BulkStats, RequestRecord};
 pub use server::{EsTestServer, ServerError, ThreadedServer};

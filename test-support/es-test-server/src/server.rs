@@ -143,10 +143,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
                         // connection without writing a response.
                         return Err::<axum::response::Response, DropConnection>(DropConnection);
                     }
-                    let resp = match router.oneshot(req.map(axum::body::Body::new)).await {
+                    let mut resp = match router.oneshot(req.map(axum::body::Body::new)).await {
                         Ok(r) => r,
                         Err(e) => match e {},
                     };
+                    if !path.starts_with("/_test") {
+                        if let Some(answer) = shared.faults.take_hostile_answer(is_bulk_path(&path))
+                        {
+                            resp = crate::hostile::rewrite(resp, answer).await;
+                        }
+                    }
                     if !path.starts_with("/_test")
                         && shared.faults.take_lost_response(is_bulk_path(&path))
                     {

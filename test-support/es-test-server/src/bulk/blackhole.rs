@@ -177,14 +177,19 @@ pub fn handle(
                 *by_status.entry(201).or_default() += 1;
                 let index_json = serde_json::to_string(&concrete).unwrap_or_else(|_| "null".into());
                 let start = out.len();
+                let _ = write!(out, "{{\"{opname}\":{{\"_index\":{index_json},\"_id\":");
+                let id_start = out.len();
+                out.extend_from_slice(id_json.as_bytes());
+                let id_end = out.len();
                 let _ = write!(
                     out,
-                    "{{\"{opname}\":{{\"_index\":{index_json},\"_id\":{id_json},\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{},\"_primary_term\":1,\"status\":201}}}}",
+                    ",\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{},\"_primary_term\":1,\"status\":201}}}}",
                     state.seq_no - 1
                 );
                 rendered.push(Rendered {
                     range: start..out.len(),
                     created_as: Some(opname),
+                    id: id_start..id_end,
                 });
             }
             Err(e) => {
@@ -205,6 +210,7 @@ pub fn handle(
                 rendered.push(Rendered {
                     range: start..out.len(),
                     created_as: None,
+                    id: 0..0,
                 });
             }
         }
@@ -231,8 +237,16 @@ pub fn handle(
 /// Where one item's JSON sits in the rendered items, and whether it is a plain success.
 struct Rendered {
     range: std::ops::Range<usize>,
-    /// `Some(op)` for a 201: its filtered form depends only on `op`, not its values.
+    /// `Some(op)` for a 201: its filtered form depends only on `op` and its `_id`.
     created_as: Option<&'static str>,
+    /// Where the `_id`'s JSON string sits in the rendered items (for a 201).
+    id: std::ops::Range<usize>,
+}
+
+/// The filtered form of every created item of one op: fixed, or fixed around its `_id`.
+enum Template {
+    Fixed(Option<Vec<u8>>),
+    AroundId(Vec<u8>, Vec<u8>),
 }
 
 /// The whole response, unfiltered or filtered through a tree (the slow, general way).
@@ -264,8 +278,9 @@ fn full_body(
 /// `filter_path` applied without a tree per document. Every created item has the same
 /// shape, so the filter is applied once to a sample; if what it keeps does not depend on
 /// the item's values (index, id, sequence number), that result stands for every created
-/// item. Failed items (rare) are filtered one by one. `None` when the shortcut does not
-/// apply (the filter keeps per-item values): the caller then filters the whole tree.
+/// item, and if it depends on the `_id` alone (a client matching items by id), the id is put
+/// into it. Failed items (rare) are filtered one by one. `None` when the shortcut does not
+/// apply (the filter keeps other per-item values): the caller then filters the whole tree.
 fn filtered_body(
     errors: bool,
     took: u128,
@@ -280,7 +295,12 @@ fn filtered_body(
             "_shards": {"total": 2, "successful": 1, "failed": 0},
             "_seq_no": seq, "_primary_term": 1, "status": 201 } }] })
     };
-    let mut templates: HashMap<&str, Option<Vec<u8>>> = HashMap::new();
+    let first_item = |v: &Value| {
+        v.get("items")
+            .and_then(|i| i.get(0))
+            .map(|i| serde_json::to_vec(i).unwrap_or_default())
+    };
+    let mut templates: HashMap<&str, Template> = HashMap::new();
     let mut top: Option<Value> = None;
     let mut parts: Vec<Vec<u8>> = Vec::new();
     for r in rendered {
@@ -288,27 +308,46 @@ fn filtered_body(
             Some(op) => {
                 if !templates.contains_key(op) {
                     let a = crate::filter_path::apply(&sample(op, "\u{1}a", "\u{1}b", 1), spec);
-                    let b = crate::filter_path::apply(&sample(op, "\u{2}c", "\u{2}d", 2), spec);
+                    let b = crate::filter_path::apply(&sample(op, "\u{2}c", "\u{1}b", 2), spec);
                     if a != b {
                         return None;
                     }
-                    let kept = a
-                        .get("items")
-                        .and_then(|i| i.get(0))
-                        .map(|i| serde_json::to_vec(i).unwrap_or_default());
-                    templates.insert(op, kept);
+                    let other_id =
+                        crate::filter_path::apply(&sample(op, "\u{1}a", "\u{2}d", 1), spec);
+                    let template = if a == other_id {
+                        Template::Fixed(first_item(&a))
+                    } else {
+                        // The id's sentinel, as JSON writes it, must appear once.
+                        let kept = first_item(&a).unwrap_or_default();
+                        let sentinel = br#""\u0001b""#;
+                        let at = memchr::memmem::find(&kept, sentinel)?;
+                        let after = &kept[at + sentinel.len()..];
+                        if memchr::memmem::find(after, sentinel).is_some() {
+                            return None;
+                        }
+                        Template::AroundId(kept[..at].to_vec(), after.to_vec())
+                    };
+                    templates.insert(op, template);
                     top.get_or_insert(a);
                 }
-                templates.get(op).cloned().flatten()
+                match templates.get(op) {
+                    Some(Template::Fixed(kept)) => kept.clone(),
+                    Some(Template::AroundId(before, after)) => {
+                        let id = items.get(r.id.clone())?;
+                        let mut item = Vec::with_capacity(before.len() + id.len() + after.len());
+                        item.extend_from_slice(before);
+                        item.extend_from_slice(id);
+                        item.extend_from_slice(after);
+                        Some(item)
+                    }
+                    None => None,
+                }
             }
             None => {
                 let v: Value = serde_json::from_slice(&items[r.range.clone()]).ok()?;
                 let doc = json!({ "errors": errors, "took": took, "items": [v] });
                 let filtered = crate::filter_path::apply(&doc, spec);
-                let kept = filtered
-                    .get("items")
-                    .and_then(|i| i.get(0))
-                    .map(|i| serde_json::to_vec(i).unwrap_or_default());
+                let kept = first_item(&filtered);
                 top.get_or_insert(filtered);
                 kept
             }
@@ -364,10 +403,18 @@ mod filter_tests {
         let mut rendered = Vec::new();
         for (i, id) in ["a", "b"].iter().enumerate() {
             let start = out.len();
-            let _ = write!(out, "{{\"create\":{{\"_index\":\".ds-logs-x-default-2026.11.26-000001\",\"_id\":\"{id}\",\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{i},\"_primary_term\":1,\"status\":201}}}}");
+            let _ = write!(
+                out,
+                "{{\"create\":{{\"_index\":\".ds-logs-x-default-2026.11.26-000001\",\"_id\":"
+            );
+            let id_start = out.len();
+            let _ = write!(out, "\"{id}\"");
+            let id_end = out.len();
+            let _ = write!(out, ",\"_version\":1,\"result\":\"created\",\"_shards\":{{\"total\":2,\"successful\":1,\"failed\":0}},\"_seq_no\":{i},\"_primary_term\":1,\"status\":201}}}}");
             rendered.push(Rendered {
                 range: start..out.len(),
                 created_as: Some("create"),
+                id: id_start..id_end,
             });
         }
         let start = out.len();
@@ -375,6 +422,7 @@ mod filter_tests {
         rendered.push(Rendered {
             range: start..out.len(),
             created_as: None,
+            id: 0..0,
         });
         (out, rendered)
     }
@@ -392,6 +440,8 @@ mod filter_tests {
             "errors",
             "-items",
             "took,items.*.status",
+            "errors,items.*._id,items.*.status,items.*.error,items.*.failure_store",
+            "items.*._id",
         ] {
             let slow = full_body(true, 3, &out, &rendered, Some(spec));
             let fast = filtered_body(true, 3, &out, &rendered, spec).expect("the shortcut applies");
@@ -400,10 +450,21 @@ mod filter_tests {
     }
 
     #[test]
-    fn filters_keeping_per_item_values_take_the_general_path() {
+    fn filters_keeping_other_per_item_values_take_the_general_path() {
         let (out, rendered) = sample();
-        assert!(filtered_body(true, 3, &out, &rendered, "items.*._id").is_none());
+        for spec in [
+            "items.*._index",
+            "items.*._seq_no",
+            "items.*._id,items.*._seq_no",
+        ] {
+            assert!(
+                filtered_body(true, 3, &out, &rendered, spec).is_none(),
+                "{spec}"
+            );
+        }
         let slow = full_body(true, 3, &out, &rendered, Some("items.*._id"));
         assert_eq!(value(&slow)["items"][2]["create"]["_id"], "c}{");
+        let fast = filtered_body(true, 3, &out, &rendered, "items.*._id").unwrap();
+        assert_eq!(value(&fast)["items"][0]["create"]["_id"], "a");
     }
 }
