@@ -22,6 +22,7 @@
 //! memory stays bounded and the log files themselves are the buffer.
 
 pub mod batch;
+pub mod commands;
 pub mod config;
 pub mod encode;
 pub mod input;

@@ -14,13 +14,18 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(Command::Top {
-        addr,
-        interval,
-        once,
-    }) = &cli.command
-    {
-        return top(addr, *interval, *once);
+    match &cli.command {
+        Some(Command::Top {
+            addr,
+            interval,
+            once,
+        }) => return top(addr, *interval, *once),
+        Some(Command::Validate(args)) => return shipper::commands::validate::run(&cli, args),
+        Some(Command::Verify(args)) => return shipper::commands::verify::run(&cli, args),
+        Some(Command::DeadLetters(args)) => {
+            return shipper::commands::dead_letters::run(&cli, args)
+        }
+        None => {}
     }
     let settings = match Settings::load(&cli) {
         Ok(s) => s,
