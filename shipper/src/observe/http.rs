@@ -1,11 +1,11 @@
 //! `/metrics`, `/health` and `/ready` on one small HTTP server.
 //!
 //! `/health` answers 200 while the process runs (a liveness probe must not restart a shipper
-//! that waits for Elasticsearch: waiting is its job). `/ready` answers 200 once Elasticsearch
-//! was reached and the templates are installed, and 503 before.
+//! that waits for Elasticsearch: waiting is its job). `/ready` answers 200 while the shipper
+//! delivers, 503 with the reason before Elasticsearch was reached and while delivery stalls
+//! (see [`super::readiness`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,13 +16,15 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::readiness::Readiness;
+
 #[derive(Clone)]
 struct AppState {
     prometheus: PrometheusHandle,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
 }
 
-pub(crate) fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Router {
+pub(crate) fn router(prometheus: PrometheusHandle, ready: Arc<Readiness>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -34,7 +36,7 @@ pub(crate) fn router(prometheus: PrometheusHandle, ready: Arc<AtomicBool>) -> Ro
 pub(crate) async fn serve(
     addr: SocketAddr,
     prometheus: PrometheusHandle,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -63,14 +65,11 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, Json(serde_json::json!({ "ready": true })))
-    } else {
-        (
+    match state.ready.verdict() {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                serde_json::json!({ "ready": false, "reason": "waiting for Elasticsearch and the templates" }),
-            ),
-        )
+            Json(serde_json::json!({ "ready": false, "reason": reason })),
+        ),
     }
 }

@@ -2,6 +2,7 @@
 //! periodic summary line in its log so `docker compose logs -f shipper` shows progress.
 
 pub(crate) mod http;
+pub(crate) mod readiness;
 pub(crate) mod summary;
 pub mod top;
 pub(crate) mod vitals;
