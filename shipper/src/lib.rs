@@ -29,3 +29,4 @@ pub mod input;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
+pub mod reload;

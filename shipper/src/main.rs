@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings)) {
+    match runtime.block_on(run(cli, settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -74,7 +74,7 @@ fn top(addr: &str, interval: std::time::Duration, once: bool) -> std::process::E
     }
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
@@ -86,7 +86,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "shipper starting");
-    shipper::pipeline::run(settings, prometheus, shutdown).await
+    shipper::reload::run_reloading(cli, settings, prometheus, shutdown).await
 }
 
 /// Cancels `shutdown` at the first SIGTERM or SIGINT.

@@ -201,6 +201,12 @@ impl Settings {
         }
     }
 
+    /// The settings file given with `--config` (`SHIPPER_CONFIG`), if any: what a reload
+    /// re-reads (the environment of a running process does not change).
+    pub fn config_file(cli: &Cli) -> Option<&Path> {
+        cli.config.as_deref()
+    }
+
     /// Like [`Settings::load`], but writes nothing: the data directory is checked (it, or
     /// the directory that would hold it, is a writable directory) without being created.
     /// For the commands that only look.
