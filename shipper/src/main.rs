@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::DeadLetters(args)) => {
             return shipper::commands::dead_letters::run(&cli, args)
         }
+        Some(Command::Alert(args)) => return shipper::commands::alert::run(&cli, args),
         None => {}
     }
     let settings = match Settings::load(&cli) {

@@ -1,11 +1,12 @@
 //! The subcommands an operator runs beside (or instead of) the shipping process: check the
 //! settings before a deploy ([`validate`]), prove delivery ([`verify`]), read and replay the dead letters
-//! ([`dead_letters`]).
+//! ([`dead_letters`]), test the alert channels and silence alerts ([`alert`]).
 //!
 //! Each reads the same settings as the shipper (environment, file, flags before the
 //! subcommand), looks at the data directory without changing what the running shipper
 //! owns, and returns its own exit status, listed in its `--help`.
 
+pub mod alert;
 pub mod dead_letters;
 pub mod validate;
 pub mod verify;

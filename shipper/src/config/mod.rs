@@ -98,6 +98,9 @@ pub enum Command {
     /// The documents Elasticsearch refused for good: list them by index, status and
     /// reason, show them, replay them (with their original `_id`s) once the cause is fixed.
     DeadLetters(crate::commands::dead_letters::DeadLettersArgs),
+    /// The alert channels and silences: send a test message through each channel, or hold
+    /// an alert's messages for a while.
+    Alert(crate::commands::alert::AlertArgs),
 }
 
 impl Cli {
