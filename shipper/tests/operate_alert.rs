@@ -2,6 +2,8 @@
 //! HTTP and SMTP peers: each channel reports delivered or why not; a silence holds a firing
 //! alert's messages while it lasts and the alert is announced when it ends.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod operate_support;
 mod support;
 

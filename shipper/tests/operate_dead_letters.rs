@@ -2,6 +2,8 @@
 //! replayed once the cause is gone with their original ids (stored once), marked, and a
 //! second replay sends nothing; a corrupt file is named, never a panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod operate_support;
 mod support;
 

@@ -2,6 +2,8 @@
 //! waited longer than SHIPPER_READY_FAILING_AFTER for an Elasticsearch that went away, 200
 //! again once it is back and the backlog delivered; `/health` stays 200 throughout.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! SIGHUP with the real binary: valid new settings apply (every line once), invalid ones
 //! are refused by name and the shipper keeps running on the old ones; it never dies of it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! setting, the missing privilege, the refused credentials and the unreachable cluster,
 //! and never writes the data directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod operate_support;
 mod support;
 

@@ -2,6 +2,8 @@
 //! ranges after documents were deleted behind the shipper's back, `--repair` restores them
 //! with no duplicate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
+
 mod operate_support;
 mod support;
 
