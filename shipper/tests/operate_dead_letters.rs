@@ -77,6 +77,12 @@ fn refused_documents_are_listed_replayed_once_and_marked() {
         .collect();
     ids.sort();
 
+    // Delivered to the dead-letter file is not missing: verify tells them apart.
+    wait_until("verify sees the dead letters", WAIT, || {
+        let v = dl(&["verify"]);
+        v.code == Some(0) && v.stdout.contains("none missing; 3 in the dead-letter file")
+    });
+
     // The cause is fixed: the replay stores them, under the ids they were first sent with.
     let replay = dl(&["dead-letters", "replay"]);
     assert_eq!(replay.code, Some(0), "{}", replay.all());
@@ -96,6 +102,10 @@ fn refused_documents_are_listed_replayed_once_and_marked() {
         .collect();
     stored.sort();
     assert_eq!(stored, ids);
+
+    let verified = dl(&["verify"]);
+    assert_eq!(verified.code, Some(0), "{}", verified.all());
+    assert!(!verified.stdout.contains("dead-letter file"), "{}", verified.stdout);
 
     let again = dl(&["dead-letters", "replay"]);
     assert_eq!(again.code, Some(0), "{}", again.all());

@@ -162,6 +162,19 @@ pub fn run(cli: &Cli, args: &DeadLettersArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The `_id`s of the documents in the dead-letter files that were not replayed: delivered
+/// to the dead-letter file rather than to Elasticsearch, so not missing (`shipper verify`).
+pub(super) fn unreplayed_ids(settings: &Settings) -> io::Result<HashSet<String>> {
+    let letters = read_all(&settings.output.dead_letter_dir)?;
+    let replayed = read_replayed(&settings.data_dir.join(REPLAY_LOG))?;
+    Ok(letters
+        .found
+        .into_iter()
+        .filter(|f| !is_replayed(&replayed, &f.record))
+        .map(|f| f.record.id)
+        .collect())
+}
+
 /// Reads every segment; a line that is not a record is named on stderr and counted.
 fn read_all(dir: &Path) -> io::Result<Letters> {
     let files = segment_files(dir)

@@ -9,9 +9,12 @@
 //! ([`crate::output::replay::already_stored`]: an `ids` query over the data streams, which
 //! searches every backing index, then the failure stores). Lines found nowhere are reported
 //! as ranges; `--repair` ships exactly those again as `create`s with their original `_id`s.
+//! A line whose document is in the dead-letter file (and not replayed) was delivered there:
+//! it is counted apart, not as missing (`shipper dead-letters replay` is for those).
 //!
 //! Nothing in the data directory is written: a running shipper keeps owning it.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -66,6 +69,8 @@ struct FileReport {
     documents: u64,
     missing: Vec<MissingRange>,
     missing_count: u64,
+    /// Not in Elasticsearch but in the dead-letter file: delivered there, not missing.
+    dead_lettered: u64,
     created: u64,
     already_there: u64,
     refused: Vec<String>,
@@ -137,6 +142,8 @@ async fn verify_all(
         RootCheck::Fatal(e) => return Err(e.into()),
     };
     let failure_store = supports_failure_store(&version);
+    let dead_letters = super::dead_letters::unreplayed_ids(settings)
+        .map_err(|e| anyhow::anyhow!("reading the dead-letter files: {e}"))?;
     let mut all_there = true;
     let (mut files, mut lines, mut missing) = (0u64, 0u64, 0u64);
     for cp in checkpoints {
@@ -147,7 +154,8 @@ async fn verify_all(
             println!("{}: skipped: {why}", cp.path.display());
             continue;
         }
-        let report = verify_file(settings, &client, cp, failure_store, repair).await?;
+        let report =
+            verify_file(settings, &client, cp, failure_store, &dead_letters, repair).await?;
         files += 1;
         lines += report.lines;
         missing += report.missing_count;
@@ -208,6 +216,12 @@ fn print_report(path: &Path, r: &FileReport, repair: bool) {
             ranges.join(", ")
         ));
     }
+    if r.dead_lettered > 0 {
+        line.push_str(&format!(
+            "; {} in the dead-letter file (see `shipper dead-letters`)",
+            r.dead_lettered
+        ));
+    }
     println!("{line}");
     if repair && r.missing_count > 0 {
         println!(
@@ -228,6 +242,7 @@ async fn verify_file(
     client: &EsClient,
     cp: &FileCheckpoint,
     failure_store: bool,
+    dead_letters: &HashSet<String>,
     repair: bool,
 ) -> anyhow::Result<FileReport> {
     let path: PathBuf = cp.path.clone();
@@ -268,15 +283,11 @@ async fn verify_file(
         }
         if lines.chunk.len() >= IDS_PER_SEARCH || (done && !lines.chunk.is_empty()) {
             let entries = std::mem::take(&mut lines.chunk);
-            check_chunk(
-                client,
-                entries,
+            let lookup = Lookup {
                 failure_store,
-                repair,
-                &mut report,
-                &mut open,
-            )
-            .await?;
+                dead_letters,
+            };
+            check_chunk(client, entries, &lookup, repair, &mut report, &mut open).await?;
         }
     }
     report.lines = lines.lines;
@@ -323,11 +334,19 @@ impl Collector {
     }
 }
 
+/// Where a document counts as delivered besides the data streams.
+struct Lookup<'a> {
+    /// Search the failure stores too.
+    failure_store: bool,
+    /// The `_id`s in the dead-letter files.
+    dead_letters: &'a HashSet<String>,
+}
+
 /// Looks one bounded batch up; extends the missing ranges; repairs if asked.
 async fn check_chunk(
     client: &EsClient,
     entries: Vec<Entry>,
-    failure_store: bool,
+    lookup: &Lookup<'_>,
     repair: bool,
     report: &mut FileReport,
     open: &mut Option<MissingRange>,
@@ -339,13 +358,17 @@ async fn check_chunk(
             id: e.id.clone(),
         })
         .collect();
-    let found = already_stored(client, &candidates, failure_store)
+    let found = already_stored(client, &candidates, lookup.failure_store)
         .await
         .map_err(|e| anyhow::anyhow!("looking the documents up: {e}"))?;
     report.documents += entries.len() as u64;
     let mut lost = Vec::new();
     for entry in entries {
-        if found.contains(&entry.id) {
+        let dead_lettered = !found.contains(&entry.id) && lookup.dead_letters.contains(&entry.id);
+        if dead_lettered {
+            report.dead_lettered += 1;
+        }
+        if found.contains(&entry.id) || dead_lettered {
             if let Some(range) = open.take() {
                 report.missing.push(range);
             }
