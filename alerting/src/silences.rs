@@ -4,7 +4,7 @@
 //! `shipper alert silence add|list|remove` edits `<state dir>/silences.json`; the running
 //! engine reads it again whenever it changed (its modification time), so a silence takes
 //! effect without a restart and survives one. A silenced alert is still evaluated, saved
-//! and counted (`alerting_notifications_silenced_total`); only its messages are held. When
+//! and counted (`shipper_alert_notifications_silenced_total{rule}`); only its messages are held. When
 //! the silence ends (it expires or is removed), an alert that is still firing is announced,
 //! and one whose firing the receivers saw before the silence gets its resolution; an alert
 //! that fired and resolved entirely within the silence is never announced.
@@ -176,7 +176,7 @@ impl Silencer {
         else {
             return false;
         };
-        metrics::counter!("alerting_notifications_silenced_total").increment(1);
+        metrics::counter!(crate::telemetry::SILENCED, "rule" => n.rule.clone()).increment(1);
         tracing::info!(rule = %n.rule, group = %n.group, silence = %silence.id, until = %silence.until, "alert {} held by a silence", n.status.label());
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let key = (n.rule.clone(), n.group.clone());

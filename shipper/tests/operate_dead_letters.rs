@@ -105,7 +105,11 @@ fn refused_documents_are_listed_replayed_once_and_marked() {
 
     let verified = dl(&["verify"]);
     assert_eq!(verified.code, Some(0), "{}", verified.all());
-    assert!(!verified.stdout.contains("dead-letter file"), "{}", verified.stdout);
+    assert!(
+        !verified.stdout.contains("dead-letter file"),
+        "{}",
+        verified.stdout
+    );
 
     let again = dl(&["dead-letters", "replay"]);
     assert_eq!(again.code, Some(0), "{}", again.all());

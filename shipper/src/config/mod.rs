@@ -84,22 +84,27 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Checks everything the shipper would refuse at start, then (unless --offline)
-    /// Elasticsearch: reachable, version, credentials, privileges, templates. Writes
-    /// nothing. Exit status: 0 every check passed, 2 a setting is wrong, 3 Elasticsearch
-    /// is unreachable or refuses something the shipper needs.
+    /// Checks the settings and Elasticsearch before a deploy; writes nothing.
+    ///
+    /// Everything the shipper would refuse at start, then (unless --offline)
+    /// Elasticsearch: reachable, version, credentials, privileges, templates. Exit status:
+    /// 0 every check passed, 2 a setting is wrong, 3 Elasticsearch is unreachable or
+    /// refuses something the shipper needs.
     Validate(crate::commands::validate::ValidateArgs),
-    /// Proves delivery: rebuilds the `_id` of every line before each checkpoint (of the
-    /// files still on disk) and looks them up in Elasticsearch; reports the missing line
-    /// ranges per file. --repair ships exactly those lines again. Exit status: 0 nothing
-    /// missing (or everything repaired), 1 lines are missing, 2 a setting is wrong,
-    /// 3 Elasticsearch could not answer.
+    /// Proves delivery: looks up every line before the checkpoints; --repair ships the missing.
+    ///
+    /// Rebuilds the `_id` of every line before each checkpoint (of the files still on disk)
+    /// and looks them up in Elasticsearch; reports the missing line ranges per file.
+    /// --repair ships exactly those lines again. Exit status: 0 nothing missing (or
+    /// everything repaired), 1 lines are missing, 2 a setting is wrong, 3 Elasticsearch
+    /// could not answer.
     Verify(crate::commands::verify::VerifyArgs),
-    /// The documents Elasticsearch refused for good: list them by index, status and
-    /// reason, show them, replay them (with their original `_id`s) once the cause is fixed.
+    /// Lists, shows and replays the documents Elasticsearch refused for good.
+    ///
+    /// List them by index, status and reason, show them, replay them (with their original
+    /// `_id`s, so never twice) once the cause is fixed.
     DeadLetters(crate::commands::dead_letters::DeadLettersArgs),
-    /// The alert channels and silences: send a test message through each channel, or hold
-    /// an alert's messages for a while.
+    /// Sends a test message through the alert channels; silences alerts for a while.
     Alert(crate::commands::alert::AlertArgs),
 }
 
