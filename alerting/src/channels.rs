@@ -58,7 +58,7 @@ impl ChannelTarget {
     }
 
     /// The target with its secret replaced: fit for logs and error messages.
-    pub(crate) fn shown(&self) -> String {
+    pub fn shown(&self) -> String {
         match self {
             ChannelTarget::Telegram(t) => format!("telegram://***@telegram?chats={}", t.chat_id),
             ChannelTarget::Slack(u) | ChannelTarget::Webhook(u) => u.shown(),

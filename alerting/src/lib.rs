@@ -61,6 +61,7 @@ pub mod notify;
 mod query_client;
 mod sections;
 mod self_rules;
+pub mod silences;
 mod state;
 mod tap;
 mod telemetry;
@@ -138,12 +139,39 @@ pub struct Embedding {
 struct Outbox {
     dispatcher: Arc<Dispatcher>,
     store: Arc<AlertStore>,
+    /// `None` without a state directory (nowhere to read silences from).
+    silencer: Option<silences::Silencer>,
 }
 
 impl Outbox {
     fn send(&self, n: &Notification) {
         self.store.record(n);
+        if self.silencer.as_ref().is_some_and(|s| s.hold(n)) {
+            return;
+        }
         self.dispatcher.dispatch(n);
+    }
+
+    /// Sends what silences that ended were holding.
+    fn release_silenced(&self) {
+        if let Some(silencer) = &self.silencer {
+            for n in silencer.release() {
+                tracing::info!(rule = %n.rule, group = %n.group, "silence over: the alert is announced");
+                self.dispatcher.dispatch(&n);
+            }
+        }
+    }
+}
+
+/// How often ended silences are looked for.
+const SILENCE_CHECK: Duration = Duration::from_secs(1);
+
+async fn release_silenced(outbox: Arc<Outbox>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SILENCE_CHECK) => outbox.release_silenced(),
+        }
     }
 }
 
@@ -197,6 +225,7 @@ impl AlertEngine {
         let outbox = Arc::new(Outbox {
             dispatcher,
             store: Arc::clone(&store),
+            silencer: embedding.state_dir.clone().map(silences::Silencer::new),
         });
         let ctx = MessageContext {
             kibana_url: settings.kibana_url.clone(),
@@ -255,6 +284,12 @@ impl AlertEngine {
         }
 
         let mut tasks = Vec::new();
+        if outbox.silencer.is_some() {
+            tasks.push(tokio::spawn(release_silenced(
+                Arc::clone(&outbox),
+                shutdown.clone(),
+            )));
+        }
         let tap = match log_rules {
             Some(evaluator) => {
                 let (tx, rx) = mpsc::channel(EVENT_QUEUE);

@@ -255,6 +255,7 @@ impl MessageContext {
             channels: rule.channels.clone(),
             timezone: self.timezone,
             suppressed_before: 0,
+            test: false,
         }
     }
 }

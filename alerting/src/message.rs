@@ -115,14 +115,48 @@ pub struct Notification {
     pub timezone: chrono_tz::Tz,
     /// Messages the rate limit held back on this channel since the previous one.
     pub suppressed_before: u64,
+    /// A test message (`shipper alert test`): no alert is firing.
+    pub test: bool,
 }
 
 impl Notification {
+    /// The message `shipper alert test` sends: marked TEST in its title (and `"test": true`
+    /// for webhooks), saying that nothing is wrong, from `host`.
+    pub fn test_message(host: &str, kibana: &url::Url, timezone: chrono_tz::Tz) -> Notification {
+        let now = Utc::now();
+        Notification {
+            status: AlertStatus::Firing,
+            reminder: false,
+            rule: "didban alert test".to_string(),
+            source: AlertSource::Shipper,
+            group_field: "shipper",
+            group: host.to_string(),
+            condition:
+                "a test message sent by `shipper alert test`: nothing is wrong, this channel works"
+                    .to_string(),
+            since: now,
+            resolved_at: None,
+            count: 0,
+            total: 0,
+            value: None,
+            last_error: None,
+            url: None,
+            kibana_link: kibana.as_str().to_string(),
+            channels: None,
+            timezone,
+            suppressed_before: 0,
+            test: true,
+        }
+    }
+
     pub(crate) fn goes_to(&self, kind: ChannelKind) -> bool {
         self.channels.as_ref().is_none_or(|c| c.contains(&kind))
     }
 
     fn status_tag(&self) -> &'static str {
+        if self.test {
+            return "TEST";
+        }
         match (self.status, self.reminder) {
             (AlertStatus::Firing, false) => "FIRING",
             (AlertStatus::Firing, true) => "STILL FIRING",
@@ -333,6 +367,7 @@ impl Notification {
             "last_error": last,
             "kibana_url": self.kibana_link,
             "suppressed_before": self.suppressed_before,
+            "test": self.test,
             "title": self.title(),
             "text": self.plain_text(),
         })
@@ -482,6 +517,7 @@ mod tests {
             channels: None,
             timezone: chrono_tz::Asia::Tehran,
             suppressed_before: 0,
+            test: false,
         }
     }
 

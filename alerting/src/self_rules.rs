@@ -110,6 +110,7 @@ impl MessageContext {
             channels: None,
             timezone: self.timezone,
             suppressed_before: 0,
+            test: false,
         }
     }
 }

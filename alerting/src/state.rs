@@ -289,6 +289,7 @@ mod tests {
             channels: None,
             timezone: chrono_tz::UTC,
             suppressed_before: 0,
+            test: false,
         }
     }
 

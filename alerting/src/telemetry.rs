@@ -13,10 +13,15 @@ pub(crate) const RETRIES: &str = "shipper_alert_notification_retries_total";
 pub(crate) const DELIVERY_SECONDS: &str = "shipper_alert_notification_duration_seconds";
 pub(crate) const UPTIME_QUERIES: &str = "shipper_alert_uptime_queries_total";
 pub(crate) const UPTIME_MONITORS: &str = "shipper_alert_uptime_monitors";
+pub(crate) const SILENCED: &str = "shipper_alert_notifications_silenced_total";
 
 /// Registers descriptions, so `/metrics` explains each series.
 pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        SILENCED,
+        "Alert messages held by a silence (the alert is still evaluated and saved)."
+    );
     describe_counter!(
         EVENTS,
         "Documents matching an alert rule, queued for evaluation"

@@ -451,6 +451,7 @@ impl MessageContext {
             channels: None,
             timezone: self.timezone,
             suppressed_before: 0,
+            test: false,
         }
     }
 
@@ -489,6 +490,7 @@ impl MessageContext {
             channels: None,
             timezone: self.timezone,
             suppressed_before: 0,
+            test: false,
         }
     }
 }

@@ -43,6 +43,7 @@ fn notification(status: AlertStatus) -> Notification {
         channels: None,
         timezone: chrono_tz::Asia::Tehran,
         suppressed_before: 0,
+        test: false,
     }
 }
 

@@ -22,9 +22,11 @@
 //! memory stays bounded and the log files themselves are the buffer.
 
 pub mod batch;
+pub mod commands;
 pub mod config;
 pub mod encode;
 pub mod input;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
+pub mod reload;

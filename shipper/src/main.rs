@@ -14,13 +14,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(Command::Top {
-        addr,
-        interval,
-        once,
-    }) = &cli.command
-    {
-        return top(addr, *interval, *once);
+    match &cli.command {
+        Some(Command::Top {
+            addr,
+            interval,
+            once,
+        }) => return top(addr, *interval, *once),
+        Some(Command::Validate(args)) => return shipper::commands::validate::run(&cli, args),
+        Some(Command::Verify(args)) => return shipper::commands::verify::run(&cli, args),
+        Some(Command::DeadLetters(args)) => {
+            return shipper::commands::dead_letters::run(&cli, args)
+        }
+        Some(Command::Alert(args)) => return shipper::commands::alert::run(&cli, args),
+        None => {}
     }
     let settings = match Settings::load(&cli) {
         Ok(s) => s,
@@ -44,7 +50,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(settings));
+    let result = runtime.block_on(run(cli, settings));
     // A blocking task stuck in a system call (the reading thread's join, see the pipeline)
     // must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -74,7 +80,7 @@ fn top(addr: &str, interval: std::time::Duration, once: bool) -> std::process::E
     }
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
@@ -89,7 +95,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let hard_deadline = settings.shutdown_deadline() + std::time::Duration::from_secs(15);
     tokio::spawn(stop_on_signal(shutdown.clone(), hard_deadline));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "shipper starting");
-    shipper::pipeline::run(settings, prometheus, shutdown).await
+    shipper::reload::run_reloading(cli, settings, prometheus, shutdown).await
 }
 
 /// Cancels `shutdown` at the first SIGTERM or SIGINT, and exits the process if it has not

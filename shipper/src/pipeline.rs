@@ -8,7 +8,6 @@
 //! At shutdown reading stops first, the output finishes (or abandons, at its deadline) the
 //! requests in flight, and the checkpoints are saved last, with every acknowledgement in.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use alerting::{AlertEngine, Embedding, QueryAuth, QueryClientConfig};
@@ -34,7 +33,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     crate::output::describe_metrics();
     crate::observe::describe_input_metrics();
-    let ready = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(crate::observe::readiness::Readiness::new(
+        settings.ready_failing_after,
+    ));
     let input_stats = Arc::new(InputStats::default());
     let server_stop = CancellationToken::new();
     let server = crate::observe::http::serve(
@@ -57,6 +58,7 @@ pub async fn run(
     // checkpoints and gives the read budget back.
     let budget = Arc::new(ReadBudget::new(settings.memory_budget));
     let table = Arc::new(AckTable::new(Arc::clone(&budget)));
+    ready.watch(Arc::clone(&table), Arc::clone(&output_stats));
 
     // Alerting starts with the process, before Elasticsearch answers: its channels need
     // nothing of Elasticsearch, its queries retry on their own, and "Elasticsearch
@@ -138,7 +140,7 @@ pub async fn run(
             return Err(e.into());
         }
     }
-    ready.store(true, Ordering::Relaxed);
+    ready.set_prepared();
     let summary = tokio::spawn(crate::observe::summary::run(
         settings.summary_interval,
         Arc::clone(&input_stats),

@@ -149,8 +149,8 @@ impl Sender {
         }))
     }
 
-    /// One attempt.
-    async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
+    /// One attempt, without queue, rate limit or retry (what `shipper alert test` needs).
+    pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         match &self.0 {
             SenderKind::Telegram(s) => s.send(n).await,
             SenderKind::Slack(s) => s.send(n).await,

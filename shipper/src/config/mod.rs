@@ -84,6 +84,28 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Checks the settings and Elasticsearch before a deploy; writes nothing.
+    ///
+    /// Everything the shipper would refuse at start, then (unless --offline)
+    /// Elasticsearch: reachable, version, credentials, privileges, templates. Exit status:
+    /// 0 every check passed, 2 a setting is wrong, 3 Elasticsearch is unreachable or
+    /// refuses something the shipper needs.
+    Validate(crate::commands::validate::ValidateArgs),
+    /// Proves delivery: looks up every line before the checkpoints; --repair ships the missing.
+    ///
+    /// Rebuilds the `_id` of every line before each checkpoint (of the files still on disk)
+    /// and looks them up in Elasticsearch; reports the missing line ranges per file.
+    /// --repair ships exactly those lines again. Exit status: 0 nothing missing (or
+    /// everything repaired), 1 lines are missing, 2 a setting is wrong, 3 Elasticsearch
+    /// could not answer.
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Lists, shows and replays the documents Elasticsearch refused for good.
+    ///
+    /// List them by index, status and reason, show them, replay them (with their original
+    /// `_id`s, so never twice) once the cause is fixed.
+    DeadLetters(crate::commands::dead_letters::DeadLettersArgs),
+    /// Sends a test message through the alert channels; silences alerts for a while.
+    Alert(crate::commands::alert::AlertArgs),
 }
 
 impl Cli {
@@ -168,6 +190,8 @@ pub struct Settings {
     pub(crate) metrics_addr: SocketAddr,
     pub(crate) memory_budget: usize,
     pub(crate) summary_interval: Duration,
+    /// How long a line may wait for delivery before /ready answers 503.
+    pub(crate) ready_failing_after: Duration,
     pub log_format: LogFormat,
     /// `None` when no alert channel is configured.
     pub(crate) alerts: Option<alerting::AlertSettings>,
@@ -190,8 +214,34 @@ impl Settings {
         }
     }
 
+    /// The settings file given with `--config` (`SHIPPER_CONFIG`), if any: what a reload
+    /// re-reads (the environment of a running process does not change).
+    pub fn config_file(cli: &Cli) -> Option<&Path> {
+        cli.config.as_deref()
+    }
+
+    /// Like [`Settings::load`], but writes nothing: the data directory is checked (it, or
+    /// the directory that would hold it, is a writable directory) without being created.
+    /// For the commands that only look.
+    pub(crate) fn load_read_only(cli: &Cli) -> Result<Settings, SettingError> {
+        let text = match &cli.config {
+            Some(path) => Some((path.display().to_string(), read_file(path)?)),
+            None => None,
+        };
+        let file = text.as_ref().map(|(n, t)| (n.as_str(), t.as_str()));
+        Settings::from_sources_with(cli, file, DataDir::CheckOnly)
+    }
+
     /// `cli` over the TOML `file` (`(name, text)`) over the defaults, checked.
     fn from_sources(cli: &Cli, file: Option<(&str, &str)>) -> Result<Settings, SettingError> {
+        Settings::from_sources_with(cli, file, DataDir::Create)
+    }
+
+    fn from_sources_with(
+        cli: &Cli,
+        file: Option<(&str, &str)>,
+        data_dir: DataDir,
+    ) -> Result<Settings, SettingError> {
         let given = Given {
             elasticsearch: &cli.elasticsearch,
             input: &cli.input,
@@ -200,11 +250,11 @@ impl Settings {
             alerts: &cli.alerts,
         };
         let layered: Layered = settings_kit::layer(&sections(), given, file)?;
-        Settings::resolve(layered)
+        Settings::resolve(layered, data_dir)
     }
 
     /// Applies the defaults and checks every value once, then the checks across settings.
-    fn resolve(layered: Layered) -> Result<Settings, SettingError> {
+    fn resolve(layered: Layered, data_dir_mode: DataDir) -> Result<Settings, SettingError> {
         let es = layered.elasticsearch;
         let urls: Vec<String> = es
             .urls
@@ -332,7 +382,10 @@ impl Settings {
             .data_dir
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("/var/lib/didban-shipper"));
-        check_writable_dir("data_dir", &data_dir)?;
+        match data_dir_mode {
+            DataDir::Create => check_writable_dir("data_dir", &data_dir)?,
+            DataDir::CheckOnly => check_dir_could_be_written("data_dir", &data_dir)?,
+        }
         let namespace = sh.namespace.unwrap_or_else(|| "default".to_string());
         route::check_namespace(&namespace).map_err(|r| invalid("namespace", r))?;
         let metrics_addr = sh
@@ -362,6 +415,10 @@ impl Settings {
             .forget_after
             .unwrap_or(Duration::from_secs(7 * 24 * 3600));
         let log_format = sh.log_format.unwrap_or(LogFormat::Text);
+        let ready_failing_after = sh.ready_failing_after.unwrap_or(Duration::from_secs(30));
+        if ready_failing_after.is_zero() {
+            return Err(invalid("ready_failing_after", "must be more than 0s"));
+        }
 
         let alerts = alerting::AlertSettings::resolve(layered.alerts)?;
 
@@ -406,6 +463,7 @@ impl Settings {
             metrics_addr,
             memory_budget,
             summary_interval,
+            ready_failing_after,
             log_format,
             alerts,
         })
@@ -419,6 +477,53 @@ fn read_file(path: &Path) -> Result<String, SettingError> {
             format!("cannot read {}: {e}", path.display()),
         )
     })
+}
+
+/// What loading the settings may do to the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataDir {
+    /// Create it and prove it writable with a probe file (the shipper starting).
+    Create,
+    /// Only look: it, or its nearest existing parent, must be a directory this process may
+    /// write to (the commands that write nothing).
+    CheckOnly,
+}
+
+/// The read-only twin of [`check_writable_dir`]: `access(2)` instead of a probe file.
+fn check_dir_could_be_written(id: &str, dir: &Path) -> Result<(), SettingError> {
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(invalid(id, format!("{} is not a directory", at.display())))
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => break,
+            },
+            Err(e) => return Err(invalid(id, format!("cannot read {}: {e}", at.display()))),
+        }
+    }
+    let writable = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())
+        .map(|c| {
+            // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+            unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+        })
+        .unwrap_or(false);
+    if !writable {
+        let what = if at == dir {
+            format!("{} is not writable", dir.display())
+        } else {
+            format!(
+                "{} does not exist and {} is not writable",
+                dir.display(),
+                at.display()
+            )
+        };
+        return Err(invalid(id, what));
+    }
+    Ok(())
 }
 
 fn check_writable_dir(id: &str, dir: &Path) -> Result<(), SettingError> {
@@ -819,6 +924,7 @@ mod tests {
             ("SHIPPER_DEAD_LETTER_MAX_BYTES", "dead-letter-max-bytes"),
             ("SHIPPER_FORGET_AFTER", "forget-after"),
             ("SHIPPER_LOG_FORMAT", "log-format"),
+            ("SHIPPER_READY_FAILING_AFTER", "ready-failing-after"),
             ("ALERT_TELEGRAM", "alert-telegram"),
             ("ALERT_TELEGRAM_API_URL", "alert-telegram-api-url"),
             ("ALERT_SLACK", "alert-slack"),

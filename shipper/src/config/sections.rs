@@ -163,6 +163,11 @@ pub(crate) struct Shipper {
     /// Format of the shipper's own log: text or json (default text) [shipper.log_format].
     #[arg(long, env = "SHIPPER_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+    /// /ready answers 503 once a line read has waited this long for Elasticsearch to take it
+    /// (default 30s) [shipper.ready_failing_after].
+    #[arg(long, env = "SHIPPER_READY_FAILING_AFTER", value_parser = layers::duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) ready_failing_after: Option<Duration>,
 }
 
 /// The format of the shipper's own log.

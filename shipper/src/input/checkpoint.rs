@@ -192,6 +192,24 @@ enum StateRef<'a> {
     V1 { files: &'a [FileCheckpoint] },
 }
 
+/// The checkpoints saved in `dir`, read without creating, repairing or moving anything (for
+/// the commands that look at a running shipper's data directory): the same preference for a
+/// complete temp file as [`Checkpointer::load`]. `Ok(None)` when nothing was saved yet.
+pub(crate) fn peek(dir: &Path) -> Result<Option<Vec<FileCheckpoint>>, CheckpointError> {
+    if let Some(Ok(State::V1 { files })) = read_state(&dir.join(TEMP))? {
+        return Ok(Some(files));
+    }
+    let stable = dir.join(STABLE);
+    match read_state(&stable)? {
+        None => Ok(None),
+        Some(Ok(State::V1 { files })) => Ok(Some(files)),
+        Some(Err(e)) => Err(CheckpointError::Read {
+            path: stable,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        }),
+    }
+}
+
 /// `None` when the file does not exist; `Some(Err)` when it exists but does not parse.
 fn read_state(path: &Path) -> Result<Option<Result<State, serde_json::Error>>, CheckpointError> {
     match fs::read(path) {

@@ -3,11 +3,11 @@
 //! `/health` answers 200 while the process runs and its reading loop turns (a liveness probe
 //! must not restart a shipper that waits for Elasticsearch: waiting is its job; but a reader
 //! stuck in a system call, on a hung network filesystem, ships nothing while everything else
-//! looks fine, and only a restart helps). `/ready` answers 200 once Elasticsearch was reached
-//! and the templates are installed, and 503 before.
+//! looks fine, and only a restart helps). `/ready` answers 200 while the shipper delivers,
+//! 503 with the reason before Elasticsearch was reached and while delivery stalls (see
+//! [`super::readiness`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -23,17 +23,18 @@ use crate::input::file_server::InputStats;
 /// A reading loop that has not turned for this long is stuck: its loop turns at least every
 /// poll interval (250 ms) when idle, and per file when busy.
 const READER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+use super::readiness::Readiness;
 
 #[derive(Clone)]
 struct AppState {
     prometheus: PrometheusHandle,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     input: Arc<InputStats>,
 }
 
 pub(crate) fn router(
     prometheus: PrometheusHandle,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     input: Arc<InputStats>,
 ) -> Router {
     Router::new()
@@ -51,7 +52,7 @@ pub(crate) fn router(
 pub(crate) async fn serve(
     addr: SocketAddr,
     prometheus: PrometheusHandle,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     input: Arc<InputStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -97,15 +98,12 @@ fn health_answer(still: std::time::Duration) -> (StatusCode, serde_json::Value) 
 }
 
 async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, Json(serde_json::json!({ "ready": true })))
-    } else {
-        (
+    match state.ready.verdict() {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                serde_json::json!({ "ready": false, "reason": "waiting for Elasticsearch and the templates" }),
-            ),
-        )
+            Json(serde_json::json!({ "ready": false, "reason": reason })),
+        ),
     }
 }
 

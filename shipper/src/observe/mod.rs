@@ -3,6 +3,7 @@
 
 pub(crate) mod file_gauges;
 pub(crate) mod http;
+pub(crate) mod readiness;
 pub(crate) mod summary;
 pub mod text_log;
 pub mod top;

@@ -241,6 +241,44 @@ impl DeadLetterWriter {
     }
 }
 
+/// A record read back (by `shipper dead-letters`): the fields [`encode`] writes.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ReadRecord {
+    #[serde(rename = "@timestamp", default)]
+    pub(crate) timestamp: String,
+    pub(crate) index: String,
+    pub(crate) id: String,
+    pub(crate) status: u16,
+    pub(crate) error: ReadError,
+    pub(crate) document: Box<RawValue>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ReadError {
+    #[serde(rename = "type", default)]
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) reason: String,
+}
+
+/// The segment files in `dir`, oldest first; none when the directory does not exist.
+pub(crate) fn segment_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(number) = entry.file_name().to_str().and_then(segment_number) {
+            segments.push((number, entry.path()));
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments.into_iter().map(|(_, p)| p).collect())
+}
+
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{PREFIX}{number:06}{SUFFIX}"))
 }

@@ -55,6 +55,11 @@ pub struct ServerConfig {
     pub failure_store_patterns: Vec<String>,
     /// How many request records the observation log keeps (oldest dropped).
     pub max_recorded_requests: usize,
+    /// Privileges the authenticated user lacks (cluster privileges such as
+    /// `manage_ilm`, or index privileges such as `create_doc`, on every
+    /// index); every other one is held. Only `_security/user/_has_privileges`
+    /// reads it: requests themselves are not refused.
+    pub missing_privileges: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             node_name: "es-test-node".to_string(),
             failure_store_patterns: Vec::new(),
             max_recorded_requests: 10_000,
+            missing_privileges: Vec::new(),
         }
     }
 }
@@ -92,6 +98,12 @@ impl ServerConfig {
     /// Turns blackhole mode on.
     pub fn blackhole(mut self, keep_ids: bool) -> Self {
         self.blackhole = Some(BlackholeConfig { keep_ids });
+        self
+    }
+
+    /// The user lacks this privilege (see [`ServerConfig::missing_privileges`]).
+    pub fn without_privilege(mut self, privilege: impl Into<String>) -> Self {
+        self.missing_privileges.push(privilege.into());
         self
     }
 

@@ -355,6 +355,21 @@ impl EsTestServer {
         Ok(out["new_index"].as_str().unwrap_or_default().to_string())
     }
 
+    /// Deletes documents by `_id` from the indices an expression names, as
+    /// `DELETE /<backing-index>/_doc/<id>` does for each; returns how many
+    /// were deleted. Lets a test lose documents behind a client's back.
+    pub fn delete_documents(&self, expr: &str, ids: &[String]) -> usize {
+        let mut cluster = self.shared.lock_cluster();
+        let names = cluster.resolve_read(expr, true).unwrap_or_default();
+        let mut deleted = 0;
+        for name in names {
+            if let Some(index) = cluster.indices.get_mut(&name) {
+                deleted += ids.iter().filter(|id| index.remove(id).is_some()).count();
+            }
+        }
+        deleted
+    }
+
     /// Number of documents an expression covers.
     pub fn count(&self, expr: &str) -> usize {
         self.documents(expr).len()

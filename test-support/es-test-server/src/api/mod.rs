@@ -8,12 +8,14 @@ mod cluster;
 mod data_streams;
 mod ilm;
 mod indices;
+mod security;
 mod templates;
 
 use cluster::*;
 use data_streams::*;
 use ilm::*;
 use indices::*;
+use security::*;
 use templates::*;
 
 use std::collections::HashMap;
@@ -57,6 +59,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(delete_component_template),
         )
         .route("/_index_template", get(get_index_templates_all))
+        .route("/_index_template/_simulate", post(simulate_template))
+        .route(
+            "/_security/user/_has_privileges",
+            get(has_privileges).post(has_privileges),
+        )
         .route(
             "/_index_template/{name}",
             get(get_index_templates)

@@ -139,6 +139,18 @@ pub(super) async fn put_index_template(
     }
 }
 
+/// `POST /_index_template/_simulate`: see [`crate::cluster::Cluster::simulate_index_template`].
+pub(super) async fn simulate_template(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let body = match required_json_body(&shared, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match shared.lock_cluster().simulate_index_template(&body) {
+        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn index_templates_response(shared: &Shared, pattern: Option<&str>) -> Response {
     let cluster = shared.lock_cluster();
     let entries = cluster.index_templates.values().map(|t| (&t.name, &t.body));

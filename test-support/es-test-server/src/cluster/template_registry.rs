@@ -86,6 +86,62 @@ impl Cluster {
         Ok(())
     }
 
+    /// `POST /_index_template/_simulate` with a template in the body: the
+    /// checks of a PUT (component templates exist, the composition is valid
+    /// mappings), nothing stored; the settings and mappings an index would
+    /// get, and the existing templates whose patterns overlap (reported, not
+    /// refused, as Elasticsearch does).
+    pub fn simulate_index_template(&self, body: &Value) -> Result<Value, EsError> {
+        let name = "simulate_template";
+        let t = templates::parse_index_template(name, body)?;
+        let comps = &self.component_templates;
+        let lookup = |n: &str| comps.get(n);
+        templates::validate_against_cluster(&t, &lookup, &mut std::iter::empty())?;
+        let resolved = templates::resolve(&t, &lookup);
+        Mappings::from_json(&resolved.mappings).map_err(|e| {
+            EsError::illegal_argument(format!(
+                "composable template [{name}] template after composition is invalid"
+            ))
+            .caused_by(e)
+        })?;
+        let overlapping: Vec<Value> = self
+            .index_templates
+            .values()
+            .filter(|other| {
+                t.index_patterns.iter().any(|a| {
+                    other
+                        .index_patterns
+                        .iter()
+                        .any(|b| crate::wildcard::patterns_intersect(a, b))
+                })
+            })
+            .map(|o| serde_json::json!({"name": o.name, "index_patterns": o.index_patterns}))
+            .collect();
+        let mut settings = Value::Object(serde_json::Map::new());
+        for (key, value) in &resolved.settings {
+            let mut at = &mut settings;
+            let parts: Vec<&str> = key.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                if i + 1 == parts.len() {
+                    at[*part] = value.clone();
+                } else {
+                    if !at[*part].is_object() {
+                        at[*part] = Value::Object(serde_json::Map::new());
+                    }
+                    at = &mut at[*part];
+                }
+            }
+        }
+        Ok(serde_json::json!({
+            "template": {
+                "settings": settings,
+                "mappings": resolved.mappings,
+                "aliases": {},
+            },
+            "overlapping": overlapping,
+        }))
+    }
+
     pub fn delete_index_template(&mut self, name: &str) -> Result<(), EsError> {
         let matched: Vec<String> = self
             .index_templates
