@@ -178,6 +178,8 @@ impl QueryClient {
                     source,
                 }
             })?;
+            // The cluster's CA alone, not the public web roots as well.
+            builder = builder.tls_built_in_root_certs(false);
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }

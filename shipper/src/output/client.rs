@@ -126,6 +126,12 @@ impl EsClient {
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(value) = authorization(&config.auth)? {
             headers.insert(header::AUTHORIZATION, value);
+            for node in config.nodes.iter().filter(|n| n.scheme() == "http") {
+                tracing::warn!(
+                    node = %super::config::redacted_url(node),
+                    "credentials go to this node in clear text over http://; use https:// (and ELASTICSEARCH_CA_CERT)"
+                );
+            }
         }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
@@ -153,6 +159,9 @@ impl EsClient {
                     source,
                 }
             })?;
+            // The cluster's CA alone: with the public web roots still trusted, any
+            // certificate a public CA issued for the node's name would be accepted.
+            builder = builder.tls_built_in_root_certs(false);
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
