@@ -129,12 +129,31 @@ fn kill_9_after_sending_before_checkpointing_then_a_rollover_stores_every_line_o
 
 #[test]
 fn lines_sent_after_the_last_checkpoint_are_looked_up_after_a_kill_9_and_a_rollover() {
+    sent_while_checkpoints_fail_then_kill_9_and_rollover(false);
+}
+
+#[test]
+fn a_file_first_read_after_the_last_checkpoint_is_looked_up_after_a_kill_9_and_a_rollover() {
+    sent_while_checkpoints_fail_then_kill_9_and_rollover(true);
+}
+
+/// 10,000 lines are stored while no checkpoint can be saved, their answer lost, then the
+/// shipper is killed and the data stream rolled over: after the restart every line must be
+/// stored once. `new_file`: the lines are in a file the last checkpoint does not know at all
+/// (first read after it), not in one it knows 10 lines of.
+fn sent_while_checkpoints_fail_then_kill_9_and_rollover(new_file: bool) {
     let es = es();
     let setup = Setup::new(&es.url());
     let log = setup.logs().join("payment.log");
+    let warm_up = if new_file {
+        setup.logs().join("reservation.log")
+    } else {
+        log.clone()
+    };
     let mut shipper = setup.start();
-    write_lines(&log, "payment", 0, 10);
-    wait_until("warm up", WAIT, || es.count(STREAM) >= 10);
+    let warm_up_service = if new_file { "reservation" } else { "payment" };
+    write_lines(&warm_up, warm_up_service, 0, 10);
+    wait_until("warm up", WAIT, || es.count("logs-*") >= 10);
     std::thread::sleep(Duration::from_millis(1200));
 
     // From now on no checkpoint can be saved (a directory where the checkpoint's temporary
@@ -143,11 +162,13 @@ fn lines_sent_after_the_last_checkpoint_are_looked_up_after_a_kill_9_and_a_rollo
     std::fs::create_dir(&temp).unwrap();
     // More than the checkpoint's own reservation (1 MiB past the last line it saw read).
     lose_the_next_answer(&es, 0);
-    write_lines(&log, "payment", 10, 10_000);
+    let first = if new_file { 0 } else { 10 };
+    write_lines(&log, "payment", first, 10_000);
+    let total = first + 10_000;
     wait_until("the lines to be stored", WAIT, || {
-        es.count(STREAM) >= 10_010 && es.dropped_connections() >= 1
+        es.count(STREAM) >= total && es.dropped_connections() >= 1
     });
-    // A save was tried since, and failed: the checkpoint on disk still says 10 lines.
+    // A save was tried since, and failed: the checkpoint on disk predates the 10,000 lines.
     wait_until("a failed checkpoint save", WAIT, || {
         shipper.own_log().contains("cannot save checkpoints")
     });
@@ -156,13 +177,13 @@ fn lines_sent_after_the_last_checkpoint_are_looked_up_after_a_kill_9_and_a_rollo
     es.faults().clear();
     es.rollover(STREAM).expect("rollover");
 
-    write_lines(&log, "payment", 10_010, 10);
+    write_lines(&log, "payment", total, 10);
     let shipper = setup.start();
     wait_until("every line settled after the restart", WAIT, || {
-        settled(&shipper) >= 10_010.0
+        settled(&shipper) >= total as f64
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert_exactly_once(&es, STREAM, 10_020);
+    assert_exactly_once(&es, STREAM, total + 10);
 }
 
 #[test]
