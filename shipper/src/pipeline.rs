@@ -43,6 +43,7 @@ pub async fn run(
         prometheus,
         Arc::clone(&ready),
         Arc::clone(&input_stats),
+        settings.health_stuck_after,
         server_stop.clone(),
     )
     .await?;

@@ -192,6 +192,8 @@ pub struct Settings {
     pub(crate) summary_interval: Duration,
     /// How long a line may wait for delivery before /ready answers 503.
     pub(crate) ready_failing_after: Duration,
+    /// How long the reading loop may go without turning before /health answers 503.
+    pub(crate) health_stuck_after: Duration,
     pub log_format: LogFormat,
     /// `None` when no alert channel is configured.
     pub(crate) alerts: Option<alerting::AlertSettings>,
@@ -419,6 +421,11 @@ impl Settings {
         if ready_failing_after.is_zero() {
             return Err(invalid("ready_failing_after", "must be more than 0s"));
         }
+        let health_stuck_after = sh.health_stuck_after.unwrap_or(Duration::from_secs(60));
+        if health_stuck_after < Duration::from_secs(1) {
+            // The idle loop turns every poll interval (250 ms): less would fail a healthy one.
+            return Err(invalid("health_stuck_after", "must be at least 1s"));
+        }
 
         let alerts = alerting::AlertSettings::resolve(layered.alerts)?;
 
@@ -464,6 +471,7 @@ impl Settings {
             memory_budget,
             summary_interval,
             ready_failing_after,
+            health_stuck_after,
             log_format,
             alerts,
         })
@@ -925,6 +933,7 @@ mod tests {
             ("SHIPPER_FORGET_AFTER", "forget-after"),
             ("SHIPPER_LOG_FORMAT", "log-format"),
             ("SHIPPER_READY_FAILING_AFTER", "ready-failing-after"),
+            ("SHIPPER_HEALTH_STUCK_AFTER", "health-stuck-after"),
             ("ALERT_TELEGRAM", "alert-telegram"),
             ("ALERT_TELEGRAM_API_URL", "alert-telegram-api-url"),
             ("ALERT_SLACK", "alert-slack"),

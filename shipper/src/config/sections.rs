@@ -168,6 +168,11 @@ pub(crate) struct Shipper {
     #[arg(long, env = "SHIPPER_READY_FAILING_AFTER", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) ready_failing_after: Option<Duration>,
+    /// /health answers 503 once the reading loop has not turned for this long (default 60s)
+    /// [shipper.health_stuck_after].
+    #[arg(long, env = "SHIPPER_HEALTH_STUCK_AFTER", value_parser = layers::duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) health_stuck_after: Option<Duration>,
 }
 
 /// The format of the shipper's own log.

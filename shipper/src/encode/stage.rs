@@ -123,12 +123,39 @@ impl Encoder {
     /// Sends everything held, waiting for the output to take it.
     fn send_all(&mut self) -> Result<(), Stop> {
         if let Some(batch) = self.ready.take() {
-            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+            self.send_waiting(batch)?;
         }
         if let Some(batch) = self.batcher.take() {
-            self.tx.blocking_send(batch).map_err(|_| Stop::OutputGone)?;
+            self.send_waiting(batch)?;
         }
         Ok(())
+    }
+
+    /// Sends `batch`, waiting as long as the output's door is full. The wait is polled, not
+    /// a `blocking_send`, so the loop keeps telling /health it turns while the output is
+    /// down for hours. It ends when the output takes the batch or goes away (at shutdown).
+    fn send_waiting(&mut self, mut batch: Batch) -> Result<(), Stop> {
+        let mut first = true;
+        loop {
+            match self.tx.try_send(batch) {
+                Ok(()) => {
+                    if !first {
+                        self.set_paused(false);
+                    }
+                    return Ok(());
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(Stop::OutputGone)
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => batch = back,
+            }
+            if first {
+                self.set_paused(true);
+                first = false;
+            }
+            self.stats.reader_turned();
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn set_paused(&mut self, paused: bool) {
@@ -157,6 +184,9 @@ impl Encoder {
             if self.shutdown.is_cancelled() {
                 return Err(Stop::Shutdown);
             }
+            // Waiting for the output is a turn of a loop that works: /health must not call
+            // a long Elasticsearch outage a stuck reader (the liveness probe would restart it).
+            self.stats.reader_turned();
             self.offer()?;
         }
         self.set_paused(false);

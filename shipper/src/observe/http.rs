@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -20,9 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::input::file_server::InputStats;
 
-/// A reading loop that has not turned for this long is stuck: its loop turns at least every
-/// poll interval (250 ms) when idle, and per file when busy.
-const READER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 use super::readiness::Readiness;
 
 #[derive(Clone)]
@@ -30,12 +28,17 @@ struct AppState {
     prometheus: PrometheusHandle,
     ready: Arc<Readiness>,
     input: Arc<InputStats>,
+    /// A reading loop that has not turned for this long is stuck
+    /// (`SHIPPER_HEALTH_STUCK_AFTER`): it turns at least every poll interval (250 ms) when
+    /// idle, per file when busy, and every 100 ms while it waits for the output.
+    stuck_after: Duration,
 }
 
 pub(crate) fn router(
     prometheus: PrometheusHandle,
     ready: Arc<Readiness>,
     input: Arc<InputStats>,
+    stuck_after: Duration,
 ) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -45,6 +48,7 @@ pub(crate) fn router(
             prometheus,
             ready,
             input,
+            stuck_after,
         })
 }
 
@@ -54,12 +58,13 @@ pub(crate) async fn serve(
     prometheus: PrometheusHandle,
     ready: Arc<Readiness>,
     input: Arc<InputStats>,
+    stuck_after: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on SHIPPER_METRICS_ADDR {addr}: {e}"))?;
-    let app = router(prometheus, ready, input);
+    let app = router(prometheus, ready, input, stuck_after);
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -77,14 +82,14 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let (status, body) = health_answer(state.input.reader_still_for());
+    let (status, body) = health_answer(state.input.reader_still_for(), state.stuck_after);
     (status, Json(body))
 }
 
 /// `/health` for a reading loop that last turned `still` ago.
-fn health_answer(still: std::time::Duration) -> (StatusCode, serde_json::Value) {
+fn health_answer(still: Duration, stuck_after: Duration) -> (StatusCode, serde_json::Value) {
     let version = env!("CARGO_PKG_VERSION");
-    if still >= READER_STUCK_AFTER {
+    if still >= stuck_after {
         let reason = format!("the reading loop has not turned for {}s", still.as_secs());
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -110,16 +115,19 @@ async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn health_fails_when_the_reading_loop_stopped_turning() {
-        assert_eq!(health_answer(Duration::from_millis(250)).0, StatusCode::OK);
-        let (status, body) = health_answer(READER_STUCK_AFTER + Duration::from_secs(1));
+        let stuck_after = Duration::from_secs(60);
+        assert_eq!(
+            health_answer(Duration::from_millis(250), stuck_after).0,
+            StatusCode::OK
+        );
+        let (status, body) = health_answer(stuck_after + Duration::from_secs(1), stuck_after);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "stuck");
         let stats = InputStats::default();
         stats.reader_turned();
-        assert!(stats.reader_still_for() < READER_STUCK_AFTER);
+        assert!(stats.reader_still_for() < stuck_after);
     }
 }
