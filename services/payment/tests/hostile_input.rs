@@ -113,6 +113,23 @@ async fn an_oversized_body_is_refused_with_413_and_an_access_line() {
     assert_eq!(line[schema::LOG_CATEGORY], "BusinessError");
 }
 
+#[test]
+fn a_declared_oversized_body_is_refused_at_once_on_a_route_that_never_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = start_payment(dir.path(), &[]);
+    // `GET /` never reads a body: without a limit on the declared length the server would
+    // answer it and leave the 100 MiB to the connection.
+    let answer = exchange(
+        &service,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "answered: {}",
+        answer.lines().next().unwrap_or("")
+    );
+}
+
 #[tokio::test]
 async fn a_request_whose_client_went_away_still_gets_an_access_line() {
     let dir = tempfile::tempdir().expect("tempdir");

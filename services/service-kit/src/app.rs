@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -80,8 +81,9 @@ impl Kit {
 /// Adds `/health`, the fallback and the standard layers to a service's routes.
 ///
 /// Inside the request layer (so each produces an access line): a body larger than
-/// `MAX_BODY_BYTES` is answered 413 when the handler reads it (axum's body limit, which
-/// every body extractor obeys, so no handler buffers more), and a request not answered
+/// `MAX_BODY_BYTES` is answered 413, at once when its `Content-Length` says so, whichever
+/// route it is sent to (tower-http's limit), and when it is read otherwise (axum's limit,
+/// which every body extractor obeys, so no handler buffers more); a request not answered
 /// within `REQUEST_TIMEOUT_MS` is answered 408, its handler dropped.
 pub fn router(kit: &Kit, routes: Router) -> Router {
     panic::install_hook();
@@ -118,6 +120,9 @@ pub fn router(kit: &Kit, routes: Router) -> Router {
                     StatusCode::REQUEST_TIMEOUT,
                     kit.server.request_timeout,
                 ))
+                // The limit's answer has a body type of its own; the layers above want axum's.
+                .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+                .layer(RequestBodyLimitLayer::new(kit.server.max_body_bytes))
                 .layer(DefaultBodyLimit::max(kit.server.max_body_bytes))
                 .layer(CatchPanicLayer::custom(panic::panic_response)),
         )
