@@ -45,12 +45,14 @@ impl Batcher {
         &mut self.current.body
     }
 
-    /// Records the item just appended, from `action_start` to the end of the body;
-    /// `may_be_stored` flags a line a previous run may already have stored.
+    /// Records the item just appended, from `action_start` to the end of the body, its `_id`
+    /// hashed with [`super::id_hash`]; `may_be_stored` flags a line a previous run may
+    /// already have stored.
     pub(crate) fn commit(
         &mut self,
         action_start: usize,
         source_start: usize,
+        id_hash: u64,
         origin: Origin,
         may_be_stored: bool,
     ) {
@@ -62,6 +64,7 @@ impl Batcher {
             action_start,
             source_start,
             end,
+            id_hash,
             origin,
             may_be_stored,
         });
@@ -122,7 +125,7 @@ mod tests {
         let source = b.body().len();
         b.body().extend_from_slice(doc.as_bytes());
         b.body().push(b'\n');
-        b.commit(start, source, origin(seq), seq == 2);
+        b.commit(start, source, seq, origin(seq), seq == 2);
     }
 
     #[test]

@@ -75,7 +75,10 @@ pub(crate) async fn send(client: &EsClient, docs: &[Resend]) -> anyhow::Result<V
                 }
             }
             Ok(reply) => {
-                let ids: Vec<&str> = pending.iter().map(|&i| docs[i].id.as_str()).collect();
+                let ids: Vec<u64> = pending
+                    .iter()
+                    .map(|&i| crate::batch::id_hash(docs[i].id.as_bytes()))
+                    .collect();
                 let items = parse_bulk(&reply.body, &ids)?;
                 let mut again = Vec::new();
                 for (&i, item) in pending.iter().zip(items) {

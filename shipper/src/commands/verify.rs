@@ -318,7 +318,7 @@ impl Collector {
         }
         self.lines += 1;
         self.body.clear();
-        if let Encoded::Document { source_start } =
+        if let Encoded::Document { source_start, .. } =
             self.enricher
                 .encode(line, &self.described, &self.ingested, &mut self.body)
         {

@@ -44,7 +44,8 @@ impl SourceFile {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Encoded {
     /// An action line and a source line were appended; the source starts at this offset.
-    Document { source_start: usize },
+    /// `id_hash` is [`crate::batch::id_hash`] of its `_id`.
+    Document { source_start: usize, id_hash: u64 },
     /// The line is empty: nothing to index.
     Empty,
 }
@@ -182,7 +183,7 @@ impl Enricher {
                 if let Some(tap) = self.tap.as_mut().filter(|_| !self.tap_muted) {
                     show_object(tap.as_mut(), &dataset.name, service_name.as_deref(), &facts);
                 }
-                self.write_action(out, &dataset.name, file.key, line.offset);
+                let id_hash = self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
                 let close = bytes
                     .iter()
@@ -191,7 +192,10 @@ impl Enricher {
                 out.extend_from_slice(&bytes[..close]);
                 self.write_fields(out, present, !empty, dataset, file, line.offset);
                 out.extend_from_slice(b"}\n");
-                Encoded::Document { source_start }
+                Encoded::Document {
+                    source_start,
+                    id_hash,
+                }
             }
             other => {
                 let mut tags: Vec<&str> = Vec::with_capacity(3);
@@ -222,7 +226,7 @@ impl Enricher {
                 if let Some(tap) = self.tap.as_mut().filter(|_| !self.tap_muted) {
                     show_unparsed(tap.as_mut(), &dataset.name, bytes);
                 }
-                self.write_action(out, &dataset.name, file.key, line.offset);
+                let id_hash = self.write_action(out, &dataset.name, file.key, line.offset);
                 let source_start = out.len();
                 out.push(b'{');
                 write_key(out, field::MESSAGE);
@@ -251,7 +255,10 @@ impl Enricher {
                 }
                 self.write_fields(out, Present::default(), true, dataset, file, line.offset);
                 out.extend_from_slice(b"}\n");
-                Encoded::Document { source_start }
+                Encoded::Document {
+                    source_start,
+                    id_hash,
+                }
             }
         }
     }
@@ -273,7 +280,8 @@ impl Enricher {
         d
     }
 
-    fn write_action(&self, out: &mut Vec<u8>, dataset: &str, key: FileKey, offset: u64) {
+    /// Appends the action line; gives back the hash of the `_id` it names.
+    fn write_action(&self, out: &mut Vec<u8>, dataset: &str, key: FileKey, offset: u64) -> u64 {
         out.extend_from_slice(b"{\"create\":{\"_index\":\"");
         out.extend_from_slice(DATA_STREAM_TYPE.as_bytes());
         out.push(b'-');
@@ -281,8 +289,11 @@ impl Enricher {
         out.push(b'-');
         out.extend_from_slice(self.namespace.as_bytes());
         out.extend_from_slice(b"\",\"_id\":\"");
+        let id_start = out.len();
         write_id(out, key, offset);
+        let id_hash = crate::batch::id_hash(&out[id_start..]);
         out.extend_from_slice(b"\"}}\n");
+        id_hash
     }
 
     fn write_fields(
@@ -402,7 +413,7 @@ mod tests {
         let mut e = Enricher::new("host-1", agent::NAME, "default");
         let file = SourceFile::new(0xfeed, Path::new("/var/log/didban/payment.log"));
         let mut out = Vec::new();
-        let Encoded::Document { source_start } =
+        let Encoded::Document { source_start, .. } =
             e.encode(l, &file, "2026-11-26T10:00:00.000Z", &mut out)
         else {
             panic!("no document");

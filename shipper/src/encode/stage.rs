@@ -246,10 +246,14 @@ impl LineSink for Encoder {
             .enricher
             .encode(line, source, &self.ingested, self.batcher.body())
         {
-            Encoded::Document { source_start } => {
+            Encoded::Document {
+                source_start,
+                id_hash,
+            } => {
                 self.batcher.commit(
                     start,
                     source_start,
+                    id_hash,
                     Origin {
                         file: origin.slot,
                         seq: origin.seq,

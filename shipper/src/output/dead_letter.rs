@@ -113,36 +113,6 @@ pub(crate) fn action_target(action: &[u8]) -> (String, String) {
         .unwrap_or_default()
 }
 
-/// The `_id` of an action line, as the shipper writes it (`{"create":{"_index":..,"_id":"<hex>"}}`)
-/// found without building anything: this runs for every document of every answer. An id with
-/// an escape falls back to [`action_target`]; an action without one gives `""`.
-pub(crate) fn action_id(action: &[u8]) -> std::borrow::Cow<'_, str> {
-    const KEY: &[u8] = b"\"_id\":\"";
-    // The shipper writes the id last: found from the end with one byte search, no
-    // substring searcher to set up for each of the thousands of items of an answer.
-    if let Some(rest) = action.strip_suffix(b"\"}}") {
-        if let Some(quote) = memchr::memrchr(b'"', rest) {
-            let id = &rest[quote + 1..];
-            if rest[..=quote].ends_with(KEY) && !id.contains(&b'\\') {
-                if let Ok(id) = std::str::from_utf8(id) {
-                    return std::borrow::Cow::Borrowed(id);
-                }
-            }
-        }
-    }
-    if let Some(start) = memchr::memmem::find(action, KEY).map(|p| p + KEY.len()) {
-        let rest = &action[start..];
-        if let Some(len) = memchr::memchr2(b'"', b'\\', rest) {
-            if rest[len] == b'"' {
-                if let Ok(id) = std::str::from_utf8(&rest[..len]) {
-                    return std::borrow::Cow::Borrowed(id);
-                }
-            }
-        }
-    }
-    std::borrow::Cow::Owned(action_target(action).1)
-}
-
 /// What an append did besides writing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Appended {
@@ -350,21 +320,6 @@ mod tests {
             ("logs-payment-default".to_string(), "9f3c-1a2b".to_string())
         );
         assert_eq!(action_target(b"garbage"), (String::new(), String::new()));
-    }
-
-    #[test]
-    fn action_ids_are_read_fast_or_through_json() {
-        assert_eq!(
-            action_id(br#"{"create":{"_index":"logs-payment-default","_id":"9f3c1a2b"}}"#),
-            "9f3c1a2b"
-        );
-        assert_eq!(
-            action_id(br#"{"create":{"_id":"a\"b","_index":"x"}}"#),
-            "a\"b",
-            "an escaped id is decoded"
-        );
-        assert_eq!(action_id(br#"{"create":{"_index":"x"}}"#), "");
-        assert_eq!(action_id(b"garbage"), "");
     }
 
     fn record(id: usize) -> Vec<u8> {

@@ -85,6 +85,7 @@ mod tests {
                 action_start,
                 source_start,
                 end: b.body.len(),
+                id_hash: crate::batch::id_hash(id.as_bytes()),
                 origin: Origin {
                     file: 0,
                     seq: i as u64,

@@ -15,6 +15,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Deserialize;
 
+use crate::batch::id_hash;
+
 /// The longest error reason (with its causes) kept for a log line or a dead-letter record:
 /// enough for Elasticsearch's own reasons, which name the field and quote a bit of its value;
 /// a 429 storm with megabyte reasons then writes kilobytes, not megabytes.
@@ -124,12 +126,10 @@ impl BulkItemResult {
 }
 
 /// Parses a 2xx `_bulk` body into one result per document sent, in the order the documents
-/// were sent: `ids[i]` is the `_id` of document `i`. An answer with another number of items,
-/// or with an item that matches no document, is refused whole: no verdict of it is trusted.
-pub(crate) fn parse_bulk<S: AsRef<str>>(
-    body: &[u8],
-    ids: &[S],
-) -> Result<Vec<BulkItemResult>, ResponseError> {
+/// were sent: `ids[i]` is the [`id_hash`] of the `_id` of document `i`. An answer with another
+/// number of items, or with an item that matches no document, is refused whole: no verdict
+/// of it is trusted.
+pub(crate) fn parse_bulk(body: &[u8], ids: &[u64]) -> Result<Vec<BulkItemResult>, ResponseError> {
     #[derive(Deserialize)]
     struct Raw {
         items: Vec<ItemEnvelope>,
@@ -169,28 +169,27 @@ pub(crate) fn parse_bulk<S: AsRef<str>>(
 /// repeat, its items are taken in order). Items whose `_id` names no such document are only
 /// accepted as failure-store successes, for the documents left, which then all get the same
 /// verdict (stored in the failure store) whichever gets which; anything else is refused.
-fn match_items<S: AsRef<str>>(
-    ids: &[S],
-    items: &[BulkItemResult],
-) -> Result<Vec<usize>, ResponseError> {
+fn match_items(ids: &[u64], items: &[BulkItemResult]) -> Result<Vec<usize>, ResponseError> {
+    let answered: Vec<Option<u64>> = items
+        .iter()
+        .map(|item| item.id.as_deref().map(|id| id_hash(id.as_bytes())))
+        .collect();
     let in_place = ids
         .iter()
-        .zip(items)
-        .all(|(id, item)| item.id.as_deref() == Some(id.as_ref()));
+        .zip(&answered)
+        .all(|(id, answered)| *answered == Some(*id));
     if in_place {
         return Ok((0..ids.len()).collect());
     }
-    let mut waiting: HashMap<&str, VecDeque<usize>> = HashMap::with_capacity(ids.len());
+    let mut waiting: HashMap<u64, VecDeque<usize>> = HashMap::with_capacity(ids.len());
     for (doc, id) in ids.iter().enumerate() {
-        waiting.entry(id.as_ref()).or_default().push_back(doc);
+        waiting.entry(*id).or_default().push_back(doc);
     }
     let mut order: Vec<Option<usize>> = vec![None; ids.len()];
     let mut strangers: Vec<usize> = Vec::new();
-    for (position, item) in items.iter().enumerate() {
-        let doc = item
-            .id
-            .as_deref()
-            .and_then(|id| waiting.get_mut(id))
+    for (position, answered) in answered.iter().enumerate() {
+        let doc = answered
+            .and_then(|id| waiting.get_mut(&id))
             .and_then(VecDeque::pop_front);
         match doc.and_then(|d| order.get_mut(d)) {
             Some(slot) => *slot = Some(position),
@@ -267,6 +266,12 @@ pub(crate) fn error_summary(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// [`parse_bulk`] for documents named by their `_id`s.
+    fn parse(body: &[u8], ids: &[&str]) -> Result<Vec<BulkItemResult>, ResponseError> {
+        let hashes: Vec<u64> = ids.iter().map(|id| id_hash(id.as_bytes())).collect();
+        parse_bulk(body, &hashes)
+    }
+
     /// Shape of a mixed response as documented in the bulk API reference (ES 9.2), with a
     /// created item, a version conflict, a mapping error, a rejection and a failure-store item.
     const MIXED: &str = r#"{
@@ -300,7 +305,7 @@ mod tests {
 
     #[test]
     fn every_item_of_a_mixed_response_is_read() {
-        let items = parse_bulk(MIXED.as_bytes(), &MIXED_IDS).unwrap();
+        let items = parse(MIXED.as_bytes(), &MIXED_IDS).unwrap();
         let statuses: Vec<u16> = items.iter().map(|i| i.status).collect();
         assert_eq!(statuses, [201, 409, 400, 429, 201]);
         assert_eq!(items[0].id.as_deref(), Some("a-1"));
@@ -314,7 +319,7 @@ mod tests {
 
     #[test]
     fn nested_causes_are_kept_in_the_reason() {
-        let items = parse_bulk(MIXED.as_bytes(), &MIXED_IDS).unwrap();
+        let items = parse(MIXED.as_bytes(), &MIXED_IDS).unwrap();
         let reason = items[2].error.as_ref().unwrap().full_reason();
         assert!(
             reason.starts_with("[1:15] failed to parse field"),
@@ -329,14 +334,14 @@ mod tests {
     #[test]
     fn index_actions_are_read_like_create_actions() {
         let body = br#"{"errors":false,"items":[{"index":{"_index":"x","_id":"1","status":200}}]}"#;
-        let items = parse_bulk(body, &["1"]).unwrap();
+        let items = parse(body, &["1"]).unwrap();
         assert_eq!(items[0].status, 200);
     }
 
     #[test]
     fn a_response_with_a_different_item_count_is_rejected() {
         assert_eq!(
-            parse_bulk(
+            parse(
                 MIXED.as_bytes(),
                 &["a-1", "a-2", "a-3", "a-4", "a-5", "a-6"]
             )
@@ -349,11 +354,11 @@ mod tests {
     fn a_truncated_response_is_rejected() {
         let cut = &MIXED.as_bytes()[..MIXED.len() / 2];
         assert!(matches!(
-            parse_bulk(cut, &MIXED_IDS),
+            parse(cut, &MIXED_IDS),
             Err(ResponseError::NotJson(_))
         ));
         assert!(matches!(
-            parse_bulk(b"<html>502</html>", &MIXED_IDS),
+            parse(b"<html>502</html>", &MIXED_IDS),
             Err(ResponseError::NotJson(_))
         ));
     }
@@ -402,7 +407,7 @@ mod tests {
             item(Some("a"), 400),
             item(Some("b"), 201),
         ]);
-        let results = parse_bulk(&body, &["a", "b", "c"]).unwrap();
+        let results = parse(&body, &["a", "b", "c"]).unwrap();
         assert_eq!(
             statuses(&results),
             [(Some("a"), 400), (Some("b"), 201), (Some("c"), 201)],
@@ -414,19 +419,19 @@ mod tests {
     fn an_answer_naming_a_document_not_sent_is_refused() {
         let body = answer(&[item(Some("a"), 201), item(Some("x"), 201)]);
         assert!(matches!(
-            parse_bulk(&body, &["a", "b"]),
+            parse(&body, &["a", "b"]),
             Err(ResponseError::Unmatched { position: 1, id: Some(ref id) }) if id == "x"
         ));
         // An item without an `_id` cannot be placed either.
         let body = answer(&[item(Some("a"), 201), item(None, 201)]);
         assert!(matches!(
-            parse_bulk(&body, &["a", "b"]),
+            parse(&body, &["a", "b"]),
             Err(ResponseError::Unmatched { .. })
         ));
         // Nor one that answers a document twice while another gets nothing.
         let body = answer(&[item(Some("a"), 201), item(Some("a"), 400)]);
         assert!(matches!(
-            parse_bulk(&body, &["a", "b"]),
+            parse(&body, &["a", "b"]),
             Err(ResponseError::Unmatched { position: 1, .. })
         ));
     }
@@ -435,12 +440,12 @@ mod tests {
     fn short_and_long_answers_are_refused() {
         let body = answer(&[item(Some("a"), 201)]);
         assert_eq!(
-            parse_bulk(&body, &["a", "b"]).unwrap_err(),
+            parse(&body, &["a", "b"]).unwrap_err(),
             ResponseError::ItemCount { sent: 2, got: 1 }
         );
         let body = answer(&[item(Some("a"), 201), item(Some("b"), 201)]);
         assert_eq!(
-            parse_bulk(&body, &["a"]).unwrap_err(),
+            parse(&body, &["a"]).unwrap_err(),
             ResponseError::ItemCount { sent: 1, got: 2 }
         );
     }
@@ -452,7 +457,7 @@ mod tests {
             item(Some("a"), 409),
             item(Some("a"), 400),
         ]);
-        let results = parse_bulk(&body, &["a", "b", "a"]).unwrap();
+        let results = parse(&body, &["a", "b", "a"]).unwrap();
         assert_eq!(
             statuses(&results),
             [(Some("a"), 409), (Some("b"), 201), (Some("a"), 400)]
@@ -463,13 +468,13 @@ mod tests {
     fn failure_store_items_answered_with_their_own_id_fill_the_documents_left() {
         let fs = r#"{"create":{"_index":".fs-logs-a-default-2026.12.02-000002","_id":"Zx8_random","status":201,"failure_store":"used"}}"#;
         let body = answer(&[item(Some("c"), 400), fs.to_string(), item(Some("a"), 201)]);
-        let results = parse_bulk(&body, &["a", "b", "c"]).unwrap();
+        let results = parse(&body, &["a", "b", "c"]).unwrap();
         assert_eq!(results[0].status, 201);
         assert_eq!(results[1].failure_store.as_deref(), Some("used"));
         assert_eq!(results[2].status, 400);
         // A stranger that is not a failure-store success is not given to anyone.
         let body = answer(&[item(Some("zz"), 201), item(Some("a"), 201)]);
-        assert!(parse_bulk(&body, &["a", "b"]).is_err());
+        assert!(parse(&body, &["a", "b"]).is_err());
     }
 
     #[test]

@@ -192,13 +192,10 @@ impl BulkService {
         }
     }
 
-    /// The `_id` of each document of `batch`, in order, to match the answer's items with.
-    fn ids<'a>(&self, batch: &'a Batch) -> Vec<std::borrow::Cow<'a, str>> {
-        batch
-            .items
-            .iter()
-            .map(|item| dead_letter::action_id(item.action(&batch.body)))
-            .collect()
+    /// The hashed `_id` of each document of `batch`, in order, to match the answer's items
+    /// with (taken when each action line was written: the body is not read again).
+    fn ids(&self, batch: &Batch) -> Vec<u64> {
+        batch.items.iter().map(|item| item.id_hash).collect()
     }
 
     /// Looks up the documents of `batch` that may already be stored, acknowledges those

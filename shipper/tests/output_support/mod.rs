@@ -57,6 +57,7 @@ pub fn batch_of(docs: &[(String, String, String)]) -> Batch {
             action_start,
             source_start,
             end: b.body.len(),
+            id_hash: shipper::batch::id_hash(id.as_bytes()),
             origin: Origin {
                 file: 1,
                 seq,
