@@ -581,29 +581,7 @@ impl FileServer {
         self.unidentified = false;
         let now_unix = unix_now();
         let mut seen: HashSet<u32> = HashSet::new();
-        let names = self.paths.discover();
-        let found: Vec<(PathBuf, u64, u64, Stamp)> = names
-            .iter()
-            .filter_map(|path| match self.policy.look(path) {
-                Ok(meta) => {
-                    let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
-                    Some((path.clone(), meta.dev(), meta.ino(), stamp))
-                }
-                Err(e) => {
-                    complain_open(&mut self.complaints, path, &e);
-                    None
-                }
-            })
-            .collect();
-        // `discover` returns the names sorted.
-        self.complaints
-            .retain(|p| names.binary_search_by(|n| n.as_path().cmp(p)).is_ok());
-        drop(names);
-        self.present = found
-            .iter()
-            .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
-            .collect();
-        self.closed.retain(|key, _| self.present.contains_key(key));
+        let names = self.paths.discover_listed();
         // Open files by device and inode: a lookup per file found, not a search.
         let mut open: HashMap<(u64, u64), usize> = self
             .watchers
@@ -611,6 +589,36 @@ impl FileServer {
             .enumerate()
             .map(|(i, w)| ((w.dev, w.ino), i))
             .collect();
+        // A name the listing says is a file open already needs no look: only new names, and
+        // names of closed files (whose size and time say whether they grew), cost a `stat`.
+        let found: Vec<(PathBuf, u64, u64, Option<Stamp>)> = names
+            .iter()
+            .filter_map(|listed| {
+                if let Some((dev, ino)) = listed.listed.filter(|k| open.contains_key(k)) {
+                    return Some((listed.path.clone(), dev, ino, None));
+                }
+                let path = &listed.path;
+                match self.policy.look(path) {
+                    Ok(meta) => {
+                        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
+                        Some((path.clone(), meta.dev(), meta.ino(), Some(stamp)))
+                    }
+                    Err(e) => {
+                        complain_open(&mut self.complaints, path, &e);
+                        None
+                    }
+                }
+            })
+            .collect();
+        // `discover_listed` returns the names sorted.
+        self.complaints
+            .retain(|p| names.binary_search_by(|n| n.path.as_path().cmp(p)).is_ok());
+        drop(names);
+        self.present = found
+            .iter()
+            .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
+            .collect();
+        self.closed.retain(|key, _| self.present.contains_key(key));
         let unknown = found
             .iter()
             .filter(|(_, dev, ino, _)| {
@@ -643,7 +651,7 @@ impl FileServer {
                 continue;
             }
             if let Some(c) = self.closed.get_mut(&(dev, ino)) {
-                if c.stamp == stamp {
+                if Some(c.stamp) == stamp {
                     // Closed for inactivity and unchanged: keep its identity alive, closed.
                     if c.path != path {
                         c.path = path.clone();
