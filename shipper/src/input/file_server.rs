@@ -226,6 +226,13 @@ pub(crate) struct FileServer {
     all_dirty: bool,
     /// Files closed for inactivity, by device and inode.
     closed: HashMap<(u64, u64), Closed>,
+    /// Changes whenever the set of watchers may have changed (a file watched or closed, a
+    /// scan): what [`FileServer::quiet_until`] was computed for.
+    watchers_changed: u64,
+    /// No open file wants a turn before this time unless an event names it: the last read
+    /// round found every file idle at its end, with its next fallback check then. Read
+    /// rounds before it skip the pass over thousands of idle watchers.
+    quiet_until: Option<(u64, Instant)>,
     /// The read buffer, lent to one file's reader at a time.
     read_buffer: Vec<u8>,
     /// The last read round stopped some file because the sink had no room: shipping is
@@ -319,6 +326,8 @@ impl FileServer {
             scan_needed: true,
             unidentified: false,
             present: Default::default(),
+            watchers_changed: 0,
+            quiet_until: None,
             dirty: HashSet::new(),
             all_dirty: true,
             closed: HashMap::new(),
@@ -489,10 +498,22 @@ impl FileServer {
         // batch waiting for a request slot is offered again on every pass of the loop.
         self.paused = !self.sink.has_room()?;
         let dirty = std::mem::take(&mut self.dirty);
+        let quiet = !everything
+            && dirty.is_empty()
+            && self
+                .quiet_until
+                .is_some_and(|(changed, until)| changed == self.watchers_changed && now < until);
+        if quiet {
+            index = self.watchers.len();
+        }
+        // For the next round: the earliest fallback check, unless some file wants a turn.
+        let mut next_due: Option<Instant> = None;
+        let mut wanted = false;
         while index < self.watchers.len() {
             let w = &mut self.watchers[index];
             let check_due = now >= w.next_check;
             if !(everything || w.busy || w.gone || check_due || dirty.contains(&w.path)) {
+                next_due = Some(next_due.map_or(w.next_check, |t| t.min(w.next_check)));
                 index += 1;
                 continue;
             }
@@ -513,6 +534,8 @@ impl FileServer {
             let w = &mut self.watchers[index];
             let moved = w.reader.line_offset() != before;
             w.busy = moved || !w.reader.at_eof() || w.held;
+            wanted |= w.busy || w.gone;
+            next_due = Some(next_due.map_or(w.next_check, |t| t.min(w.next_check)));
             self.paused |= w.held;
             progressed |= moved;
             w.recent_marks |= moved;
@@ -557,6 +580,12 @@ impl FileServer {
                 }
             }
         }
+        if !quiet {
+            self.quiet_until = match (wanted, next_due) {
+                (false, Some(until)) => Some((self.watchers_changed, until)),
+                _ => None,
+            };
+        }
         if self.sink.is_full() {
             self.sink.flush()?;
         }
@@ -564,6 +593,7 @@ impl FileServer {
     }
 
     fn close(&mut self, index: usize) {
+        self.watchers_changed += 1;
         let w = self.watchers.swap_remove(index);
         self.stats.files.remove(w.slot);
         if let Some(n) = self.open_fingerprints.get_mut(&w.fingerprint) {
@@ -576,6 +606,8 @@ impl FileServer {
 
     /// Evaluates the globs: follows renames, opens new files, notices vanished ones.
     fn scan(&mut self) {
+        // A scan may mark files gone or renamed: the next read round looks at every one.
+        self.watchers_changed += 1;
         self.last_scan = Some(Instant::now());
         self.scan_needed = false;
         self.unidentified = false;
@@ -610,9 +642,12 @@ impl FileServer {
                 }
             })
             .collect();
-        // `discover_listed` returns the names sorted.
-        self.complaints
-            .retain(|p| names.binary_search_by(|n| n.path.as_path().cmp(p)).is_ok());
+        // `discover_listed` returns the names sorted by their bytes.
+        self.complaints.retain(|p| {
+            names
+                .binary_search_by(|n| n.path.as_os_str().cmp(p.as_os_str()))
+                .is_ok()
+        });
         drop(names);
         self.present = found
             .iter()
@@ -905,6 +940,7 @@ impl FileServer {
         self.sink.describe(slot, key, path);
         *self.open_fingerprints.entry(fp).or_default() += 1;
         let replay_until = self.table.replay_until(slot);
+        self.watchers_changed += 1;
         self.watchers.push(Watcher {
             slot,
             key,
