@@ -328,6 +328,8 @@ fn spawn_child(logger: &str, level: &str, log_dir: &Path) -> anyhow::Result<(Chi
         .env("BIND_ADDR", "127.0.0.1")
         .env("LOG_DIR", log_dir)
         .env("LOG_LEVEL", level)
+        // Rotation stays on, as in production, but keeps every file so all lines are counted.
+        .env("LOG_MAX_FILES", "1000")
         .env("TOKIO_WORKER_THREADS", "1")
         .stdout(Stdio::null())
         .spawn()?;
@@ -413,7 +415,16 @@ fn throughput() -> anyhow::Result<Throughput> {
         }
     }
     let [off, ours, theirs] = results.map(|mut r| median(&mut r));
-    let written = |dir: &tempfile::TempDir, file: &str| count_lines(&dir.path().join(file));
+    // The active file and its rotations (`bench.log.1`, ...).
+    let written = |dir: &tempfile::TempDir, file: &str| -> usize {
+        std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(file))
+            .map(|entry| count_lines(&entry.path()))
+            .sum()
+    };
     println!(
         "GET / throughput (median of {rounds} rounds of {seconds}s, {connections} connections, 1 server worker thread):"
     );
