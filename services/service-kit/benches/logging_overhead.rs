@@ -386,7 +386,7 @@ struct Throughput {
 
 fn throughput() -> anyhow::Result<Throughput> {
     let seconds = env_num("BENCH_SECONDS", 5);
-    let rounds = env_num("BENCH_ROUNDS", 3);
+    let rounds = env_num("BENCH_ROUNDS", 3).max(1);
     let connections = env_num("BENCH_CONNECTIONS", 32);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
