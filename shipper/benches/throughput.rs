@@ -1,6 +1,7 @@
-//! Shipper throughput, CPU and memory, with rsyslog as the reference, in one run.
+//! Shipper throughput, CPU and memory, with rsyslog and syslog-ng as references, in one run.
 //!
-//! `cargo bench -p shipper --bench throughput [-- --lines N --rate R --latency-secs S --skip-rsyslog]`
+//! `cargo bench -p shipper --bench throughput [-- --lines N --rate R --latency-secs S
+//! --skip-rsyslog --skip-syslog-ng]`
 //!
 //! 1. Writes N realistic service lines (~460 B on average, 5% with a stack trace).
 //! 2. Ships them from the start of the file into the Elasticsearch-compatible test server in
@@ -8,10 +9,16 @@
 //!    of the shipper process (from /proc), peak RSS (VmHWM).
 //! 3. Does the same with Debian's rsyslog (imfile -> omelasticsearch, bulk mode) on the same
 //!    file, if `rsyslogd` and its omelasticsearch module are installed.
-//! 4. Writes at a steady R lines/s for S seconds and reports line-written-to-acknowledged
+//! 4. Does the same with Debian's syslog-ng (file() -> elasticsearch-http()), unpacked by
+//!    `benches/peers/install-syslog-ng` into `target/peers/syslog-ng` (or `SYSLOG_NG_ROOT`):
+//!    Debian's syslog-ng conflicts with its rsyslog, so it is not installed system-wide.
+//! 5. Writes at a steady R lines/s for S seconds and reports line-written-to-acknowledged
 //!    latency (p50/p99), observed as the moment the test server holds the line.
 //!
-//! Figures are printed as a table, with ratios against rsyslog measured in the same run.
+//! Figures are printed as a table, with the shipper's ratios against each peer measured in
+//! the same run. A peer is only timed on delivering every line: the test server counts the
+//! documents it accepted, and a peer that stops short (or stalls for a minute) gets a row
+//! saying how many lines it delivered instead of figures.
 //! `SHIPPER_*` variables in the bench's environment are passed to the shipper, to compare
 //! settings (e.g. `SHIPPER_BATCH_MAX_DOCS=500`).
 
@@ -28,7 +35,8 @@ use std::time::{Duration, Instant};
 mod support;
 
 use support::{
-    cpu_seconds, line, peak_rss_mib, received, shipper_command, start_server, wait_for, write_file,
+    cpu_seconds, line, peak_rss_mib, received, shipper_command, start_server, wait_for_delivery,
+    write_file,
 };
 
 struct Args {
@@ -36,6 +44,7 @@ struct Args {
     rate: usize,
     latency_secs: u64,
     skip_rsyslog: bool,
+    skip_syslog_ng: bool,
 }
 
 fn args() -> Args {
@@ -44,6 +53,7 @@ fn args() -> Args {
         rate: 20_000,
         latency_secs: 15,
         skip_rsyslog: false,
+        skip_syslog_ng: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -55,6 +65,11 @@ fn args() -> Args {
             ("--latency-secs", Some(v)) => a.latency_secs = v as u64,
             ("--skip-rsyslog", _) => {
                 a.skip_rsyslog = true;
+                i += 1;
+                continue;
+            }
+            ("--skip-syslog-ng", _) => {
+                a.skip_syslog_ng = true;
                 i += 1;
                 continue;
             }
@@ -70,13 +85,20 @@ fn args() -> Args {
 
 struct Run {
     name: &'static str,
+    /// The name in the ratios line.
+    short: &'static str,
     secs: f64,
     cpu: f64,
     rss: f64,
     lines: usize,
+    /// Documents the test server accepted.
+    delivered: usize,
 }
 
 impl Run {
+    fn complete(&self) -> bool {
+        self.delivered >= self.lines
+    }
     fn lines_per_sec(&self) -> f64 {
         self.lines as f64 / self.secs
     }
@@ -85,7 +107,35 @@ impl Run {
     }
 }
 
-fn run_shipper(dir: &Path, input: &Path, lines: usize) -> Option<Run> {
+/// A peer that stops delivering for this long is stopped and reported as incomplete.
+const STALL: Duration = Duration::from_secs(60);
+
+/// Waits for `child` to deliver `lines` documents into `server`, then reads its figures
+/// (before stopping it, while /proc still has them).
+fn measure(
+    (name, short): (&'static str, &'static str),
+    server: &es_test_server::EsTestServer,
+    child: &mut std::process::Child,
+    started: Instant,
+    lines: usize,
+    timeout: Duration,
+) -> Run {
+    let delivered = wait_for_delivery(server, lines, child, timeout, STALL);
+    let run = Run {
+        name,
+        short,
+        secs: started.elapsed().as_secs_f64(),
+        cpu: cpu_seconds(child.id()),
+        rss: peak_rss_mib(child.id()),
+        lines,
+        delivered,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    run
+}
+
+fn run_shipper(dir: &Path, input: &Path, lines: usize) -> Run {
     let server = start_server();
     let started = Instant::now();
     let mut child = shipper_command(
@@ -95,18 +145,14 @@ fn run_shipper(dir: &Path, input: &Path, lines: usize) -> Option<Run> {
     )
     .spawn()
     .expect("start the shipper");
-    let done = wait_for(&server, lines, &mut child, Duration::from_secs(600));
-    let secs = started.elapsed().as_secs_f64();
-    let run = Run {
-        name: "didban shipper",
-        secs,
-        cpu: cpu_seconds(child.id()),
-        rss: peak_rss_mib(child.id()),
+    measure(
+        ("didban shipper", "shipper"),
+        &server,
+        &mut child,
+        started,
         lines,
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    done.then_some(run)
+        Duration::from_secs(600),
+    )
 }
 
 fn rsyslog_available() -> Option<PathBuf> {
@@ -149,21 +195,150 @@ input(type="imfile" File="{input}" Tag="bench" ruleset="ship" freshStartTail="of
         .stderr(Stdio::inherit())
         .spawn()
         .ok()?;
-    let done = wait_for(&server, lines, &mut child, Duration::from_secs(900));
-    let secs = started.elapsed().as_secs_f64();
-    let run = Run {
-        name: "rsyslog (imfile -> omelasticsearch)",
-        secs,
-        cpu: cpu_seconds(child.id()),
-        rss: peak_rss_mib(child.id()),
+    Some(measure(
+        ("rsyslog (imfile -> omelasticsearch)", "rsyslog"),
+        &server,
+        &mut child,
+        started,
         lines,
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    if !done {
-        eprintln!("rsyslog delivered {} of {lines} lines", received(&server));
+        Duration::from_secs(900),
+    ))
+}
+
+/// syslog-ng unpacked from Debian's packages by `benches/peers/install-syslog-ng`.
+struct SyslogNg {
+    root: PathBuf,
+    modules: PathBuf,
+}
+
+impl SyslogNg {
+    /// `SYSLOG_NG_ROOT`, else `<target dir>/peers/syslog-ng`, where the script unpacks it;
+    /// the reason it cannot be used otherwise.
+    fn find() -> Result<Self, String> {
+        let root = match std::env::var_os("SYSLOG_NG_ROOT") {
+            Some(root) => PathBuf::from(root),
+            None => target_dir().join("peers").join("syslog-ng"),
+        };
+        let binary = root.join("usr/sbin/syslog-ng");
+        if !binary.exists() {
+            return Err(format!("no {}", binary.display()));
+        }
+        // The module directory is named after the version (3.38 in Debian 12).
+        let modules = std::fs::read_dir(root.join("usr/lib/syslog-ng"))
+            .map_err(|e| format!("{}: {e}", root.join("usr/lib/syslog-ng").display()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| path.join("libhttp.so").exists())
+            .ok_or_else(|| format!("no http module (libhttp.so) under {}", root.display()))?;
+        Ok(Self { root, modules })
     }
-    done.then_some(run)
+
+    fn command(&self) -> Command {
+        let libs = [
+            "usr/lib/syslog-ng",
+            "usr/lib/x86_64-linux-gnu",
+            "lib/x86_64-linux-gnu",
+        ]
+        .map(|dir| self.root.join(dir).display().to_string())
+        .join(":");
+        let mut cmd = Command::new(self.root.join("usr/sbin/syslog-ng"));
+        cmd.env("LD_LIBRARY_PATH", libs)
+            .arg(format!("--module-path={}", self.modules.display()));
+        cmd
+    }
+}
+
+/// The cargo target directory this bench runs from (`<target>/release/deps/throughput-*`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// syslog-ng reading the file raw (`flags(no-parse)`: the line is the message, as
+/// rsyslog's imfile gives it) and sending each line as `{"message": line}` through its
+/// `elasticsearch-http()` destination. Batching as its guide recommends for throughput:
+/// batches as large as the other two send (2000 lines, at most 10 MiB like rsyslog's, a
+/// partial one after 250 ms like the shipper's), more workers (the guide's way to scale the
+/// destination; 4, the driver's default, beat 1 and 2 in a sweep on 2 cores), a source
+/// window above batch-lines x workers (the guide's condition for batches to fill) and a
+/// destination queue above the window, with flow control, so a full queue holds reading
+/// back instead of dropping lines. `SYSLOG_NG_SOURCE_OPTIONS` and
+/// `SYSLOG_NG_DESTINATION_OPTIONS` replace these option lists, to compare settings.
+fn run_syslog_ng(peer: &SyslogNg, dir: &Path, input: &Path, lines: usize) -> Option<Run> {
+    let server = start_server();
+    let work = dir.join("syslog-ng-work");
+    std::fs::create_dir_all(&work).ok()?;
+    let port = server.addr().port();
+    // To compare settings, the bench's environment may replace either list of options.
+    let source_options = std::env::var("SYSLOG_NG_SOURCE_OPTIONS")
+        .unwrap_or_else(|_| "follow-freq(1) log-iw-size(20000) log-fetch-limit(1000)".into());
+    let destination_options = std::env::var("SYSLOG_NG_DESTINATION_OPTIONS").unwrap_or_else(|_| {
+        "batch-lines(2000) batch-bytes(10485760) batch-timeout(250) workers(4) log-fifo-size(40000)"
+            .into()
+    });
+    let conf = work.join("syslog-ng.conf");
+    let text = format!(
+        r#"@version: 3.38
+@define include-path "{include}"
+@include "scl/elasticsearch/elastic-http.conf"
+source s_bench {{
+  file("{input}" flags(no-parse) {source_options});
+}};
+destination d_bench {{
+  elasticsearch-http(
+    url("http://127.0.0.1:{port}/_bulk") index("syslog-ng-bench") type("")
+    template("$(format-json --scope none message=${{MESSAGE}})")
+    {destination_options}
+  );
+}};
+log {{ source(s_bench); destination(d_bench); flags(flow-control); }};
+"#,
+        include = peer.root.join("usr/share/syslog-ng/include").display(),
+        input = input.display(),
+    );
+    std::fs::write(&conf, text).ok()?;
+    let stderr = File::create(work.join("stderr.log")).ok()?;
+    let started = Instant::now();
+    let mut child = peer
+        .command()
+        .args(["-F", "--no-caps", "--stderr"])
+        .arg(format!("--cfgfile={}", conf.display()))
+        .arg(format!(
+            "--persist-file={}",
+            work.join("syslog-ng.persist").display()
+        ))
+        .arg(format!(
+            "--pidfile={}",
+            work.join("syslog-ng.pid").display()
+        ))
+        .arg(format!(
+            "--control={}",
+            work.join("syslog-ng.ctl").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| eprintln!("syslog-ng: cannot start: {e}"))
+        .ok()?;
+    let run = measure(
+        ("syslog-ng (file -> elasticsearch-http)", "syslog-ng"),
+        &server,
+        &mut child,
+        started,
+        lines,
+        Duration::from_secs(900),
+    );
+    if !run.complete() {
+        let log = std::fs::read_to_string(work.join("stderr.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        eprintln!("syslog-ng's last messages:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+    }
+    Some(run)
 }
 
 /// Writes `rate` lines/s for `secs` and returns (p50, p99, max) write-to-stored latency in ms.
@@ -263,44 +438,62 @@ fn main() {
         bytes as f64 / (1024.0 * 1024.0),
         bytes as f64 / a.lines as f64
     );
-    let mut runs = Vec::new();
-    match run_shipper(dir.path(), &input, a.lines) {
-        Some(r) => runs.push(r),
-        None => eprintln!("the shipper did not deliver every line"),
-    }
+    let mut runs = vec![run_shipper(dir.path(), &input, a.lines)];
     if a.skip_rsyslog {
         println!("rsyslog: skipped (--skip-rsyslog)");
     } else if let Some(rsyslogd) = rsyslog_available() {
-        match run_rsyslog(&rsyslogd, dir.path(), &input, a.lines) {
-            Some(r) => runs.push(r),
-            None => eprintln!("rsyslog did not deliver every line"),
-        }
+        runs.extend(run_rsyslog(&rsyslogd, dir.path(), &input, a.lines));
     } else {
         println!("rsyslog: not installed (apt-get install rsyslog rsyslog-elasticsearch) - no reference run");
     }
+    if a.skip_syslog_ng {
+        println!("syslog-ng: skipped (--skip-syslog-ng)");
+    } else {
+        match SyslogNg::find() {
+            Ok(peer) => runs.extend(run_syslog_ng(&peer, dir.path(), &input, a.lines)),
+            Err(why) => println!(
+                "syslog-ng: not found ({why}; shipper/benches/peers/install-syslog-ng unpacks it) - no reference run"
+            ),
+        }
+    }
     println!();
     println!(
-        "{:<38} {:>12} {:>16} {:>14}",
+        "{:<40} {:>12} {:>16} {:>14}",
         "", "lines/s", "CPU-s per 1M", "peak RSS MiB"
     );
     for r in &runs {
-        println!(
-            "{:<38} {:>12.0} {:>16.2} {:>14.1}",
-            r.name,
-            r.lines_per_sec(),
-            r.cpu_per_million(),
-            r.rss
-        );
+        if r.complete() {
+            println!(
+                "{:<40} {:>12.0} {:>16.2} {:>14.1}",
+                r.name,
+                r.lines_per_sec(),
+                r.cpu_per_million(),
+                r.rss
+            );
+        } else {
+            println!(
+                "{:<40} did not deliver every line: {} of {} in {:.0} s, no figures",
+                r.name, r.delivered, r.lines, r.secs
+            );
+        }
     }
-    if let [ours, reference] = runs.as_slice() {
-        println!();
-        println!(
-            "ratios vs rsyslog: {:.1}x lines/s, {:.3}x CPU-seconds per line ({:.1}x less), {:.2}x peak RSS",
-            ours.lines_per_sec() / reference.lines_per_sec(),
-            ours.cpu_per_million() / reference.cpu_per_million(),
-            reference.cpu_per_million() / ours.cpu_per_million(),
-            ours.rss / reference.rss
-        );
+    if let [ours, references @ ..] = runs.as_slice() {
+        if ours.complete() && !references.is_empty() {
+            println!();
+        }
+        for reference in references
+            .iter()
+            .filter(|r| ours.complete() && r.complete())
+        {
+            println!(
+                "ratios vs {}: {:.1}x lines/s, {:.3}x CPU-seconds per line ({:.1}x less), {:.2}x peak RSS",
+                reference.short,
+                ours.lines_per_sec() / reference.lines_per_sec(),
+                ours.cpu_per_million() / reference.cpu_per_million(),
+                reference.cpu_per_million() / ours.cpu_per_million(),
+                ours.rss / reference.rss
+            );
+        }
     }
     if a.latency_secs > 0 {
         match latency(dir.path(), a.rate, a.latency_secs) {

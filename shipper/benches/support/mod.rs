@@ -137,6 +137,36 @@ pub fn wait_for(
     false
 }
 
+/// Waits until `server` accepted `target` documents, `child` exited, `timeout` passed or
+/// no document arrived for `stall`; returns how many documents arrived.
+pub fn wait_for_delivery(
+    server: &EsTestServer,
+    target: usize,
+    child: &mut Child,
+    timeout: Duration,
+    stall: Duration,
+) -> usize {
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut last_change) = (0, Instant::now());
+    loop {
+        let now = received(server);
+        if now >= target {
+            return now;
+        }
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("process exited early: {status}");
+            return now;
+        }
+        if Instant::now() >= deadline || last_change.elapsed() >= stall {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn shipper_command(url: &str, glob: &str, data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipper"));
     cmd.env_clear()
