@@ -621,38 +621,41 @@ impl FileServer {
             .enumerate()
             .map(|(i, w)| ((w.dev, w.ino), i))
             .collect();
-        // A name the listing says is a file open already needs no look: only new names, and
-        // names of closed files (whose size and time say whether they grew), cost a `stat`.
-        let found: Vec<(PathBuf, u64, u64, Option<Stamp>)> = names
-            .iter()
-            .filter_map(|listed| {
-                if let Some((dev, ino)) = listed.listed.filter(|k| open.contains_key(k)) {
-                    return Some((listed.path.clone(), dev, ino, None));
-                }
-                let path = &listed.path;
-                match self.policy.look(path) {
-                    Ok(meta) => {
-                        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
-                        Some((path.clone(), meta.dev(), meta.ino(), Some(stamp)))
-                    }
-                    Err(e) => {
-                        complain_open(&mut self.complaints, path, &e);
-                        None
-                    }
-                }
-            })
-            .collect();
         // `discover_listed` returns the names sorted by their bytes.
         self.complaints.retain(|p| {
             names
                 .binary_search_by(|n| n.path.as_os_str().cmp(p.as_os_str()))
                 .is_ok()
         });
-        drop(names);
-        self.present = found
-            .iter()
-            .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone()))
+        // A name the listing says is a file open already needs no look: only new names, and
+        // names of closed files (whose size and time say whether they grew), cost a `stat`.
+        // The names move into what was found (no copy of thousands of paths per scan).
+        let found: Vec<(PathBuf, u64, u64, Option<Stamp>)> = names
+            .into_iter()
+            .filter_map(|listed| {
+                if let Some((dev, ino)) = listed.listed.filter(|k| open.contains_key(k)) {
+                    return Some((listed.path, dev, ino, None));
+                }
+                match self.policy.look(&listed.path) {
+                    Ok(meta) => {
+                        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
+                        Some((listed.path, meta.dev(), meta.ino(), Some(stamp)))
+                    }
+                    Err(e) => {
+                        complain_open(&mut self.complaints, &listed.path, &e);
+                        None
+                    }
+                }
+            })
             .collect();
+        // Refilled in place: its table is reused rather than a second one allocated beside
+        // it at every scan (which fragments the heap of a shipper of thousands of files).
+        self.present.clear();
+        self.present.extend(
+            found
+                .iter()
+                .map(|(path, dev, ino, _)| ((*dev, *ino), path.clone())),
+        );
         self.closed.retain(|key, _| self.present.contains_key(key));
         let unknown = found
             .iter()
