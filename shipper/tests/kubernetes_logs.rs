@@ -356,7 +356,10 @@ fn check(es: &es_test_server::ThreadedServer, lines: &Lines) {
             );
             assert_eq!(s["@timestamp"], "2026-12-02T19:00:00.000+03:30", "{token}");
         } else if e.malformed {
-            assert_ne!(s["@timestamp"], TIME, "{token}: no record, no runtime's time");
+            assert_ne!(
+                s["@timestamp"], TIME,
+                "{token}: no record, no runtime's time"
+            );
         } else {
             assert_eq!(s["@timestamp"], TIME, "{token}: the runtime's time");
         }
@@ -420,6 +423,7 @@ fn a_kubelet_s_logs_are_shipped_once_each_through_rotation_restart_kill_and_outa
     let token = lines.text(&sidecar, 1);
     wait_for_all(&es, &lines);
     let half = lines.token();
+    let first_part_at = fs::metadata(sidecar.path()).unwrap().len();
     let text = format!("half written {half} {}", "y".repeat(300));
     sidecar.append(format!("{TIME} stderr P {}\n", &text[..100]).as_bytes());
     sidecar.append(format!("{TIME} stderr P {}\n", &text[100..200]).as_bytes());
@@ -432,9 +436,20 @@ fn a_kubelet_s_logs_are_shipped_once_each_through_rotation_restart_kill_and_outa
     sidecar.append(format!("{TIME} stderr F {}\n", &text[200..]).as_bytes());
     let mut e = lines.base(&sidecar, "stderr", "logs-sidecar-default".into());
     e.message = Some(text);
-    lines.expected.insert(half, e);
+    lines.expected.insert(half.clone(), e);
     shipper = setup.start();
     wait_for_all(&es, &lines);
+    let docs = stored(&es);
+    let doc = &docs[&half][0];
+    assert_eq!(
+        doc.source["log.offset"], first_part_at,
+        "the offset of the first part"
+    );
+    assert!(
+        doc.id.ends_with(&format!("{first_part_at:x}")),
+        "{}",
+        doc.id
+    );
 
     // An outage, a rotation during it, and a container restart.
     es.stop_listening();
