@@ -115,27 +115,48 @@ impl PathsProvider {
 
     /// The deepest directory of each pattern without glob characters: what to watch.
     pub(crate) fn watch_roots(&self) -> Vec<PathBuf> {
-        let mut roots: Vec<PathBuf> = self
+        let mut roots: Vec<PathBuf> = self.watch_plan().into_iter().map(|(r, _)| r).collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// Each watch root, and whether files below it lie in its subdirectories (a glob in a
+    /// directory part, as kubelet's `/var/log/pods/*/*/*.log*`): then the root is watched
+    /// recursively, or writes in the subdirectories would be seen only at the fallback
+    /// checks (`SHIPPER_SCAN_INTERVAL`).
+    fn watch_plan(&self) -> Vec<(PathBuf, bool)> {
+        let mut plan: Vec<(PathBuf, bool)> = self
             .include
             .iter()
             .map(|pattern| {
                 let mut root = PathBuf::new();
+                let mut below = 0;
                 for part in Path::new(pattern).components() {
                     let text = part.as_os_str().to_string_lossy();
-                    if text.contains(['*', '?', '[', '{']) {
-                        break;
+                    if below > 0 || text.contains(['*', '?', '[', '{']) {
+                        below += 1;
+                        continue;
                     }
                     root.push(part);
                 }
                 if root.as_os_str() == pattern.as_str() {
                     root.pop();
                 }
-                root
+                (root, below > 1)
             })
             .collect();
-        roots.sort();
-        roots.dedup();
-        roots
+        plan.sort();
+        // One entry per root, recursive if any pattern needs it.
+        plan.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 |= later.1;
+                true
+            } else {
+                false
+            }
+        });
+        plan
     }
 }
 
@@ -274,9 +295,14 @@ pub(crate) fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result
             }
         }
     })?;
-    for root in paths.watch_roots() {
+    for (root, recursive) in paths.watch_plan() {
         if root.is_dir() {
-            watcher.watch(&root, RecursiveMode::NonRecursive)?;
+            let mode = if recursive {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            watcher.watch(&root, mode)?;
         }
     }
     Ok(PathWatch { _watcher: watcher })
@@ -381,6 +407,28 @@ mod tests {
         let err = PathsProvider::new(&["/var/log/[".to_string()], &[]).unwrap_err();
         assert!(err.to_string().contains("/var/log/["), "{err}");
         assert!(PathsProvider::new(&["relative/*.log".to_string()], &[]).is_err());
+    }
+
+    #[test]
+    fn roots_above_globbed_directories_are_watched_recursively() {
+        let p = PathsProvider::new(
+            &[
+                "/var/log/pods/*/*/*.log*".to_string(),
+                "/var/log/containers/*.log".to_string(),
+                "/var/log/didban/*.log".to_string(),
+                "/var/log/didban/x.log".to_string(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            p.watch_plan(),
+            vec![
+                (PathBuf::from("/var/log/containers"), false),
+                (PathBuf::from("/var/log/didban"), false),
+                (PathBuf::from("/var/log/pods"), true),
+            ]
+        );
     }
 
     #[test]
