@@ -14,6 +14,7 @@
 //! once (by serde_json). The joining itself lives in [`super::line_reader`], which hands out
 //! each joined line with the offset of its first part and the end of its last.
 
+use serde::de::Deserializer as _;
 use serde::{Deserialize, Serialize};
 
 /// The `SHIPPER_INPUT_FORMAT` setting: how the lines of the files read are framed.
@@ -166,41 +167,131 @@ pub(crate) struct DockerRecord {
     pub(crate) time: (usize, usize),
 }
 
-#[derive(Deserialize)]
-struct DockerJson<'a> {
-    #[serde(borrow)]
-    log: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    stream: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    time: Option<&'a str>,
-}
-
 /// Parses a Docker json-file record, appending its message (without the final newline) to
-/// `message`; `None` (and `message` unchanged) when the line is not such a record.
+/// `message`; `None` (and `message` as it was) when the line is not such a record.
+///
+/// The record is read with a visitor rather than into a struct, so that the `log` string is
+/// unescaped straight into `message` (serde_json's own scratch buffer, no allocation per
+/// line) and the time is found where it lies in the line.
 pub(crate) fn parse_docker(raw: &[u8], message: &mut Vec<u8>) -> Option<DockerRecord> {
-    let record: DockerJson<'_> = serde_json::from_slice(raw).ok()?;
-    let stream = Stream::from_bytes(record.stream.as_bytes())?;
-    let log = record.log.as_bytes();
-    let (log, partial) = match log.strip_suffix(b"\n") {
-        Some(whole) => (whole, false),
-        None => (log, true),
+    let before = message.len();
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let found = de
+        .deserialize_map(RecordVisitor { message })
+        .and_then(|found| de.end().map(|()| found));
+    let (stream, time, had_log) = match found {
+        Ok(found) => found,
+        Err(_) => {
+            message.truncate(before);
+            return None;
+        }
     };
-    // A borrowed `&str` of a JSON string without escapes points into `raw`.
-    let time = record
-        .time
+    let (Some(stream), true) = (stream, had_log) else {
+        message.truncate(before);
+        return None;
+    };
+    let partial = if message.len() > before && message.last() == Some(&b'\n') {
+        message.pop();
+        false
+    } else {
+        true
+    };
+    let time = time
         .filter(|t| !t.is_empty() && t.len() <= 40 && t.bytes().all(is_time_byte))
         .and_then(|t| {
+            // A borrowed `&str` (a JSON string without escapes) points into `raw`.
             let start = (t.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
             (start + t.len() <= raw.len()).then_some((start, start + t.len()))
         })
         .unwrap_or((0, 0));
-    message.extend_from_slice(log);
     Some(DockerRecord {
         stream,
         partial,
         time,
     })
+}
+
+/// The stream, the time (when written without escapes) and whether a `log` string was seen.
+type RecordFound<'de> = (Option<Stream>, Option<&'de str>, bool);
+
+struct RecordVisitor<'m> {
+    message: &'m mut Vec<u8>,
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordVisitor<'_> {
+    type Value = RecordFound<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Docker json-file record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut stream, mut time, mut had_log) = (None, None, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "log" if !had_log => {
+                    map.next_value_seed(AppendStr(&mut *self.message))?;
+                    had_log = true;
+                }
+                "stream" => {
+                    let s: std::borrow::Cow<'de, str> = map.next_value()?;
+                    stream = Stream::from_bytes(s.as_bytes());
+                }
+                "time" => time = map.next_value_seed(BorrowedStr)?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((stream, time, had_log))
+    }
+}
+
+/// A JSON string, unescaped onto the end of a buffer.
+struct AppendStr<'m>(&'m mut Vec<u8>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for AppendStr<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+}
+
+/// A string borrowed from the line; `None` for one with escapes (no time has any) or null.
+struct BorrowedStr;
+
+impl<'de> serde::de::DeserializeSeed<'de> for BorrowedStr {
+    type Value = Option<&'de str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BorrowedStr {
+    type Value = Option<&'de str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// Bytes an RFC 3339 time is written with: such a time needs no escaping in JSON.
@@ -302,8 +393,12 @@ mod tests {
             br#"{"message":"x"}"#,
             br#"{"log":1,"stream":"stdout"}"#,
             b"{\"log\":\"cut",
+            br#"{"log":"x\n","stream":"stdout"} trailing"#,
+            br#"{"stream":"stdout","time":"2026-12-02T15:30:00Z"}"#,
         ] {
+            let before = part.clone();
             assert_eq!(parse_docker(bad, &mut part), None);
+            assert_eq!(part, before, "nothing appended");
         }
     }
 

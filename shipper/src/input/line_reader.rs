@@ -457,9 +457,7 @@ impl LineReader {
             Msg::Joined => {}
         }
         cut |= self.bound_joined();
-        let Some(g) = self.group.as_mut() else {
-            return None;
-        };
+        let g = self.group.as_mut()?;
         g.end = end;
         g.tail = tail;
         g.truncated |= cut;
