@@ -296,14 +296,20 @@ pub(crate) fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result
         }
     })?;
     for (root, recursive) in paths.watch_plan() {
-        if root.is_dir() {
-            let mode = if recursive {
-                RecursiveMode::Recursive
-            } else {
-                RecursiveMode::NonRecursive
-            };
-            watcher.watch(&root, mode)?;
+        if !root.is_dir() {
+            continue;
         }
+        if recursive {
+            match watcher.watch(&root, RecursiveMode::Recursive) {
+                Ok(()) => continue,
+                // Out of inotify watches (`fs.inotify.max_user_watches`), most likely: the
+                // subdirectories' files are then seen at their fallback checks.
+                Err(e) => {
+                    tracing::warn!(root = %root.display(), error = %e, "cannot watch the directories below; files there are looked at every SHIPPER_SCAN_INTERVAL")
+                }
+            }
+        }
+        watcher.watch(&root, RecursiveMode::NonRecursive)?;
     }
     Ok(PathWatch { _watcher: watcher })
 }
