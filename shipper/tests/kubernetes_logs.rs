@@ -489,3 +489,33 @@ fn a_kubelet_s_logs_are_shipped_once_each_through_rotation_restart_kill_and_outa
     let log = shipper.own_log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// A pod scheduled while the shipper runs: its directory appears, then its container's
+/// directory and log file inside it. With the globs evaluated only once an hour, only the
+/// recursive watch of `pods/` can make the shipper find the file.
+#[test]
+fn a_pod_started_later_is_found_by_the_watch_of_the_pods_directory() {
+    let es = es();
+    let setup = Setup::new(&es.url());
+    let root = setup.dir.path().join("var-log");
+    fs::create_dir_all(root.join("pods")).unwrap();
+    let setup = setup
+        .env(
+            "SHIPPER_PATHS",
+            &format!("{}/pods/*/*/*.log*", root.display()),
+        )
+        .env("SHIPPER_SCAN_INTERVAL", "1h");
+    let _shipper = setup.start();
+    let pod = root.join("pods/shop_late-pod_1234-5678");
+    fs::create_dir(&pod).unwrap();
+    // The shipper looks at the new directory (nothing to read in it yet).
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = ContainerLog::new(&root, ("shop", "late-pod", "1234-5678"), "app", Format::Cri);
+    let mut lines = Lines {
+        next: 0,
+        expected: HashMap::new(),
+    };
+    lines.round(&[&c], 14);
+    wait_for_all(&es, &lines);
+    check(&es, &lines);
+}
