@@ -69,6 +69,22 @@ pub const DATA_STREAM_NAMESPACE: &str = "data_stream.namespace";
 /// Same as [`DATA_STREAM_DATASET`] (ECS).
 pub const EVENT_DATASET: &str = "event.dataset";
 
+/// The stream a container wrote the line to, `stdout` or `stderr`, from its runtime's log
+/// record. ECS has no field for it; `stream` is what Filebeat's container input and Elastic
+/// Agent's Kubernetes container-logs integration write, so searches and dashboards made for
+/// those work on didban's documents too.
+pub const STREAM: &str = "stream";
+/// Namespace of the pod that wrote the line (from kubelet's log directory layout).
+pub const KUBERNETES_NAMESPACE: &str = "kubernetes.namespace";
+/// Name of the pod that wrote the line.
+pub const KUBERNETES_POD_NAME: &str = "kubernetes.pod.name";
+/// UID of the pod that wrote the line.
+pub const KUBERNETES_POD_UID: &str = "kubernetes.pod.uid";
+/// Name of the container (in its pod's spec) that wrote the line.
+pub const KUBERNETES_CONTAINER_NAME: &str = "kubernetes.container.name";
+/// Runtime id of the container that wrote the line (ECS), when its file name says it.
+pub const CONTAINER_ID: &str = "container.id";
+
 /// Why a line was not shipped as written: some of the [`tag`](crate::tag) values.
 pub const TAGS: &str = "tags";
 /// ECS log flags; holds [`tag::FLAG_TRUNCATED`](crate::tag::FLAG_TRUNCATED) on a cut line:

@@ -13,8 +13,18 @@ pub const TRUNCATED: &str = "_truncated";
 /// The last line of a file never got its newline before the file was finished.
 pub const UNTERMINATED: &str = "_unterminated";
 
+/// A line of a container log file (CRI or Docker json-file) that is not a record of its
+/// runtime's format; shipped whole as `message`.
+pub const CONTAINER_PARSE_FAILURE: &str = "_containerparsefailure";
+
 /// Every tag above.
-pub const ALL: [&str; 4] = [NOT_JSON, INVALID_UTF8, TRUNCATED, UNTERMINATED];
+pub const ALL: [&str; 5] = [
+    NOT_JSON,
+    INVALID_UTF8,
+    TRUNCATED,
+    UNTERMINATED,
+    CONTAINER_PARSE_FAILURE,
+];
 
 /// Value of `log.flags` (ECS) on a line that was cut to the length limit.
 pub const FLAG_TRUNCATED: &str = "truncated";

@@ -15,6 +15,9 @@
 //! 5. Writes at a steady R lines/s for S seconds and reports line-written-to-acknowledged
 //!    latency (p50/p99), observed as the moment the test server holds the line.
 //!
+//! 6. Ships the same lines as a container runtime writes them (CRI: `<time> stdout F <line>`,
+//!    kubelet's `/var/log/pods` format) and compares it with the JSON file's row.
+//!
 //! Figures are printed as a table, with the shipper's ratios against each peer measured in
 //! the same run. A peer is only timed on delivering every line: the test server counts the
 //! documents it accepted, and a peer that stops short (or stalls for a minute) gets a row
@@ -153,6 +156,35 @@ fn run_shipper(dir: &Path, input: &Path, lines: usize) -> Run {
         lines,
         Duration::from_secs(600),
     )
+}
+
+/// The lines of `json` as containerd writes them, into `cri`: each one record, whole (the
+/// lines are shorter than the runtime's 16 KiB buffer).
+fn write_cri_file(json: &Path, cri: &Path) {
+    use std::io::BufRead;
+    let input = std::io::BufReader::new(File::open(json).expect("the JSON input"));
+    let mut out = std::io::BufWriter::new(File::create(cri).expect("the CRI input"));
+    for line in input.split(b'\n') {
+        let line = line.expect("read");
+        out.write_all(b"2026-12-02T15:30:00.123456789Z stdout F ")
+            .and_then(|()| out.write_all(&line))
+            .and_then(|()| out.write_all(b"\n"))
+            .expect("write");
+    }
+    out.flush().expect("write");
+}
+
+/// The CRI row: the same lines, framed as kubelet's files hold them.
+fn run_cri(dir: &Path, json: &Path, lines: usize) -> Option<Run> {
+    let cri_dir = dir.join("cri");
+    std::fs::create_dir_all(&cri_dir).ok()?;
+    let cri = cri_dir.join("bench.log");
+    write_cri_file(json, &cri);
+    let mut run = run_shipper(&cri_dir, &cri, lines);
+    let _ = std::fs::remove_file(&cri);
+    run.name = "didban shipper, CRI input";
+    run.short = "CRI input";
+    Some(run)
 }
 
 fn rsyslog_available() -> Option<PathBuf> {
@@ -478,6 +510,27 @@ fn main() {
                 r.name, r.delivered, r.lines, r.secs
             );
         }
+    }
+    let cri = run_cri(dir.path(), &input, a.lines);
+    match (
+        cri.filter(Run::complete),
+        runs.first().filter(|r| r.complete()),
+    ) {
+        (Some(c), Some(json)) => {
+            println!(
+                "{:<40} {:>12.0} {:>16.2} {:>14.1}",
+                c.name,
+                c.lines_per_sec(),
+                c.cpu_per_million(),
+                c.rss
+            );
+            println!(
+                "CRI input vs the JSON file: {:.2}x lines/s, {:.2}x CPU-seconds per line",
+                c.lines_per_sec() / json.lines_per_sec(),
+                c.cpu_per_million() / json.cpu_per_million()
+            );
+        }
+        _ => eprintln!("the shipper did not deliver every line of the CRI input"),
     }
     if let [ours, references @ ..] = runs.as_slice() {
         if ours.complete() && !references.is_empty() {

@@ -26,6 +26,7 @@ fn a_good_setup_passes_every_check_and_writes_nothing() {
     for check in [
         "settings",
         "paths",
+        "format",
         "data_dir",
         "alerts",
         "elasticsearch",

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use schema::{agent, field, tag, Enriched};
+use schema::{agent, field, tag, ContainerField, Enriched};
 use serde_json::{json, Value};
 use stack_tests::files::{files_under, read_json, read_ndjson};
 use stack_tests::mapping::{accepts, flatten};
@@ -91,12 +91,32 @@ fn unparsed_field_samples() -> BTreeMap<&'static str, Value> {
     ])
 }
 
+/// A representative value of every field the shipper adds to a container's line. The
+/// match is exhaustive, so a field declared in the schema cannot be missing here.
+fn container_sample(field: ContainerField) -> Value {
+    match field {
+        ContainerField::Stream => json!("stderr"),
+        ContainerField::KubernetesNamespace => json!("shop"),
+        ContainerField::KubernetesPodName => json!("payment-7d9f8c6b5-x2k4q"),
+        ContainerField::KubernetesPodUid => json!("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"),
+        ContainerField::KubernetesContainerName => json!("payment"),
+        ContainerField::ContainerId => {
+            json!("5d0b0d7c1b9e8a4c3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a")
+        }
+    }
+}
+
 /// Every field the shipper may add, with a representative value.
 fn shipper_field_samples() -> BTreeMap<&'static str, Value> {
     Enriched::ALL
         .into_iter()
         .map(|e| (e.name(), enriched_sample(e)))
         .chain(unparsed_field_samples())
+        .chain(
+            ContainerField::ALL
+                .into_iter()
+                .map(|c| (c.name(), container_sample(c))),
+        )
         .collect()
 }
 
@@ -340,6 +360,7 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
     use std::collections::BTreeSet;
 
     use shipper::encode::{Encoded, Enricher, SourceFile};
+    use shipper::input::container_log::{Container, Stream};
     use shipper::input::identity::TailMark;
     use shipper::input::line_reader::Line;
 
@@ -355,26 +376,59 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         .strip_suffix(b"\n")
         .unwrap_or(&service_line)
         .to_vec();
-    let cases: Vec<(Vec<u8>, bool, bool)> = vec![
-        (service_line, false, false),
-        (b"plain text, not JSON".to_vec(), false, false),
-        (b"caf\xe9 \xff invalid UTF-8".to_vec(), false, false),
+    let record = Container::Record {
+        stream: Stream::Stderr,
+        time: b"2026-11-26T06:45:00.123456789Z",
+    };
+    // (line, truncated, unterminated, what its container runtime said of it)
+    let cases: Vec<(Vec<u8>, bool, bool, Option<Container<'_>>)> = vec![
+        (service_line.clone(), false, false, None),
+        (b"plain text, not JSON".to_vec(), false, false, None),
+        (b"caf\xe9 \xff invalid UTF-8".to_vec(), false, false, None),
         (
             br#"{"service.name":"payment","message":"cut"#.to_vec(),
             true,
             false,
+            None,
         ),
-        (b"last words".to_vec(), false, true),
+        (b"last words".to_vec(), false, true, None),
+        (service_line, false, false, Some(record)),
+        (
+            b"panic: a container's stderr".to_vec(),
+            false,
+            false,
+            Some(record),
+        ),
+        (
+            b"not a record of its runtime".to_vec(),
+            false,
+            false,
+            Some(Container::Malformed),
+        ),
     ];
     let mapped = mapped_fields();
     let mut enricher = Enricher::new("shipper-host", agent::NAME, "default");
     let mut fields_seen: BTreeSet<String> = BTreeSet::new();
     let mut tags_seen: BTreeSet<String> = BTreeSet::new();
-    let file = SourceFile::new(
+    let plain_file = SourceFile::new(
         0xfeed,
         std::path::Path::new("/var/log/didban/loan-resource.log"),
     );
-    for (bytes, truncated, unterminated) in cases {
+    // A link of kubelet's, which names the container id too.
+    let pod_file = SourceFile::new(
+        0xbeef,
+        std::path::Path::new(
+            "/var/log/containers/loan-resource-6c9d_shop_loan-resource-5d0b0d7c1b9e8a4c3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a.log",
+        ),
+    );
+    // kubelet's own directory, which names the pod's uid.
+    let pods_file = SourceFile::new(
+        0xcafe,
+        std::path::Path::new(
+            "/var/log/pods/shop_loan-resource-6c9d_0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b/loan-resource/0.log",
+        ),
+    );
+    for (bytes, truncated, unterminated, container) in cases {
         let line = Line {
             offset: 4096,
             end: 4096 + bytes.len() as u64 + 1,
@@ -382,10 +436,16 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
             truncated,
             unterminated,
             tail: TailMark::default(),
+            container,
+        };
+        let file = match container {
+            None => &plain_file,
+            Some(Container::Malformed) => &pods_file,
+            Some(Container::Record { .. }) => &pod_file,
         };
         let mut out = Vec::new();
         let Encoded::Document { source_start } =
-            enricher.encode(&line, &file, "2026-11-26T10:00:00.000Z", &mut out)
+            enricher.encode(&line, file, "2026-11-26T10:00:00.000Z", &mut out)
         else {
             panic!("no document for {:?}", String::from_utf8_lossy(&bytes));
         };
@@ -409,7 +469,8 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         for (field, value) in &document {
             let declared = field::SERVICE_FIELDS.contains(&field.as_str())
                 || field::UNPARSED_FIELDS.contains(&field.as_str())
-                || Enriched::from_name(field).is_some();
+                || Enriched::from_name(field).is_some()
+                || ContainerField::from_name(field).is_some();
             assert!(
                 declared,
                 "{field} (from a document the shipper builds) is not in the schema"
@@ -428,6 +489,7 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
         .iter()
         .map(|e| e.name())
         .chain(field::UNPARSED_FIELDS)
+        .chain(ContainerField::ALL.iter().map(|c| c.name()))
     {
         assert!(fields_seen.contains(name), "no document carries {name}");
     }

@@ -140,6 +140,22 @@ fn print(checks: &[Check], format: Format) {
     }
 }
 
+/// How lines will be framed, and what a container's file will add to them.
+fn format_detail(settings: &Settings) -> String {
+    use crate::input::container_log::InputFormat;
+    let format = settings.input.format;
+    let how = match format {
+        InputFormat::Auto => "each file's format (json, cri, docker) told from its first line",
+        InputFormat::Json => "plain lines, JSON objects keep their fields",
+        InputFormat::Cri => "CRI records (containerd, CRI-O), P parts joined",
+        InputFormat::Docker => "Docker json-file records, parts joined",
+    };
+    format!(
+        "{} ({how}); files in kubelet's layout (/var/log/pods/<namespace>_<pod>_<uid>/<container>/) get kubernetes.* fields",
+        format.as_str()
+    )
+}
+
 /// What the settings resolved to, one line per thing an operator wants confirmed.
 fn local_checks(settings: &Settings) -> Vec<Check> {
     let mut out = vec![Check::pass(
@@ -162,6 +178,7 @@ fn local_checks(settings: &Settings) -> Vec<Check> {
             }
         ),
     ));
+    out.push(Check::pass("format", format_detail(settings)));
     let data_dir = &settings.data_dir;
     out.push(Check::pass(
         "data_dir",

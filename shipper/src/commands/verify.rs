@@ -255,7 +255,8 @@ async fn verify_file(
     } else {
         Source::from(file)
     };
-    let mut reader = LineReader::new(source, 0, settings.input.max_line_bytes);
+    let mut reader = LineReader::new(source, 0, settings.input.max_line_bytes)
+        .with_format(settings.input.format);
     let encode = &settings.encode;
     let mut lines = Collector {
         described: SourceFile::new(cp.key, &path),

@@ -35,8 +35,10 @@ pub use settings_kit::SettingError;
 pub(crate) use settings_kit::Size;
 
 /// Files not read unless `exclude` says otherwise: compressed formats the shipper cannot
-/// decompress (their bytes would be shipped as garbage). `.gz` rotations are read.
-const DEFAULT_EXCLUDE: [&str; 5] = ["*.bz2", "*.xz", "*.zst", "*.lz4", "*.zip"];
+/// decompress (their bytes would be shipped as garbage). `.gz` rotations are read. `*.tmp`:
+/// kubelet gzips a rotated log into `<name>.tmp` before renaming it to `<name>.gz`, and a
+/// glob of rotated names (`*.log*`) would match the half-written gzip as a plain file.
+const DEFAULT_EXCLUDE: [&str; 6] = ["*.bz2", "*.xz", "*.zst", "*.lz4", "*.zip", "*.tmp"];
 
 /// didban's log shipper: tails JSON log files into Elasticsearch data streams, every line
 /// exactly once.
@@ -455,6 +457,7 @@ impl Settings {
                 forget_after,
                 bytes_per_turn: 4 * 1024 * 1024,
                 follow_symlinks: input.follow_symlinks.unwrap_or(false),
+                format: input.format.unwrap_or_default(),
             },
             encode: EncodeConfig {
                 host_name,
@@ -561,6 +564,7 @@ pub(crate) fn this_host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::container_log::InputFormat;
     use secrecy::SecretString;
 
     fn cli(dir: &Path) -> Cli {
@@ -625,6 +629,23 @@ mod tests {
         assert_eq!(s.input.forget_after, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(!s.output.compression);
+        assert_eq!(s.input.format, InputFormat::Auto);
+    }
+
+    #[test]
+    fn the_input_format_is_one_of_four_and_named_when_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cli::from_args(args(dir.path(), &["--input-format", "cri"])).unwrap();
+        let s = Settings::from_sources(&c, None).unwrap();
+        assert_eq!(s.input.format, InputFormat::Cri);
+        let s = with_file(&cli(dir.path()), "[input]\nformat = \"docker\"\n").unwrap();
+        assert_eq!(s.input.format, InputFormat::Docker);
+        let e = arg_err(dir.path(), &["--input-format", "syslog"]);
+        assert!(e.contains("SHIPPER_INPUT_FORMAT [input.format]"), "{e}");
+        let e = with_file(&cli(dir.path()), "[input]\nformat = \"xml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SHIPPER_INPUT_FORMAT [input.format]"), "{e}");
     }
 
     #[test]
@@ -919,6 +940,7 @@ mod tests {
             ("SHIPPER_SCAN_INTERVAL", "scan-interval"),
             ("SHIPPER_ROTATE_WAIT", "rotate-wait"),
             ("SHIPPER_CLOSE_INACTIVE", "close-inactive"),
+            ("SHIPPER_INPUT_FORMAT", "input-format"),
             ("SHIPPER_BATCH_MAX_DOCS", "batch-max-docs"),
             ("SHIPPER_BATCH_MAX_BYTES", "batch-max-bytes"),
             ("SHIPPER_BATCH_MAX_WAIT", "batch-max-wait"),

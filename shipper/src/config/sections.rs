@@ -97,6 +97,16 @@ pub(crate) struct Input {
     #[arg(long, env = "SHIPPER_FOLLOW_SYMLINKS", action = ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) follow_symlinks: Option<bool>,
+    /// How lines are framed: `auto` (told per file from its first line read), `json` (plain
+    /// lines), `cri` (containerd, CRI-O: kubelet's `/var/log/pods`) or `docker` (json-file);
+    /// a container line's message is then handled as a plain line (default auto)
+    /// [input.format].
+    #[arg(
+        long = "input-format",
+        env = "SHIPPER_INPUT_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub(crate) format: Option<crate::input::container_log::InputFormat>,
 }
 
 /// `[batch]`: how documents are grouped into `_bulk` requests.

@@ -8,21 +8,35 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use schema::{field, Enriched};
+use schema::{field, ContainerField, Enriched};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// Which of the [`Enriched`] fields a line already has.
+/// Which of the [`Enriched`] fields (and, for a container's line, of the [`ContainerField`]s)
+/// a line already has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Present(u16);
+pub(crate) struct Present(u32);
+
+/// Bit of the first [`ContainerField`] in a [`Present`] set.
+const CONTAINER_BITS: usize = 16;
 
 impl Present {
     pub(crate) fn has(self, field: Enriched) -> bool {
         self.0 & (1 << field.index()) != 0
     }
 
-    fn set(&mut self, key: &str) {
+    pub(crate) fn has_container(self, field: ContainerField) -> bool {
+        self.0 & (1 << (CONTAINER_BITS + field.index())) != 0
+    }
+
+    /// `container`: the container fields are looked for too (only for a container's line,
+    /// so a plain file's keys are compared with the enrichment fields alone, as before).
+    fn set(&mut self, key: &str, container: bool) {
         if let Some(field) = Enriched::from_name(key) {
             self.0 |= 1 << field.index();
+        } else if container {
+            if let Some(field) = ContainerField::from_name(key) {
+                self.0 |= 1 << (CONTAINER_BITS + field.index());
+            }
         }
     }
 }
@@ -59,7 +73,9 @@ pub(crate) enum Decoded<'a> {
     InvalidUtf8,
 }
 
-pub(crate) fn inspect(line: &[u8], capture_facts: bool) -> Decoded<'_> {
+/// `container_keys`: the line comes from a container's log, so the [`ContainerField`]s it
+/// already has are noted too.
+pub(crate) fn inspect(line: &[u8], capture_facts: bool, container_keys: bool) -> Decoded<'_> {
     let text = match std::str::from_utf8(line) {
         Ok(t) => t,
         Err(_) => return Decoded::InvalidUtf8,
@@ -73,7 +89,10 @@ pub(crate) fn inspect(line: &[u8], capture_facts: bool) -> Decoded<'_> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let result = de
-        .deserialize_map(TopLevel { capture_facts })
+        .deserialize_map(TopLevel {
+            capture_facts,
+            container_keys,
+        })
         .and_then(|found| {
             de.end()?;
             Ok(found)
@@ -93,6 +112,7 @@ type Found<'a> = (Option<Cow<'a, str>>, Present, bool, Facts<'a>);
 
 struct TopLevel {
     capture_facts: bool,
+    container_keys: bool,
 }
 
 impl<'de> Visitor<'de> for TopLevel {
@@ -127,7 +147,7 @@ impl<'de> Visitor<'de> for TopLevel {
             match key.as_ref() {
                 field::SERVICE_NAME => service_name = map.next_value_seed(StringOrNothing)?,
                 field::TIMESTAMP if self.capture_facts => {
-                    present.set(field::TIMESTAMP);
+                    present.set(field::TIMESTAMP, false);
                     facts.timestamp = map.next_value_seed(StringOrNothing)?;
                 }
                 "service" => {
@@ -136,7 +156,7 @@ impl<'de> Visitor<'de> for TopLevel {
                     }
                 }
                 other => {
-                    present.set(other);
+                    present.set(other, self.container_keys);
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -277,7 +297,7 @@ mod tests {
     use super::*;
 
     fn object(line: &str) -> (Option<String>, Present, bool) {
-        match inspect(line.as_bytes(), false) {
+        match inspect(line.as_bytes(), false, false) {
             Decoded::Object {
                 service_name,
                 present,
@@ -335,21 +355,40 @@ mod tests {
             r#"{"a":tru}"#,
         ] {
             assert!(
-                matches!(inspect(line.as_bytes(), false), Decoded::NotJson(_)),
+                matches!(inspect(line.as_bytes(), false, false), Decoded::NotJson(_)),
                 "{line}"
             );
         }
     }
 
     #[test]
+    fn container_keys_are_noticed_only_for_a_container_s_line() {
+        let line = br#"{"stream":"mine","kubernetes.namespace":"x","host.name":"h"}"#;
+        let Decoded::Object { present, .. } = inspect(line, false, true) else {
+            panic!("an object");
+        };
+        assert!(present.has_container(ContainerField::Stream));
+        assert!(present.has_container(ContainerField::KubernetesNamespace));
+        assert!(!present.has_container(ContainerField::ContainerId));
+        assert!(present.has(Enriched::HostName));
+        let Decoded::Object { present, .. } = inspect(line, false, false) else {
+            panic!("an object");
+        };
+        assert!(!present.has_container(ContainerField::Stream));
+    }
+
+    #[test]
     fn invalid_utf8_is_told_apart() {
-        assert_eq!(inspect(b"{\"a\":\"\xff\"}", false), Decoded::InvalidUtf8);
+        assert_eq!(
+            inspect(b"{\"a\":\"\xff\"}", false, false),
+            Decoded::InvalidUtf8
+        );
     }
 
     #[test]
     fn facts_are_captured_only_when_asked() {
         let line = br#"{"@timestamp":"t","log.category":"SystemError","log.level":"ERROR","message":"db\ndown","transaction.id":"tx-1","error.message":"refused","service.name":"payment"}"#;
-        let Decoded::Object { facts, present, .. } = inspect(line, true) else {
+        let Decoded::Object { facts, present, .. } = inspect(line, true, false) else {
             panic!("an object");
         };
         assert_eq!(facts.category.as_deref(), Some("SystemError"));
@@ -359,7 +398,7 @@ mod tests {
         assert_eq!(facts.error_message.as_deref(), Some("refused"));
         assert_eq!(facts.timestamp.as_deref(), Some("t"));
         assert!(present.has(Enriched::Timestamp));
-        let Decoded::Object { facts, .. } = inspect(line, false) else {
+        let Decoded::Object { facts, .. } = inspect(line, false, false) else {
             panic!("an object");
         };
         assert_eq!(facts, Facts::default());

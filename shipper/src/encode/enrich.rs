@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use schema::{agent, field, tag, Enriched};
+use schema::{agent, field, tag, ContainerField, Enriched};
 
 use super::decode::{inspect, Decoded, Present};
 use super::doc_id::write_id;
+use super::kubernetes;
 use super::route;
 use super::tap::{DocumentTap, TappedDocument};
+use crate::input::container_log::{self, Container, Stream};
 use crate::input::identity::FileKey;
 use crate::input::line_reader::Line;
 
@@ -26,16 +28,41 @@ pub struct SourceFile {
     pub(crate) key: FileKey,
     /// The path as a JSON string, quotes included.
     pub(crate) path_json: String,
-    /// Dataset for lines without a service name.
+    /// Dataset for lines without a service name: the container's name for a file in
+    /// kubelet's layout, else the file's name.
     pub(crate) dataset: String,
+    /// The `kubernetes.*` and `container.id` fields kubelet's layout gives the file, with
+    /// their values as JSON strings; empty for a file outside it.
+    pub(crate) kubernetes: Vec<(ContainerField, String)>,
 }
 
 impl SourceFile {
     pub fn new(key: FileKey, path: &Path) -> SourceFile {
+        let pod = kubernetes::pod_log(path);
+        let dataset = pod
+            .as_ref()
+            .and_then(|p| route::dataset(&p.container_name))
+            .unwrap_or_else(|| route::dataset_from_path(path));
+        let kubernetes = pod.map_or_else(Vec::new, |p| {
+            [
+                (ContainerField::KubernetesNamespace, Some(p.namespace)),
+                (ContainerField::KubernetesPodName, Some(p.pod_name)),
+                (ContainerField::KubernetesPodUid, p.pod_uid),
+                (
+                    ContainerField::KubernetesContainerName,
+                    Some(p.container_name),
+                ),
+                (ContainerField::ContainerId, p.container_id),
+            ]
+            .into_iter()
+            .filter_map(|(f, v)| v.map(|v| (f, json_string(&v))))
+            .collect()
+        });
         SourceFile {
             key,
             path_json: json_string(&path.to_string_lossy()),
-            dataset: route::dataset_from_path(path),
+            dataset,
+            kubernetes,
         }
     }
 }
@@ -119,10 +146,13 @@ impl Enricher {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) && !line.truncated {
             return;
         }
-        let decoded = if line.truncated || line.unterminated {
+        let decoded = if line.truncated
+            || line.unterminated
+            || matches!(line.container, Some(Container::Malformed))
+        {
             None
         } else {
-            Some(inspect(bytes, true))
+            Some(inspect(bytes, true, false))
         };
         match decoded {
             Some(Decoded::Object {
@@ -165,11 +195,18 @@ impl Enricher {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) && !line.truncated {
             return Encoded::Empty;
         }
-        let decoded = if line.truncated || line.unterminated {
-            // A cut line is not the JSON that was written; an unterminated one may not be whole.
+        let malformed = matches!(line.container, Some(Container::Malformed));
+        let runtime = match line.container {
+            Some(Container::Record { stream, time }) => Some((stream, time)),
+            _ => None,
+        };
+        let decoded = if line.truncated || line.unterminated || malformed {
+            // A cut line is not the JSON that was written; an unterminated one may not be
+            // whole; a container line that is not its runtime's record is shipped as text.
             None
         } else {
-            Some(inspect(bytes, self.tap.is_some()))
+            let container_keys = runtime.is_some() || !file.kubernetes.is_empty();
+            Some(inspect(bytes, self.tap.is_some(), container_keys))
         };
         match decoded {
             Some(Decoded::Object {
@@ -190,7 +227,7 @@ impl Enricher {
                     .rposition(|b| *b == b'}')
                     .unwrap_or(bytes.len());
                 out.extend_from_slice(&bytes[..close]);
-                self.write_fields(out, present, !empty, dataset, file, line.offset);
+                self.write_fields(out, present, !empty, (dataset, file, line.offset), runtime);
                 out.extend_from_slice(b"}\n");
                 Encoded::Document {
                     source_start,
@@ -198,7 +235,7 @@ impl Enricher {
                 }
             }
             other => {
-                let mut tags: Vec<&str> = Vec::with_capacity(3);
+                let mut tags: Vec<&str> = Vec::with_capacity(4);
                 let mut reason = None;
                 match other {
                     Some(Decoded::InvalidUtf8) => {
@@ -220,6 +257,9 @@ impl Enricher {
                 }
                 if line.unterminated {
                     tags.push(tag::UNTERMINATED);
+                }
+                if malformed {
+                    tags.push(tag::CONTAINER_PARSE_FAILURE);
                 }
                 let dataset = self.dataset_for(None, &file.dataset);
                 let dataset = &*dataset;
@@ -253,7 +293,8 @@ impl Enricher {
                     write_key(out, field::PARSE_ERROR);
                     out.extend_from_slice(json_string(&reason).as_bytes());
                 }
-                self.write_fields(out, Present::default(), true, dataset, file, line.offset);
+                let from = (dataset, file, line.offset);
+                self.write_fields(out, Present::default(), true, from, runtime);
                 out.extend_from_slice(b"}\n");
                 Encoded::Document {
                     source_start,
@@ -296,19 +337,36 @@ impl Enricher {
         id_hash
     }
 
+    /// Writes the fields the line lacks. `runtime`: the stream and time of a container
+    /// runtime's record; the time is the document's `@timestamp` when the line has none.
     fn write_fields(
         &self,
         out: &mut Vec<u8>,
         present: Present,
         mut comma: bool,
-        dataset: &Dataset,
-        file: &SourceFile,
-        offset: u64,
+        (dataset, file, offset): (&Dataset, &SourceFile, u64),
+        runtime: Option<(Stream, &[u8])>,
     ) {
         let mut offset_buf = itoa::Buffer::new();
         let ingested_json = &self.ingested.1;
+        // Checked only when used (the services' lines carry their own `@timestamp`); its
+        // characters need no escaping (see `container_log`).
+        let runtime_time = runtime
+            .map(|(_, time)| time)
+            .filter(|t| !present.has(Enriched::Timestamp) && container_log::valid_time(t));
         for field in Enriched::ALL {
             if present.has(field) {
+                continue;
+            }
+            if let (Enriched::Timestamp, Some(time)) = (field, runtime_time) {
+                if comma {
+                    out.push(b',');
+                }
+                comma = true;
+                write_key(out, field.name());
+                out.push(b'"');
+                out.extend_from_slice(time);
+                out.push(b'"');
                 continue;
             }
             let value: &str = match field {
@@ -329,6 +387,26 @@ impl Enricher {
             comma = true;
             write_key(out, field.name());
             out.extend_from_slice(value.as_bytes());
+        }
+        if let Some((stream, _)) = runtime {
+            if !present.has_container(ContainerField::Stream) {
+                if comma {
+                    out.push(b',');
+                }
+                comma = true;
+                write_key(out, ContainerField::Stream.name());
+                write_plain_string(out, stream.as_str());
+            }
+        }
+        for (field, value) in &file.kubernetes {
+            if !present.has_container(*field) {
+                if comma {
+                    out.push(b',');
+                }
+                comma = true;
+                write_key(out, field.name());
+                out.extend_from_slice(value.as_bytes());
+            }
         }
     }
 }
@@ -406,6 +484,7 @@ mod tests {
             truncated: false,
             unterminated: false,
             tail: TailMark::default(),
+            container: None,
         }
     }
 
@@ -556,5 +635,91 @@ mod tests {
             Encoded::Empty
         );
         assert!(out.is_empty());
+    }
+    fn pod_file() -> SourceFile {
+        SourceFile::new(
+            0xfeed,
+            Path::new("/var/log/pods/shop_payment-7d9f8-x2k4q_0f1e-uid/payment-api/0.log"),
+        )
+    }
+
+    fn encode_from(l: &Line<'_>, file: &SourceFile) -> (Value, Value) {
+        let mut e = Enricher::new("host-1", agent::NAME, "default");
+        let mut out = Vec::new();
+        let Encoded::Document { source_start, .. } =
+            e.encode(l, file, "2026-11-26T10:00:00.000Z", &mut out)
+        else {
+            panic!("no document");
+        };
+        let action: Value = serde_json::from_slice(&out[..source_start - 1]).expect("JSON");
+        let source: Value =
+            serde_json::from_slice(&out[source_start..out.len() - 1]).expect("JSON");
+        (action, source)
+    }
+
+    const RUNTIME: Container<'static> = Container::Record {
+        stream: Stream::Stderr,
+        time: b"2026-12-02T15:30:00.123456789Z",
+    };
+
+    #[test]
+    fn a_container_s_json_line_gains_its_stream_and_pod_and_keeps_its_own_fields() {
+        let mut l = line(br#"{"@timestamp":"2026-12-02T19:00:00.000+03:30","service.name":"payment","stream":"mine"}"#);
+        l.container = Some(RUNTIME);
+        let (action, source) = encode_from(&l, &pod_file());
+        assert_eq!(action["create"]["_index"], "logs-payment-default");
+        assert_eq!(source["@timestamp"], "2026-12-02T19:00:00.000+03:30");
+        assert_eq!(source["stream"], "mine", "the line's own value wins");
+        assert_eq!(source["kubernetes.namespace"], "shop");
+        assert_eq!(source["kubernetes.pod.name"], "payment-7d9f8-x2k4q");
+        assert_eq!(source["kubernetes.pod.uid"], "0f1e-uid");
+        assert_eq!(source["kubernetes.container.name"], "payment-api");
+        assert!(
+            source.get("container.id").is_none(),
+            "not known from this path"
+        );
+        let (_, source) = encode_from(&line(br#"{"message":"x"}"#), &pod_file());
+        assert!(source.get("stream").is_none(), "a plain line of a pod file");
+        assert_eq!(source["kubernetes.namespace"], "shop");
+    }
+
+    #[test]
+    fn a_container_s_line_without_a_time_of_its_own_takes_the_runtime_s() {
+        let mut l = line(b"plain text on stderr");
+        l.container = Some(RUNTIME);
+        let (action, source) = encode_from(&l, &pod_file());
+        assert_eq!(
+            action["create"]["_index"], "logs-payment_api-default",
+            "the container's name"
+        );
+        assert_eq!(source["@timestamp"], "2026-12-02T15:30:00.123456789Z");
+        assert_eq!(source["stream"], "stderr");
+        assert_eq!(source["message"], "plain text on stderr");
+        assert_eq!(source["tags"], serde_json::json!([tag::NOT_JSON]));
+        let mut l = line(br#"{"service.name":"loan-resource"}"#);
+        l.container = Some(Container::Record {
+            stream: Stream::Stdout,
+            time: b"2026-99-02T15:30:00Z",
+        });
+        let (action, source) = encode_from(&l, &pod_file());
+        assert_eq!(action["create"]["_index"], "logs-loan_resource-default");
+        assert_eq!(
+            source["@timestamp"], "2026-11-26T10:00:00.000Z",
+            "not a time: the read time"
+        );
+    }
+
+    #[test]
+    fn a_malformed_container_line_is_shipped_whole_and_flagged() {
+        let mut l = line(br#"{"looks":"like json"}"#);
+        l.container = Some(Container::Malformed);
+        let (_, source) = encode_from(&l, &pod_file());
+        assert_eq!(source["message"], r#"{"looks":"like json"}"#);
+        assert_eq!(
+            source["tags"],
+            serde_json::json!([tag::CONTAINER_PARSE_FAILURE])
+        );
+        assert!(source.get("stream").is_none());
+        assert_eq!(source["kubernetes.container.name"], "payment-api");
     }
 }

@@ -7,12 +7,14 @@
 //! tree. [`decode`] checks that it is one JSON object and notes the few top-level keys that
 //! matter (the service name, which fields already exist); [`enrich`] then splices the
 //! shipper's fields in before the closing brace, with the `_id` from [`doc_id`] and the data
-//! stream from [`route`]. A line that is not a JSON object, or not UTF-8, is shipped as a
+//! stream from [`route`] (and, for a file in kubelet's layout, the pod and container from
+//! [`kubernetes`]). A line that is not a JSON object, or not UTF-8, is shipped as a
 //! `message` with tags saying why. [`tap`] lets the alert rules see each document.
 
 pub(crate) mod decode;
 pub(crate) mod doc_id;
 pub(crate) mod enrich;
+pub(crate) mod kubernetes;
 pub(crate) mod route;
 pub(crate) mod stage;
 pub(crate) mod tap;

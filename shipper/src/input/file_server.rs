@@ -63,6 +63,8 @@ pub(crate) struct FileServerConfig {
     /// Symbolic links under the globs are followed when their target lies inside one of
     /// the watched directories (otherwise they are not read).
     pub(crate) follow_symlinks: bool,
+    /// How lines are framed: plain, a container runtime's records, or told per file.
+    pub(crate) format: super::container_log::InputFormat,
 }
 
 /// Counters the summary line and `/metrics` read.
@@ -974,7 +976,8 @@ impl FileServer {
             dev,
             ino,
             path: path.to_path_buf(),
-            reader: LineReader::new(file, offset, self.cfg.max_line_bytes),
+            reader: LineReader::new(file, offset, self.cfg.max_line_bytes)
+                .with_format(self.cfg.format),
             checked: (0, 0, 0),
             size,
             last_data: Instant::now(),
@@ -1221,6 +1224,8 @@ fn peek_lines(
     const CHUNK: usize = 64 * 1024;
     let mut at = from;
     let mut left = cfg.bytes_per_turn.max(CHUNK);
+    let framing = w.reader.framing();
+    let mut scratch = Vec::new();
     buf.resize(CHUNK, 0);
     while left > 0 {
         let n = match w.reader.file().read_at(&mut buf[..CHUNK], at) {
@@ -1230,7 +1235,9 @@ fn peek_lines(
         let data = &buf[..n];
         let mut start = 0;
         while let Some(pos) = memchr::memchr(b'\n', &data[start..]) {
-            let bytes = &data[start..start + pos];
+            // The parts of a container's long line are shown one by one.
+            let raw = &data[start..start + pos];
+            let bytes = super::container_log::message_of(framing, raw, &mut scratch);
             let truncated = bytes.len() > cfg.max_line_bytes;
             let line = super::line_reader::Line {
                 offset: at + start as u64,
@@ -1239,6 +1246,7 @@ fn peek_lines(
                 truncated,
                 unterminated: false,
                 tail: TailMark::default(),
+                container: None,
             };
             sink.peek(&line, w.slot);
             w.tapped_to = line.end;

@@ -319,6 +319,7 @@ fn start(
         forget_after: Duration::from_secs(3600),
         bytes_per_turn: 4096,
         follow_symlinks: false,
+        format: Default::default(),
     };
     let encode = EncodeConfig {
         host_name: "test".into(),

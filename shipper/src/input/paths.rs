@@ -205,27 +205,48 @@ impl PathsProvider {
 
     /// The deepest directory of each pattern without glob characters: what to watch.
     pub(crate) fn watch_roots(&self) -> Vec<PathBuf> {
-        let mut roots: Vec<PathBuf> = self
+        let mut roots: Vec<PathBuf> = self.watch_plan().into_iter().map(|(r, _)| r).collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// Each watch root, and whether files below it lie in its subdirectories (a glob in a
+    /// directory part, as kubelet's `/var/log/pods/*/*/*.log*`): then the root is watched
+    /// recursively, or writes in the subdirectories would be seen only at the fallback
+    /// checks (`SHIPPER_SCAN_INTERVAL`).
+    fn watch_plan(&self) -> Vec<(PathBuf, bool)> {
+        let mut plan: Vec<(PathBuf, bool)> = self
             .include
             .iter()
             .map(|pattern| {
                 let mut root = PathBuf::new();
+                let mut below = 0;
                 for part in Path::new(pattern).components() {
                     let text = part.as_os_str().to_string_lossy();
-                    if text.contains(['*', '?', '[', '{']) {
-                        break;
+                    if below > 0 || text.contains(['*', '?', '[', '{']) {
+                        below += 1;
+                        continue;
                     }
                     root.push(part);
                 }
                 if root.as_os_str() == pattern.as_str() {
                     root.pop();
                 }
-                root
+                (root, below > 1)
             })
             .collect();
-        roots.sort();
-        roots.dedup();
-        roots
+        plan.sort();
+        // One entry per root, recursive if any pattern needs it.
+        plan.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 |= later.1;
+                true
+            } else {
+                false
+            }
+        });
+        plan
     }
 }
 
@@ -364,10 +385,21 @@ pub(crate) fn watch(paths: &PathsProvider, wake: Arc<Wakeups>) -> notify::Result
             }
         }
     })?;
-    for root in paths.watch_roots() {
-        if root.is_dir() {
-            watcher.watch(&root, RecursiveMode::NonRecursive)?;
+    for (root, recursive) in paths.watch_plan() {
+        if !root.is_dir() {
+            continue;
         }
+        if recursive {
+            match watcher.watch(&root, RecursiveMode::Recursive) {
+                Ok(()) => continue,
+                // Out of inotify watches (`fs.inotify.max_user_watches`), most likely: the
+                // subdirectories' files are then seen at their fallback checks.
+                Err(e) => {
+                    tracing::warn!(root = %root.display(), error = %e, "cannot watch the directories below; files there are looked at every SHIPPER_SCAN_INTERVAL")
+                }
+            }
+        }
+        watcher.watch(&root, RecursiveMode::NonRecursive)?;
     }
     Ok(PathWatch { _watcher: watcher })
 }
@@ -545,6 +577,28 @@ mod tests {
         let err = PathsProvider::new(&["/var/log/[".to_string()], &[]).unwrap_err();
         assert!(err.to_string().contains("/var/log/["), "{err}");
         assert!(PathsProvider::new(&["relative/*.log".to_string()], &[]).is_err());
+    }
+
+    #[test]
+    fn roots_above_globbed_directories_are_watched_recursively() {
+        let p = PathsProvider::new(
+            &[
+                "/var/log/pods/*/*/*.log*".to_string(),
+                "/var/log/containers/*.log".to_string(),
+                "/var/log/didban/*.log".to_string(),
+                "/var/log/didban/x.log".to_string(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            p.watch_plan(),
+            vec![
+                (PathBuf::from("/var/log/containers"), false),
+                (PathBuf::from("/var/log/didban"), false),
+                (PathBuf::from("/var/log/pods"), true),
+            ]
+        );
     }
 
     #[test]
