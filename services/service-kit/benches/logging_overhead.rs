@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
+use anyhow::Context as _;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -109,7 +110,8 @@ fn per_line() -> anyhow::Result<()> {
         batch_ns
     });
     handle.flush(Duration::from_secs(30));
-    let written = std::fs::read_to_string(handle.file())?.lines().count();
+    let file = handle.file().context("the bench writes a file")?;
+    let written = std::fs::read_to_string(file)?.lines().count();
     let fastest = batch_ns.iter().copied().fold(f64::INFINITY, f64::min);
     let typical = median(&mut batch_ns);
     println!(
