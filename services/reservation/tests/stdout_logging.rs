@@ -78,7 +78,10 @@ fn log_output_stdout_writes_whole_json_lines_to_stdout_and_no_file() {
     for path in ["/", "/business-error"] {
         let resp = client
             .get(format!("http://127.0.0.1:{port}{path}"))
-            .header("X-Transaction-ID", format!("stdout-test{}", path.replace('/', "-")))
+            .header(
+                "X-Transaction-ID",
+                format!("stdout-test{}", path.replace('/', "-")),
+            )
             .send()
             .expect("request");
         assert!(resp.status().as_u16() < 500, "{path}: {}", resp.status());
@@ -93,7 +96,10 @@ fn log_output_stdout_writes_whole_json_lines_to_stdout_and_no_file() {
     }
     assert_eq!(seen[0][schema::TRANSACTION_ID], "stdout-test-");
     assert_eq!(seen[0][schema::LOG_CATEGORY], "ApplicationInfo");
-    assert_eq!(seen[1][schema::TRANSACTION_ID], "stdout-test-business-error");
+    assert_eq!(
+        seen[1][schema::TRANSACTION_ID],
+        "stdout-test-business-error"
+    );
     assert_eq!(seen[1][schema::LOG_CATEGORY], "BusinessError");
     for line in &lines {
         assert_common_fields(line, NAME);
@@ -111,5 +117,8 @@ fn log_output_stdout_writes_whole_json_lines_to_stdout_and_no_file() {
         .expect("read LOG_DIR")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert!(files.is_empty(), "no log file with LOG_OUTPUT=stdout: {files:?}");
+    assert!(
+        files.is_empty(),
+        "no log file with LOG_OUTPUT=stdout: {files:?}"
+    );
 }

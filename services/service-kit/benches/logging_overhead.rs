@@ -16,8 +16,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
 use anyhow::Context as _;
+use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
