@@ -59,27 +59,30 @@ fn is_metrics(segment: &str) -> bool {
 pub(super) async fn nodes_info_all(
     State(shared): State<Arc<Shared>>,
     serving: Option<axum::Extension<ServingNode>>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    nodes_info(&shared, serving.map(|e| e.0), "_all", "_all")
+    nodes_info(&shared, serving.map(|e| e.0), "_all", "_all", &q)
 }
 
 pub(super) async fn nodes_info_one(
     State(shared): State<Arc<Shared>>,
     serving: Option<axum::Extension<ServingNode>>,
     Path(segment): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let (filter, metrics) = if is_metrics(&segment) {
         ("_all", segment.as_str())
     } else {
         (segment.as_str(), "_all")
     };
-    nodes_info(&shared, serving.map(|e| e.0), filter, metrics)
+    nodes_info(&shared, serving.map(|e| e.0), filter, metrics, &q)
 }
 
 pub(super) async fn nodes_info_two(
     State(shared): State<Arc<Shared>>,
     serving: Option<axum::Extension<ServingNode>>,
     Path((filter, metrics)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if !is_metrics(&metrics) {
         return EsError::illegal_argument(format!(
@@ -87,7 +90,7 @@ pub(super) async fn nodes_info_two(
         ))
         .into_response();
     }
-    nodes_info(&shared, serving.map(|e| e.0), &filter, &metrics)
+    nodes_info(&shared, serving.map(|e| e.0), &filter, &metrics, &q)
 }
 
 fn nodes_info(
@@ -95,6 +98,7 @@ fn nodes_info(
     serving: Option<ServingNode>,
     filter: &str,
     metrics: &str,
+    query: &HashMap<String, String>,
 ) -> Response {
     let wanted: Vec<&str> = filter.split(',').map(str::trim).collect();
     let with_http = metrics
@@ -146,14 +150,16 @@ fn nodes_info(
         nodes.insert(node.id.clone(), info);
     }
     let total = nodes.len();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "_nodes": {"total": total, "successful": total, "failed": 0},
-            "cluster_name": shared.config.cluster_name,
-            "nodes": nodes,
-        }),
-    )
+    let body = json!({
+        "_nodes": {"total": total, "successful": total, "failed": 0},
+        "cluster_name": shared.config.cluster_name,
+        "nodes": nodes,
+    });
+    let body = match query.get("filter_path") {
+        Some(spec) => crate::filter_path::apply(&body, spec),
+        None => body,
+    };
+    json_response(StatusCode::OK, &body)
 }
 
 #[cfg(test)]
