@@ -162,6 +162,9 @@ fn discovery_learns_the_other_nodes_and_outlives_the_configured_one() {
 
     // The one configured node dies: the discovered ones carry on.
     server.kill_node(0);
+    // A request it was executing when it died is still recorded when it finishes (its
+    // answer never leaves); nothing new can reach it after that.
+    std::thread::sleep(Duration::from_millis(300));
     let killed_at = server.requests().len();
     write_slowly(&log, 3000, 3000);
     wait_until(
@@ -171,6 +174,16 @@ fn discovery_learns_the_other_nodes_and_outlives_the_configured_one() {
     );
     let after = bulks_per_node(&server, killed_at);
     assert!(!after.contains_key(&names[0]), "{after:?}");
+    // A later discovery no longer lists it (it left the cluster): the list shrinks.
+    wait_until(
+        "a rediscovery without the dead node",
+        Duration::from_secs(30),
+        || {
+            shipper
+                .own_log()
+                .contains("node discovery: sending to 2 node(s)")
+        },
+    );
 
     // It comes back: a later discovery lists it again, and it is used again.
     server.revive_node(0).unwrap();
@@ -192,11 +205,13 @@ fn discovery_learns_the_other_nodes_and_outlives_the_configured_one() {
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_exactly_once(&server, STREAM, written);
-    assert!(
+    assert_eq!(
         shipper
             .own_log()
-            .contains("node discovery: sending to 3 node(s)"),
-        "{}",
+            .matches("node discovery: sending to 3 node(s)")
+            .count(),
+        2,
+        "three nodes at start, and again once the dead one was back: {}",
         shipper.own_log()
     );
     assert_eq!(
