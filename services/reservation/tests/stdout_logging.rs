@@ -54,7 +54,7 @@ fn log_output_stdout_writes_whole_json_lines_to_stdout_and_no_file() {
     });
 
     let mut lines: Vec<Value> = Vec::new();
-    let mut next_line = |lines: &mut Vec<Value>, deadline: Instant| -> Option<Value> {
+    let next_line = |lines: &mut Vec<Value>, deadline: Instant| -> Option<Value> {
         let left = deadline.checked_duration_since(Instant::now())?;
         let raw = rx.recv_timeout(left).ok()?;
         let v: Value = serde_json::from_str(&raw)

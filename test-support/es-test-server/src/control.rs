@@ -167,13 +167,11 @@ async fn list_nodes(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &json!({ "nodes": nodes }))
 }
 
-fn node_or_404(shared: &Shared, node: &str) -> Result<usize, Response> {
-    shared.find_node(node).ok_or_else(|| {
-        json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"error": format!("no node named or with id [{node}]")}),
-        )
-    })
+fn no_such_node(node: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": format!("no node named or with id [{node}]")}),
+    )
 }
 
 /// `POST /_test/nodes/<name-or-id>/kill[?for_ms=N]`: the node stops accepting and its open
@@ -185,9 +183,8 @@ async fn kill_node(
     Path(node): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let index = match node_or_404(&shared, &node) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
     };
     let back_after = match q.get("for_ms") {
         None => None,
@@ -226,9 +223,8 @@ async fn kill_node(
 
 /// `POST /_test/nodes/<name-or-id>/revive`: a killed node listens again on its address.
 async fn revive_node(State(shared): State<Arc<Shared>>, Path(node): Path<String>) -> Response {
-    let index = match node_or_404(&shared, &node) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
     };
     match shared.resume_node(index).await {
         Ok(addr) => json_response(
@@ -245,9 +241,8 @@ async fn revive_node(State(shared): State<Arc<Shared>>, Path(node): Path<String>
 /// `POST /_test/nodes/<name-or-id>/die_after_bulk`: the next `_bulk` that node receives is
 /// executed (its documents stored), then the node dies before answering.
 async fn die_after_bulk(State(shared): State<Arc<Shared>>, Path(node): Path<String>) -> Response {
-    let index = match node_or_404(&shared, &node) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
     };
     match shared.set_die_after_bulk(index, true) {
         Ok(()) => json_response(
