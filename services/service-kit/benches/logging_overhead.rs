@@ -32,6 +32,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -271,7 +272,11 @@ fn per_line() -> anyhow::Result<PerLine> {
     drop(loggers);
     drop((guard, bare_guard));
     println!("per log line ({BATCHES} batches of {per_batch} access lines each, alternating):");
-    let files = [handle.file().clone(), tracing_file, bare_file];
+    let files = [
+        handle.file().context("the bench writes a file")?.clone(),
+        tracing_file,
+        bare_file,
+    ];
     let dropped = [
         handle.dropped_lines(),
         tracing_dropped.dropped_lines() as u64,

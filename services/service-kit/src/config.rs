@@ -13,8 +13,10 @@ use chrono_tz::Tz;
 
 /// Directory of the log files (`<dir>/<service>.log`).
 pub const ENV_LOG_DIR: &str = "LOG_DIR";
-/// `1`/`true` also writes every line to stdout.
+/// `1`/`true` also writes every line to stdout (besides the file).
 pub const ENV_LOG_STDOUT: &str = "LOG_STDOUT";
+/// Where lines go: `file` (`<LOG_DIR>/<service>.log`, the default) or `stdout` (no file).
+pub const ENV_LOG_OUTPUT: &str = "LOG_OUTPUT";
 /// IANA zone of `@timestamp`.
 pub const ENV_LOG_TIMEZONE: &str = "LOG_TIMEZONE";
 /// Size in bytes at which the file is rotated; `0` disables rotation.
@@ -77,12 +79,42 @@ pub struct ConfigError {
     reason: String,
 }
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogOutput {
+    /// `<LOG_DIR>/<service>.log`, rotated by the service: the shared volume the shipper
+    /// tails under Docker Compose.
+    #[default]
+    File,
+    /// Standard output only, no file. Under Kubernetes the container runtime writes stdout
+    /// to the node's `/var/log/pods/...` files, rotates them itself, and the shipper's
+    /// DaemonSet reads them there; a file inside the container would be lost with it and
+    /// read by nobody.
+    Stdout,
+}
+
+impl LogOutput {
+    fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "file" => Ok(LogOutput::File),
+            "stdout" => Ok(LogOutput::Stdout),
+            _ => Err(ConfigError {
+                var: ENV_LOG_OUTPUT,
+                value: value.to_owned(),
+                reason: "expected `file` or `stdout`".to_owned(),
+            }),
+        }
+    }
+}
+
 /// Where and how log lines are written.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// Directory of `<service>.log`.
+    /// `file` or `stdout`.
+    pub output: LogOutput,
+    /// Directory of `<service>.log` (unused with [`LogOutput::Stdout`]).
     pub dir: PathBuf,
-    /// Also write to stdout.
+    /// Also write to stdout (with [`LogOutput::File`]; with `Stdout` every line goes there anyway).
     pub stdout: bool,
     /// Zone of `@timestamp`.
     pub timezone: Tz,
@@ -103,6 +135,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
+            output: LogOutput::File,
             dir: PathBuf::from("logs"),
             stdout: false,
             timezone: DEFAULT_TIMEZONE,
@@ -127,6 +160,10 @@ impl LogConfig {
         let defaults = Self::default();
         let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
         let config = Self {
+            output: match get(ENV_LOG_OUTPUT) {
+                Some(v) => LogOutput::parse(&v)?,
+                None => defaults.output,
+            },
             dir: get(ENV_LOG_DIR).map(PathBuf::from).unwrap_or(defaults.dir),
             stdout: match get(ENV_LOG_STDOUT) {
                 Some(v) => parse_bool(ENV_LOG_STDOUT, &v)?,
@@ -346,7 +383,19 @@ mod tests {
         assert_eq!(c.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(c.max_files, DEFAULT_MAX_FILES);
         assert!(!c.stdout);
+        assert_eq!(c.output, LogOutput::File);
         assert_eq!(c.level, "info");
+    }
+
+    #[test]
+    fn log_output_is_file_or_stdout_and_anything_else_is_named() {
+        let c = LogConfig::from_lookup(lookup(&[(ENV_LOG_OUTPUT, "stdout")])).expect("valid");
+        assert_eq!(c.output, LogOutput::Stdout);
+        let c = LogConfig::from_lookup(lookup(&[(ENV_LOG_OUTPUT, " File ")])).expect("valid");
+        assert_eq!(c.output, LogOutput::File);
+        let err = LogConfig::from_lookup(lookup(&[(ENV_LOG_OUTPUT, "syslog")]))
+            .expect_err("not an output");
+        assert!(err.to_string().contains(ENV_LOG_OUTPUT), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, LogOutput};
 use crate::layer::JsonLayer;
 use crate::line::{LineFormatter, ServiceIdentity};
 use crate::writer::{self, LogSink, WriterConfig};
@@ -41,7 +41,7 @@ pub enum LogInitError {
 #[derive(Debug, Clone)]
 pub struct LogHandle {
     sink: LogSink,
-    file: PathBuf,
+    file: Option<PathBuf>,
 }
 
 impl LogHandle {
@@ -55,9 +55,9 @@ impl LogHandle {
         self.sink.flush(timeout)
     }
 
-    /// The active log file.
-    pub fn file(&self) -> &PathBuf {
-        &self.file
+    /// The active log file (`None` when lines go to stdout only).
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.file.as_ref()
     }
 }
 
@@ -73,19 +73,22 @@ pub fn build_layer(
     config: &LogConfig,
 ) -> Result<(JsonLayer, LogHandle), LogInitError> {
     let formatter = LineFormatter::new(identity, config.timezone);
-    let file = log_file_path(config, &identity.name);
+    let file = match config.output {
+        LogOutput::File => Some(log_file_path(config, &identity.name)),
+        LogOutput::Stdout => None,
+    };
     let (sink, _thread) = writer::spawn(
         &WriterConfig {
-            file: Some(file.clone()),
+            file: file.clone(),
             max_bytes: config.max_bytes,
             max_files: config.max_files,
-            stdout: config.stdout,
+            stdout: config.stdout || config.output == LogOutput::Stdout,
             buffer_lines: config.buffer_lines,
         },
         formatter.clone(),
     )
     .map_err(|source| LogInitError::Open {
-        path: file.clone(),
+        path: file.clone().unwrap_or_default(),
         source,
     })?;
     Ok((

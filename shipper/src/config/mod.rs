@@ -336,6 +336,13 @@ impl Settings {
         let request_timeout = es
             .request_timeout
             .unwrap_or(crate::output::config::DEFAULT_REQUEST_TIMEOUT);
+        let discover_nodes = es.discover_nodes.unwrap_or(false);
+        let discover_interval = es
+            .discover_interval
+            .unwrap_or(crate::output::config::DEFAULT_DISCOVER_INTERVAL);
+        if discover_interval < Duration::from_secs(1) {
+            return Err(invalid("discover_interval", "must be at least 1s"));
+        }
 
         let input = layered.input;
         let include: Vec<String> = input
@@ -437,6 +444,8 @@ impl Settings {
         output.compression = compression;
         output.max_in_flight = max_in_flight;
         output.request_timeout = request_timeout;
+        output.discover_nodes = discover_nodes;
+        output.discover_interval = discover_interval;
         output.shutdown_deadline = shutdown_deadline;
         output.dead_letter_max_bytes = dead_letter_max_bytes;
         output
@@ -934,6 +943,14 @@ mod tests {
             ("SHIPPER_COMPRESSION", "compression"),
             ("SHIPPER_MAX_IN_FLIGHT", "max-in-flight"),
             ("SHIPPER_REQUEST_TIMEOUT", "request-timeout"),
+            (
+                "SHIPPER_ELASTICSEARCH_DISCOVER_NODES",
+                "elasticsearch-discover-nodes",
+            ),
+            (
+                "SHIPPER_ELASTICSEARCH_DISCOVER_INTERVAL",
+                "elasticsearch-discover-interval",
+            ),
             ("SHIPPER_PATHS", "paths"),
             ("SHIPPER_EXCLUDE", "exclude"),
             ("SHIPPER_MAX_LINE_BYTES", "max-line-bytes"),

@@ -57,6 +57,20 @@ pub(crate) struct Elasticsearch {
     #[arg(long, env = "SHIPPER_REQUEST_TIMEOUT", value_parser = layers::duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) request_timeout: Option<Duration>,
+    /// Ask the cluster for its nodes (`GET _nodes/http`) at start and every discover
+    /// interval, and send to their publish addresses: true or false (default false; leave
+    /// it off behind a load balancer or when the certificates do not name the publish
+    /// addresses) [elasticsearch.discover_nodes].
+    #[arg(long = "elasticsearch-discover-nodes", env = "SHIPPER_ELASTICSEARCH_DISCOVER_NODES",
+          value_name = "ELASTICSEARCH_DISCOVER_NODES", action = ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) discover_nodes: Option<bool>,
+    /// How often the nodes are asked for again with discovery on, e.g. 1m (default 5m)
+    /// [elasticsearch.discover_interval].
+    #[arg(long = "elasticsearch-discover-interval", env = "SHIPPER_ELASTICSEARCH_DISCOVER_INTERVAL",
+          value_name = "ELASTICSEARCH_DISCOVER_INTERVAL", value_parser = layers::duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) discover_interval: Option<Duration>,
 }
 
 /// `[input]`: which files are read and how.

@@ -180,6 +180,11 @@ impl EsClient {
         })
     }
 
+    /// The nodes requests go to.
+    pub(crate) fn nodes(&self) -> &NodePool {
+        &self.nodes
+    }
+
     /// Sends one request to the next node and reads its answer, of at most `limit` decoded
     /// bytes.
     ///
@@ -199,7 +204,7 @@ impl EsClient {
             let Some(node) = self.nodes.pick() else {
                 break;
             };
-            if attempt > 0 && !self.nodes.dead_for(node.index).is_zero() {
+            if attempt > 0 && !self.nodes.dead_for(&node).is_zero() {
                 // Every other node is known to be down: let the caller back off.
                 break;
             }
@@ -237,7 +242,7 @@ impl EsClient {
             Err(err) => return Err(self.failed(node, &err)),
         };
         // Any HTTP answer, even an error status, proves the node is reachable.
-        self.nodes.mark_alive(node.index);
+        self.nodes.mark_alive(node);
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         // The whole body or nothing: a truncated bulk answer would misattribute results.
@@ -269,7 +274,7 @@ impl EsClient {
             };
         }
         if err.is_connect() {
-            self.nodes.mark_dead(node.index);
+            self.nodes.mark_dead(node);
             if is_tls_failure(err) {
                 return TransportError::Tls {
                     node: shown,

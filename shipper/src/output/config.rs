@@ -25,6 +25,9 @@ pub(crate) const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Dead letters are evidence to inspect, not a second buffer: 256 MiB holds hundreds of
 /// thousands of rejected documents and cannot fill a disk.
 pub(crate) const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// With discovery on: often enough to follow a cluster that grows or moves, rare enough to
+/// cost nothing (one small `GET _nodes/http`).
+pub(crate) const DEFAULT_DISCOVER_INTERVAL: Duration = Duration::from_secs(300);
 /// Time given to in-flight requests at shutdown; whatever is abandoned is re-sent after restart.
 pub(crate) const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -69,6 +72,10 @@ pub struct OutputConfig {
     pub max_in_flight: usize,
     /// Whole request, response body included.
     pub request_timeout: Duration,
+    /// Learn the cluster's nodes from `GET _nodes/http` (see [`super::discovery`]).
+    pub discover_nodes: bool,
+    /// How often discovery asks again.
+    pub discover_interval: Duration,
     pub(crate) connect_timeout: Duration,
     /// First delay of the capped exponential backoff (full jitter).
     pub retry_initial: Duration,
@@ -92,6 +99,8 @@ impl OutputConfig {
             compression: false,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            discover_nodes: false,
+            discover_interval: DEFAULT_DISCOVER_INTERVAL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
@@ -180,6 +189,8 @@ impl fmt::Debug for OutputConfig {
             .field("compression", &self.compression)
             .field("max_in_flight", &self.max_in_flight)
             .field("request_timeout", &self.request_timeout)
+            .field("discover_nodes", &self.discover_nodes)
+            .field("discover_interval", &self.discover_interval)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry_initial", &self.retry_initial)
             .field("retry_max", &self.retry_max)

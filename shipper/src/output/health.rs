@@ -228,11 +228,7 @@ mod tests {
             headers.insert("x-elastic-product", HeaderValue::from_str(p).unwrap());
         }
         Reply {
-            node: NodeRef {
-                index: 0,
-                url: url::Url::parse("http://es01:9200").unwrap(),
-                shown: "http://es01:9200".into(),
-            },
+            node: NodeRef::detached(url::Url::parse("http://es01:9200").unwrap()),
             status,
             headers,
             body: Bytes::from(body.to_string()),

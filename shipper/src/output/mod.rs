@@ -34,6 +34,7 @@
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod dead_letter;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod log_throttle;
 pub(crate) mod nodes;

@@ -95,6 +95,9 @@ impl ElasticsearchOutput {
             super::replay::supports_failure_store(&info.version),
             Ordering::Relaxed,
         );
+        if self.config.discover_nodes {
+            discover_and_log(&self.client).await;
+        }
         templates::install_templates(
             &self.client,
             TEMPLATES,
@@ -131,6 +134,13 @@ impl ElasticsearchOutput {
             acks,
             failure_store: self.failure_store.load(Ordering::Relaxed),
             warnings: LogThrottle::default(),
+        });
+        // Dropped (aborted) when `run` returns, however it returns.
+        let _discovery = self.config.discover_nodes.then(|| {
+            AbortOnDrop(tokio::spawn(rediscover(
+                Arc::clone(&service),
+                self.config.discover_interval,
+            )))
         });
         let mut deliveries: JoinSet<()> = JoinSet::new();
         let mut channel_open = true;
@@ -182,6 +192,44 @@ impl ElasticsearchOutput {
                 }
             }
         }
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Asks the cluster for its nodes again every `interval` (see [`super::discovery`]).
+async fn rediscover(service: Arc<BulkService>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate, and `prepare` has just asked.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        discover_and_log(&service.client).await;
+    }
+}
+
+/// One discovery round; the outcome goes to the log, never stops shipping.
+async fn discover_and_log(client: &EsClient) {
+    match super::discovery::discover(client).await {
+        Ok((nodes, true)) => {
+            let shown: Vec<String> = nodes.iter().map(super::config::redacted_url).collect();
+            tracing::info!(
+                nodes = nodes.len(),
+                "node discovery: sending to {} node(s): {}",
+                nodes.len(),
+                shown.join(", ")
+            );
+        }
+        Ok((_, false)) => tracing::debug!("node discovery: the nodes are unchanged"),
+        Err(err) => tracing::warn!("node discovery failed, the nodes in use are kept: {err}"),
     }
 }
 

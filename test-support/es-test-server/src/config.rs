@@ -36,6 +36,9 @@ pub struct BlackholeConfig {
 pub struct ServerConfig {
     /// Address to bind; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Further nodes of the same cluster, one address each: every node serves
+    /// the whole API over one shared cluster state (see [`crate::EsTestServer::kill_node`]).
+    pub more_nodes: Vec<SocketAddr>,
     /// Basic authentication user, required on every API call when set.
     pub basic_auth: Option<(String, String)>,
     /// API keys accepted (`Authorization: ApiKey ...`).
@@ -46,8 +49,11 @@ pub struct ServerConfig {
     pub max_content_length: u64,
     /// `cluster.name` reported by `GET /`.
     pub cluster_name: String,
-    /// `node.name` reported by `GET /`.
+    /// `node.name` reported by `GET /` (with several nodes, `<node_name>-<n>`).
     pub node_name: String,
+    /// `http.publish_host` as a host name: `_nodes` then gives each node's
+    /// `http.publish_address` as `<host>/<ip>:<port>`; `None` gives `<ip>:<port>`.
+    pub publish_host: Option<String>,
     /// Cluster setting `data_streams.failure_store.enabled`: data stream name
     /// patterns whose failure store is on unless the data stream's own options
     /// say otherwise. Elasticsearch's default is empty; the built-in
@@ -66,12 +72,14 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            more_nodes: Vec::new(),
             basic_auth: None,
             api_keys: Vec::new(),
             blackhole: None,
             max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
             cluster_name: "es-test-server".to_string(),
             node_name: "es-test-node".to_string(),
+            publish_host: None,
             failure_store_patterns: Vec::new(),
             max_recorded_requests: 10_000,
             missing_privileges: Vec::new(),
@@ -109,6 +117,12 @@ impl ServerConfig {
 
     pub fn with_listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// A cluster of `n` nodes (at least one), the others on free ports of 127.0.0.1.
+    pub fn with_nodes(mut self, n: usize) -> Self {
+        self.more_nodes = vec![SocketAddr::from(([127, 0, 0, 1], 0)); n.saturating_sub(1)];
         self
     }
 

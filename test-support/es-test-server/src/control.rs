@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +28,10 @@ pub fn router() -> Router<Arc<Shared>> {
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/refuse_connections", post(refuse_connections))
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/{node}/kill", post(kill_node))
+        .route("/nodes/{node}/revive", post(revive_node))
+        .route("/nodes/{node}/die_after_bulk", post(die_after_bulk))
         .route("/state", get(state))
 }
 
@@ -144,4 +148,107 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
             "ilm_policies": c.ilm_policies.keys().collect::<Vec<_>>(),
         }),
     )
+}
+
+/// `GET /_test/nodes`: every node with its name, id, address and whether it is up.
+async fn list_nodes(State(shared): State<Arc<Shared>>) -> Response {
+    let nodes: Vec<Value> = shared
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "id": n.id,
+                "address": n.addr().map(|a| a.to_string()),
+                "up": n.is_up(),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({ "nodes": nodes }))
+}
+
+fn no_such_node(node: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": format!("no node named or with id [{node}]")}),
+    )
+}
+
+/// `POST /_test/nodes/<name-or-id>/kill[?for_ms=N]`: the node stops accepting and its open
+/// connections are cut, as when its process dies; the other nodes go on serving the same
+/// cluster state. With `for_ms` it comes back on its address after N milliseconds
+/// (1..=600000), else at `revive`. The answer is sent first.
+async fn kill_node(
+    State(shared): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
+    };
+    let back_after = match q.get("for_ms") {
+        None => None,
+        Some(v) => match v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=600_000).contains(ms))
+        {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => {
+                return EsError::illegal_argument(
+                    "for_ms must be a number of milliseconds in 1..=600000",
+                )
+                .into_response()
+            }
+        },
+    };
+    let s = shared.clone();
+    tokio::spawn(async move {
+        // Give this response time to leave before the connections are cut (it may be
+        // the node being killed that answers).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.stop_node(index);
+        if let Some(after) = back_after {
+            tokio::time::sleep(after).await;
+            if let Err(e) = s.resume_node(index).await {
+                tracing::error!(error = %e, "could not bring the node back");
+            }
+        }
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({"acknowledged": true, "node": shared.node_name(index)}),
+    )
+}
+
+/// `POST /_test/nodes/<name-or-id>/revive`: a killed node listens again on its address.
+async fn revive_node(State(shared): State<Arc<Shared>>, Path(node): Path<String>) -> Response {
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
+    };
+    match shared.resume_node(index).await {
+        Ok(addr) => json_response(
+            StatusCode::OK,
+            &json!({"acknowledged": true, "node": shared.node_name(index), "address": addr.to_string()}),
+        ),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+/// `POST /_test/nodes/<name-or-id>/die_after_bulk`: the next `_bulk` that node receives is
+/// executed (its documents stored), then the node dies before answering.
+async fn die_after_bulk(State(shared): State<Arc<Shared>>, Path(node): Path<String>) -> Response {
+    let Some(index) = shared.find_node(&node) else {
+        return no_such_node(&node);
+    };
+    match shared.set_die_after_bulk(index, true) {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &json!({"acknowledged": true, "node": shared.node_name(index)}),
+        ),
+        Err(e) => json_response(StatusCode::NOT_FOUND, &json!({"error": e.to_string()})),
+    }
 }

@@ -11,9 +11,19 @@ use es_test_server::{EsTestServer, ServerConfig};
 #[derive(Debug, Parser)]
 #[command(name = "es-test-server", version)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "ES_TEST_LISTEN", default_value = "127.0.0.1:9200")]
-    listen: SocketAddr,
+    /// Address to listen on. Given several times (or comma-separated), each address is a
+    /// node of one cluster: all share the documents, templates and data streams, and each
+    /// can be killed and revived alone (`/_test/nodes/<name>/kill`, `/revive`).
+    #[arg(
+        long,
+        env = "ES_TEST_LISTEN",
+        default_value = "127.0.0.1:9200",
+        value_delimiter = ','
+    )]
+    listen: Vec<SocketAddr>,
+    /// `http.publish_host` as a host name: `_nodes` gives publish addresses as `<host>/<ip>:<port>`.
+    #[arg(long)]
+    publish_host: Option<String>,
     /// Require Basic authentication with this user (needs --password).
     #[arg(long, env = "ES_TEST_USERNAME", requires = "password")]
     username: Option<String>,
@@ -51,7 +61,12 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let mut config = ServerConfig::default().with_listen(args.listen);
+    let Some((first, more)) = args.listen.split_first() else {
+        anyhow::bail!("--listen needs at least one address");
+    };
+    let mut config = ServerConfig::default().with_listen(*first);
+    config.more_nodes = more.to_vec();
+    config.publish_host = args.publish_host;
     if let (Some(u), Some(p)) = (args.username, args.password) {
         config = config.with_basic_auth(u, p);
     }
@@ -77,8 +92,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = EsTestServer::start(config)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(url = %server.url(), "ready");
+            .with_context(|| format!("cannot listen on {:?}", args.listen))?;
+        tracing::info!(urls = ?server.urls(), nodes = ?server.node_names(), "ready");
         wait_for_shutdown_signal().await?;
         tracing::info!("shutting down");
         server.shutdown().await;

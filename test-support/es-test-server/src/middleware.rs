@@ -71,6 +71,11 @@ pub async fn record(State(shared): State<Arc<Shared>>, mut req: Request, next: N
         decoded_bytes: 0,
         gzip: crate::body::is_gzip(req.headers()),
         status: 0,
+        node: req
+            .extensions()
+            .get::<crate::server::ServingNode>()
+            .map(|n| shared.node_name(n.0))
+            .unwrap_or_default(),
     };
     let slot = RecordSlot(Arc::new(Mutex::new(record)));
     req.extensions_mut().insert(slot.clone());

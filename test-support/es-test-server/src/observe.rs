@@ -22,6 +22,8 @@ pub struct RequestRecord {
     pub gzip: bool,
     /// Status answered (0 when the connection was dropped).
     pub status: u16,
+    /// `node.name` of the node that received it.
+    pub node: String,
 }
 
 /// Counters over all bulk requests.

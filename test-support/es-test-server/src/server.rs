@@ -5,8 +5,15 @@
 //! answering (the service returns an error, hyper closes the socket), and
 //! refusing connections (the listener is closed, open connections are cut,
 //! and later a new listener binds the same port).
+//!
+//! A server may be a cluster of several nodes: one listener each, all sharing
+//! one cluster state (documents, templates, data streams), as the HTTP layers
+//! of the nodes of one Elasticsearch cluster do. Each node can be killed on
+//! its own (it stops accepting and its connections are cut, as when its
+//! process dies) and brought back on the same address.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -36,6 +43,8 @@ pub enum ServerError {
     Runtime(#[source] std::io::Error),
     #[error("the server thread did not report its address")]
     ThreadStart,
+    #[error("the server has no node {0}")]
+    NoSuchNode(usize),
 }
 
 /// Per-request record filled by the middleware and the body reader.
@@ -60,7 +69,8 @@ pub struct Shared {
     pub observer: Observer,
     pub blackhole: Option<Blackhole>,
     pub cluster_uuid: String,
-    pub(crate) listener: ListenerControl,
+    /// The nodes: one listener each. Never empty.
+    pub(crate) nodes: Vec<NodeControl>,
 }
 
 impl Shared {
@@ -76,14 +86,67 @@ impl Shared {
     }
 }
 
-/// Owns the accept task and the signal that cuts open connections.
+/// One node: its identity, its accept task and the signal that cuts its open
+/// connections.
 #[derive(Debug)]
-pub(crate) struct ListenerControl {
+pub(crate) struct NodeControl {
+    /// The node id (`nodes.<id>` in `_nodes`): 22 URL-safe characters, as
+    /// Elasticsearch generates them.
+    pub(crate) id: String,
+    /// `node.name`.
+    pub(crate) name: String,
     addr: Mutex<Option<SocketAddr>>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
-    /// Bumped to close every open connection.
+    /// Bumped to close every open connection of this node.
     cut: watch::Sender<u64>,
+    /// The next `_bulk` this node executes kills it before it answers.
+    die_after_bulk: AtomicBool,
 }
+
+impl NodeControl {
+    fn new(name: String) -> Self {
+        let (cut, _) = watch::channel(0);
+        NodeControl {
+            id: crate::cluster::index::random_id(22),
+            name,
+            addr: Mutex::new(None),
+            accept_task: Mutex::new(None),
+            cut,
+            die_after_bulk: AtomicBool::new(false),
+        }
+    }
+
+    /// The address it listens on (kept while it is down).
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether it accepts connections now.
+    pub(crate) fn is_up(&self) -> bool {
+        self.accept_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Stops accepting and cuts every open connection: clients see
+    /// "connection refused", and requests in flight get no answer.
+    fn stop(&self) {
+        if let Some(t) = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+        self.cut.send_modify(|v| *v += 1);
+    }
+}
+
+/// The node a request arrived at (a request extension set by the accept loop).
+#[derive(Debug, Clone, Copy)]
+pub struct ServingNode(pub usize);
 
 fn bind_reusable(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     let err = |source| ServerError::Bind { addr, source };
@@ -103,7 +166,7 @@ fn is_bulk_path(path: &str) -> bool {
     path == "/_bulk" || path.ends_with("/_bulk")
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router, node: usize) {
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(x) => x,
@@ -116,12 +179,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let router = router.clone();
-        let mut cut = shared.listener.cut.subscribe();
+        let Some(mut cut) = shared.nodes.get(node).map(|n| n.cut.subscribe()) else {
+            return;
+        };
         tokio::spawn(async move {
             let svc_shared = shared.clone();
-            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let router = router.clone();
                 let shared = svc_shared.clone();
+                req.extensions_mut().insert(ServingNode(node));
                 async move {
                     let path = req.uri().path().to_string();
                     if !path.starts_with("/_test") && shared.faults.take_drop(is_bulk_path(&path)) {
@@ -138,6 +204,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
                             decoded_bytes: 0,
                             gzip: false,
                             status: 0,
+                            node: shared.node_name(node),
                         });
                         // An error from the service makes hyper close the
                         // connection without writing a response.
@@ -152,6 +219,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, router: Router)
                         {
                             resp = crate::hostile::rewrite(resp, answer).await;
                         }
+                    }
+                    if is_bulk_path(&path) && shared.take_die_after_bulk(node) {
+                        // The bulk was executed; the node dies before its answer leaves.
+                        shared
+                            .observer
+                            .dropped_connections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(node = %shared.node_name(node), "node killed after executing a bulk");
+                        shared.stop_node(node);
+                        return Err(DropConnection);
                     }
                     if !path.starts_with("/_test")
                         && shared.faults.take_lost_response(is_bulk_path(&path))
@@ -194,19 +271,21 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 impl Shared {
+    /// Binds `addr` for node `node` and starts accepting.
     pub(crate) async fn start_listening(
         self: &Arc<Self>,
+        node: usize,
         addr: SocketAddr,
     ) -> Result<SocketAddr, ServerError> {
+        let control = self.nodes.get(node).ok_or(ServerError::NoSuchNode(node))?;
         let listener = bind_reusable(addr)?;
         let bound = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
         let router = crate::api::router(self.clone());
-        let task = tokio::spawn(accept_loop(listener, self.clone(), router));
-        *self.listener.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound);
-        if let Some(old) = self
-            .listener
+        let task = tokio::spawn(accept_loop(listener, self.clone(), router, node));
+        *control.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound);
+        if let Some(old) = control
             .accept_task
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -217,40 +296,78 @@ impl Shared {
         Ok(bound)
     }
 
-    /// Closes the listener and every open connection: new connections are refused.
+    /// Every node stops listening and cuts its connections: the whole cluster
+    /// is unreachable.
     pub(crate) fn stop_listening(&self) {
-        if let Some(t) = self
-            .listener
-            .accept_task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            t.abort();
+        for node in &self.nodes {
+            node.stop();
         }
-        self.listener.cut.send_modify(|v| *v += 1);
     }
 
+    /// Kills one node (see [`NodeControl::stop`]); the others go on serving.
+    pub(crate) fn stop_node(&self, node: usize) {
+        if let Some(n) = self.nodes.get(node) {
+            n.stop();
+        }
+    }
+
+    /// Nodes accepting connections now.
+    pub(crate) fn nodes_up(&self) -> usize {
+        self.nodes.iter().filter(|n| n.is_up()).count()
+    }
+
+    /// The index of the node with this name or id.
+    pub(crate) fn find_node(&self, name_or_id: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name_or_id || n.id == name_or_id)
+    }
+
+    /// `node.name` of node `node`.
+    pub(crate) fn node_name(&self, node: usize) -> String {
+        self.nodes
+            .get(node)
+            .map(|n| n.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Arms (or disarms) the death of node `node` after its next `_bulk`.
+    pub(crate) fn set_die_after_bulk(&self, node: usize, on: bool) -> Result<(), ServerError> {
+        let n = self.nodes.get(node).ok_or(ServerError::NoSuchNode(node))?;
+        n.die_after_bulk.store(on, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn take_die_after_bulk(&self, node: usize) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|n| n.die_after_bulk.swap(false, Ordering::SeqCst))
+    }
+
+    /// Every node that is down listens again on its address.
     pub(crate) async fn resume_listening(self: &Arc<Self>) -> Result<SocketAddr, ServerError> {
-        let addr = self
-            .listener
-            .addr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ok_or(ServerError::ThreadStart)?;
-        if self
-            .listener
-            .accept_task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        let mut first = None;
+        for node in 0..self.nodes.len() {
+            let addr = self.resume_node(node).await?;
+            first.get_or_insert(addr);
+        }
+        first.ok_or(ServerError::ThreadStart)
+    }
+
+    /// Node `node` listens again on the address it had (a no-op if it is up).
+    pub(crate) async fn resume_node(
+        self: &Arc<Self>,
+        node: usize,
+    ) -> Result<SocketAddr, ServerError> {
+        let control = self.nodes.get(node).ok_or(ServerError::NoSuchNode(node))?;
+        let addr = control.addr().ok_or(ServerError::ThreadStart)?;
+        if control.is_up() {
             return Ok(addr);
         }
         // The aborted accept task releases the port asynchronously; retry briefly.
         let mut last = None;
         for _ in 0..50 {
-            match self.start_listening(addr).await {
+            match self.start_listening(node, addr).await {
                 Ok(a) => return Ok(a),
                 Err(e) => {
                     last = Some(e);
@@ -278,15 +395,24 @@ impl Shared {
 #[derive(Debug)]
 pub struct EsTestServer {
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    /// One per node; never empty.
+    addrs: Vec<SocketAddr>,
 }
 
 impl EsTestServer {
     /// Binds `config.listen` (127.0.0.1:0 by default) and serves in the
     /// current tokio runtime (which should be multi-threaded for benchmarks).
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
-        let (cut, _) = watch::channel(0);
-        let listen = config.listen;
+        let listen: Vec<SocketAddr> = std::iter::once(config.listen)
+            .chain(config.more_nodes.iter().copied())
+            .collect();
+        let names: Vec<String> = if listen.len() == 1 {
+            vec![config.node_name.clone()]
+        } else {
+            (1..=listen.len())
+                .map(|i| format!("{}-{i}", config.node_name))
+                .collect()
+        };
         let shared = Arc::new(Shared {
             cluster: Mutex::new(Cluster::new(config.failure_store_patterns.clone())),
             faults: Faults::default(),
@@ -296,16 +422,16 @@ impl EsTestServer {
                 .as_ref()
                 .map(|b| Blackhole::new(b.keep_ids)),
             cluster_uuid: crate::cluster::index::random_id(22),
-            listener: ListenerControl {
-                addr: Mutex::new(None),
-                accept_task: Mutex::new(None),
-                cut,
-            },
+            nodes: names.into_iter().map(NodeControl::new).collect(),
             config,
         });
-        let addr = shared.start_listening(listen).await?;
-        tracing::info!(%addr, "es-test-server listening");
-        Ok(EsTestServer { shared, addr })
+        let mut addrs = Vec::with_capacity(listen.len());
+        for (node, addr) in listen.into_iter().enumerate() {
+            let bound = shared.start_listening(node, addr).await?;
+            tracing::info!(addr = %bound, node = %shared.node_name(node), "es-test-server listening");
+            addrs.push(bound);
+        }
+        Ok(EsTestServer { shared, addrs })
     }
 
     /// Starts the server on its own thread with its own multi-threaded
@@ -325,13 +451,44 @@ impl EsTestServer {
         })
     }
 
+    /// The first node's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` of the first node.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
+    }
+
+    /// The URL of every node, in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs.iter().map(|a| format!("http://{a}")).collect()
+    }
+
+    /// The `node.name` of every node, in order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.shared.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Kills node `node`: it stops accepting and its open connections are
+    /// cut (requests in flight there get no answer); the other nodes and the
+    /// cluster state are unaffected. `_nodes` no longer lists it.
+    pub async fn kill_node(&self, node: usize) {
+        self.shared.stop_node(node);
+        tokio::task::yield_now().await;
+    }
+
+    /// Node `node` listens again on its address (and is listed by `_nodes`).
+    pub async fn revive_node(&self, node: usize) -> Result<(), ServerError> {
+        self.shared.resume_node(node).await.map(|_| ())
+    }
+
+    /// The next `_bulk` node `node` receives is executed (its documents are
+    /// stored), then the node dies before it answers, as if its process
+    /// crashed right after the work: the client sees its connection closed.
+    pub fn kill_node_after_next_bulk(&self, node: usize) -> Result<(), ServerError> {
+        self.shared.set_die_after_bulk(node, true)
     }
 
     /// Fault injection controls.
@@ -509,6 +666,17 @@ impl ThreadedServer {
     pub fn resume_listening(&self) -> Result<(), ServerError> {
         let shared = self.server().shared().clone();
         self.block_on(async move { shared.resume_listening().await.map(|_| ()) })
+    }
+
+    /// Blocking [`EsTestServer::kill_node`].
+    pub fn kill_node(&self, node: usize) {
+        self.server().shared().stop_node(node);
+    }
+
+    /// Blocking [`EsTestServer::revive_node`].
+    pub fn revive_node(&self, node: usize) -> Result<(), ServerError> {
+        let shared = self.server().shared().clone();
+        self.block_on(async move { shared.resume_node(node).await.map(|_| ()) })
     }
 }
 

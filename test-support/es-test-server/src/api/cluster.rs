@@ -5,14 +5,15 @@ use super::*;
 pub(super) async fn cluster_health(State(shared): State<Arc<Shared>>) -> Response {
     let c = shared.lock_cluster();
     let n = c.indices.len();
+    let nodes = shared.nodes_up();
     json_response(
         StatusCode::OK,
         &json!({
             "cluster_name": shared.config.cluster_name,
             "status": "green",
             "timed_out": false,
-            "number_of_nodes": 1,
-            "number_of_data_nodes": 1,
+            "number_of_nodes": nodes,
+            "number_of_data_nodes": nodes,
             "active_primary_shards": n,
             "active_shards": n,
             "relocating_shards": 0,

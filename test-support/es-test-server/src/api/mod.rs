@@ -8,6 +8,7 @@ mod cluster;
 mod data_streams;
 mod ilm;
 mod indices;
+mod nodes;
 mod security;
 mod templates;
 
@@ -15,6 +16,7 @@ use cluster::*;
 use data_streams::*;
 use ilm::*;
 use indices::*;
+use nodes::*;
 use security::*;
 use templates::*;
 
@@ -85,6 +87,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(delete_data_stream),
         )
         .route("/_cluster/health", get(cluster_health))
+        .route("/_nodes", get(nodes_info_all))
+        .route("/_nodes/{segment}", get(nodes_info_one))
+        .route("/_nodes/{filter}/{metrics}", get(nodes_info_two))
         .route(
             "/_cluster/settings",
             get(get_cluster_settings).put(put_cluster_settings),
@@ -187,9 +192,9 @@ fn allowed_methods(path: &str) -> Vec<&'static str> {
     }
 }
 
-fn root_body(shared: &Shared) -> Value {
+fn root_body(shared: &Shared, node: usize) -> Value {
     json!({
-        "name": shared.config.node_name,
+        "name": shared.node_name(node),
         "cluster_name": shared.config.cluster_name,
         "cluster_uuid": shared.cluster_uuid,
         "version": {
@@ -207,8 +212,12 @@ fn root_body(shared: &Shared) -> Value {
     })
 }
 
-async fn root(State(shared): State<Arc<Shared>>) -> Response {
-    json_response(StatusCode::OK, &root_body(&shared))
+async fn root(
+    State(shared): State<Arc<Shared>>,
+    serving: Option<axum::Extension<crate::server::ServingNode>>,
+) -> Response {
+    let node = serving.map(|e| e.0 .0).unwrap_or(0);
+    json_response(StatusCode::OK, &root_body(&shared, node))
 }
 
 async fn root_head() -> Response {
