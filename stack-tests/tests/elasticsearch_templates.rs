@@ -444,7 +444,7 @@ fn every_field_of_the_documents_the_shipper_builds_is_mapped() {
             Some(Container::Record { .. }) => &pod_file,
         };
         let mut out = Vec::new();
-        let Encoded::Document { source_start } =
+        let Encoded::Document { source_start, .. } =
             enricher.encode(&line, file, "2026-11-26T10:00:00.000Z", &mut out)
         else {
             panic!("no document for {:?}", String::from_utf8_lossy(&bytes));
