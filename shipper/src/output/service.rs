@@ -314,7 +314,7 @@ impl BulkService {
     }
 
     /// Applies the item verdicts, acknowledges what is safe, returns what to retry.
-    async fn items(&self, batch: &Batch, results: &[BulkItemResult]) -> Next {
+    async fn items(&self, batch: &Batch, results: &[BulkItemResult<'_>]) -> Next {
         let mut safe: Vec<Origin> = Vec::with_capacity(batch.len());
         let mut retry: Vec<&BatchItem> = Vec::new();
         let mut retry_reasons = RetryCounts::default();
