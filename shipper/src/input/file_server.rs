@@ -172,8 +172,10 @@ struct Watcher {
 /// longer than copytruncate takes between its copy and its truncation.
 const RECENT_MARKS_IDLE: Duration = Duration::from_secs(10);
 
-/// How often an idle moment of the reading loop gives freed heap memory back to the system.
-const TRIM_EVERY: Duration = Duration::from_secs(30);
+/// How often at most an idle moment of the reading loop gives freed heap memory back to the
+/// system, once something was read since the last time (see [`trim_heap`]): soon after a
+/// burst, and never while nothing happens (nothing was freed then).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Gives the heap's free pages back to the system. glibc's `free` returns memory only from
 /// the top of the heap, so after a burst (the first read of thousands of files, their
@@ -231,6 +233,8 @@ pub(crate) struct FileServer {
     last_lag: Instant,
     /// When freed heap memory was last given back to the system (see [`trim_heap`]).
     last_trim: Instant,
+    /// Lines were read since the heap was last trimmed.
+    read_since_trim: bool,
     wakeups: Arc<Wakeups>,
     _watch: Option<PathWatch>,
     last_scan: Option<Instant>,
@@ -341,6 +345,7 @@ impl FileServer {
             stats,
             last_lag: Instant::now(),
             last_trim: Instant::now(),
+            read_since_trim: false,
             wakeups,
             _watch: watch,
             last_scan: None,
@@ -395,7 +400,10 @@ impl FileServer {
             }
             self.sink.begin_round();
             match self.read_round() {
-                Ok(true) => continue,
+                Ok(true) => {
+                    self.read_since_trim = true;
+                    continue;
+                }
                 Ok(false) => {}
                 Err(Stop::Shutdown) => break,
                 Err(Stop::OutputGone) => {
@@ -428,8 +436,9 @@ impl FileServer {
             if self.last_lag.elapsed() >= self.cfg.checkpoint_interval {
                 self.publish_lag();
             }
-            if !self.paused && self.last_trim.elapsed() >= TRIM_EVERY {
+            if self.read_since_trim && !self.paused && self.last_trim.elapsed() >= TRIM_EVERY {
                 self.last_trim = Instant::now();
+                self.read_since_trim = false;
                 trim_heap();
             }
             self.sink.publish();
