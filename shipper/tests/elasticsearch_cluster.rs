@@ -93,22 +93,7 @@ fn a_node_dying_mid_stream_is_skipped_its_batches_go_elsewhere_once_and_it_is_us
 
     // Back on its address: after its backoff the shipper uses it again.
     server.revive_node(1).unwrap();
-    let revived_at = server.requests().len();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bulks_per_node(&server, revived_at).contains_key(&names[1]) {
-        assert!(
-            Instant::now() < deadline,
-            "node 2 was never used again after it came back: {:?}\n{}",
-            bulks_per_node(&server, revived_at),
-            shipper.own_log()
-        );
-        write_slowly(&log, written, 250);
-        written += 250;
-    }
-    wait_until("every line stored", Duration::from_secs(60), || {
-        server.count(STREAM) >= written
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    written = write_until_used(&server, &names[1], &log, written, &shipper);
     assert_exactly_once(&server, STREAM, written);
     assert_eq!(
         server.bulk_stats().conflicts,
@@ -187,23 +172,7 @@ fn discovery_learns_the_other_nodes_and_outlives_the_configured_one() {
 
     // It comes back: a later discovery lists it again, and it is used again.
     server.revive_node(0).unwrap();
-    let revived_at = server.requests().len();
-    let mut written = 6000;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bulks_per_node(&server, revived_at).contains_key(&names[0]) {
-        assert!(
-            Instant::now() < deadline,
-            "the configured node was not used again: {:?}\n{}",
-            bulks_per_node(&server, revived_at),
-            shipper.own_log()
-        );
-        write_slowly(&log, written, 250);
-        written += 250;
-    }
-    wait_until("every line stored", Duration::from_secs(60), || {
-        server.count(STREAM) >= written
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let written = write_until_used(&server, &names[0], &log, 6000, &shipper);
     assert_exactly_once(&server, STREAM, written);
     assert_eq!(
         shipper
@@ -220,4 +189,33 @@ fn discovery_learns_the_other_nodes_and_outlives_the_configured_one() {
             .map(|s| s.success()),
         Some(true)
     );
+}
+
+/// Writes lines 250 at a time from line `from` until `node` takes a `_bulk` again (after it
+/// came back), then waits until every line written is stored; returns how many were written.
+fn write_until_used(
+    server: &ThreadedServer,
+    node: &str,
+    log: &std::path::Path,
+    from: usize,
+    shipper: &Shipper,
+) -> usize {
+    let since = server.requests().len();
+    let mut written = from;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bulks_per_node(server, since).contains_key(node) {
+        assert!(
+            Instant::now() < deadline,
+            "{node} was never used again after it came back: {:?}\n{}",
+            bulks_per_node(server, since),
+            shipper.own_log()
+        );
+        write_slowly(log, written, 250);
+        written += 250;
+    }
+    wait_until("every line stored", Duration::from_secs(60), || {
+        server.count(STREAM) >= written
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    written
 }

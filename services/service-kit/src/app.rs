@@ -135,7 +135,6 @@ where
     F: FnOnce(&Kit) -> anyhow::Result<Router>,
 {
     let log_config = LogConfig::from_env().context("reading the logging configuration")?;
-    let server_config = ServerConfig::from_env().context("reading the server configuration")?;
     let identity = ServiceIdentity {
         name: info.name.to_owned(),
         version: info.version.to_owned(),
@@ -143,6 +142,19 @@ where
         host: config::host_name(),
     };
     let log = logging::init(&identity, &log_config).context("starting the logger")?;
+    run_with_logger(info, log, build).await
+}
+
+/// Runs a service whose logger the caller installed as the global subscriber: as [`run`],
+/// but without starting the service's own logger, so the same routes, layers and server can
+/// be measured under another logger (`benches/logging_overhead.rs`). `log` is what the kit
+/// and `/health` report; it is flushed at the end.
+pub async fn run_with_logger<F>(info: ServiceInfo, log: LogHandle, build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&Kit) -> anyhow::Result<Router>,
+{
+    let log_config = LogConfig::from_env().context("reading the logging configuration")?;
+    let server_config = ServerConfig::from_env().context("reading the server configuration")?;
     let result = serve(
         info,
         log.clone(),
@@ -158,28 +170,6 @@ where
             "service stopped on an error"
         );
     }
-    log.flush(SHUTDOWN_FLUSH_TIMEOUT);
-    result
-}
-
-/// Runs a service whose logger the caller installed as the global subscriber: as [`run`],
-/// but without starting the service's own logger, so the same routes, layers and server can
-/// be measured under another logger (`benches/logging_overhead.rs`). `log` is what the kit
-/// and `/health` report; it is flushed at the end as in [`run`].
-pub async fn run_with_logger<F>(info: ServiceInfo, log: LogHandle, build: F) -> anyhow::Result<()>
-where
-    F: FnOnce(&Kit) -> anyhow::Result<Router>,
-{
-    let log_config = LogConfig::from_env().context("reading the logging configuration")?;
-    let server_config = ServerConfig::from_env().context("reading the server configuration")?;
-    let result = serve(
-        info,
-        log.clone(),
-        server_config,
-        &log_config.environment,
-        build,
-    )
-    .await;
     log.flush(SHUTDOWN_FLUSH_TIMEOUT);
     result
 }
