@@ -9,7 +9,8 @@
 //! Printed every minute: RSS, lines written, whether reading is paused and the pending
 //! filesystem wake-ups (the queue that used to grow). At the end: the growth from minute 1
 //! to the last minute (the figure that must stay under 1 MiB), and how long catching up
-//! takes once the server listens again.
+//! takes once the server listens again: until the first document is stored (the retry
+//! backoff, random) and then for the backlog (the shipper's speed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is the point
 
@@ -133,8 +134,19 @@ fn main() {
         );
     }
 
+    let before = received(&server);
     server.resume_listening().expect("listen again");
     let back = Instant::now();
+    // The first document stored after the outage: how long the shipper took to notice that
+    // Elasticsearch is back (its retry backoff), apart from how long the backlog then takes.
+    let mut first_stored = None;
+    while back.elapsed() < Duration::from_secs(600) {
+        if received(&server) > before {
+            first_stored = Some(back.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let caught_up = wait_for(&server, n, &mut child, Duration::from_secs(1800));
     let catch_up = back.elapsed().as_secs_f64();
     let first = samples.first().map_or(0.0, |s| s.1);
@@ -145,11 +157,26 @@ fn main() {
         last - first,
         last / first.max(f64::MIN_POSITIVE)
     );
+    match first_stored {
+        Some(s) => println!(
+            "first document stored {s:.2} s after the outage ended (the retry backoff: a \
+             uniformly random wait of up to retry_max, 30 s by default)"
+        ),
+        None => println!("no document stored within 600 s of the outage's end"),
+    }
     if caught_up {
         println!(
             "every one of {n} lines delivered {catch_up:.1} s after the outage ended ({:.0} lines/s)",
             n as f64 / catch_up.max(f64::MIN_POSITIVE)
         );
+        if let Some(s) = first_stored {
+            let backlog = n - before;
+            let took = (catch_up - s).max(f64::MIN_POSITIVE);
+            println!(
+                "the backlog of {backlog} lines took {took:.1} s from the first stored ({:.0} lines/s)",
+                backlog as f64 / took
+            );
+        }
     } else {
         println!(
             "only {} of {n} lines delivered after {catch_up:.0} s",

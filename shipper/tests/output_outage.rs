@@ -107,3 +107,35 @@ async fn a_dead_node_is_skipped_and_the_live_one_carries_the_load() {
     let bulk = es.requests().iter().filter(|r| r.path == "/_bulk").count();
     assert_eq!(bulk, 10);
 }
+
+/// After an outage, the first request that gets through wakes the deliveries still waiting
+/// out their backoff: they do not sleep out delays of up to `retry_max` while the cluster is
+/// back. Here a waiting batch's backoff is up to an hour; without the wake-up it would be
+/// stored after a uniformly random delay in that hour.
+#[tokio::test]
+async fn the_first_success_after_an_outage_resumes_waiting_deliveries() {
+    let es = EsTestServer::start(ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&es.url(), dir.path());
+    c.retry_initial = Duration::from_secs(3600);
+    c.retry_max = Duration::from_secs(3600);
+    let out = start(c).await;
+
+    es.stop_listening().await;
+    out.batches.send(batch(STREAM, 0..100)).await.unwrap();
+    let started = std::time::Instant::now();
+    while out.stats.snapshot().request_retries == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first request did not fail"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    es.resume_listening().await.unwrap();
+    // A new batch goes at once (no failure of its own yet) and its success is the signal.
+    out.batches.send(batch(STREAM, 100..200)).await.unwrap();
+    out.acks.wait_for(200, Duration::from_secs(20)).await;
+    let acks = out.finish().await;
+    assert_eq!(acks.seqs().len(), 200);
+    assert_eq!(es.documents(STREAM).len(), 200);
+}

@@ -62,6 +62,17 @@ impl RetryReason {
         }
     }
 
+    /// Does this failure say the cluster could not be reached (rather than that it refused
+    /// the request)? A request that failed so is tried again as soon as another one
+    /// succeeds: that success proves the cluster is back. An overloaded cluster's 429 or
+    /// time-out is not: retrying those at every other success would defeat their backoff.
+    pub(crate) fn is_unreachable(self) -> bool {
+        matches!(
+            self,
+            RetryReason::Connect | RetryReason::Transport | RetryReason::ServerError
+        )
+    }
+
     /// May Elasticsearch have stored some of the documents of a request that failed for this
     /// reason? If so, the batch is in the replay window: before it is sent again, its ids are
     /// looked up (see [`super::replay`]), because after a rollover a `create` of a stored

@@ -42,6 +42,9 @@ pub(crate) enum Next {
     Done,
     /// Send the whole batch again, after a backoff.
     RetryAll,
+    /// The cluster could not be reached (no connection, the connection broke, a 5xx): send
+    /// the whole batch again after a backoff, or as soon as another request succeeds.
+    Unreachable,
     /// Send these items again, after a backoff.
     RetryItems(Batch),
     /// Send each half (413), without waiting.
@@ -60,6 +63,12 @@ pub(crate) struct BulkService {
     pub(crate) failure_store: bool,
     /// Repeated warnings of the same kind, at most one per interval.
     pub(crate) warnings: LogThrottle,
+    /// Counts the requests that got a usable answer. A delivery waiting out its backoff
+    /// after an outage watches it, so the first success after an outage resumes every
+    /// delivery at once instead of each sleeping out its own delay (up to `retry_max`
+    /// each, which with full jitter kept half the in-flight slots idle for seconds after
+    /// the cluster came back).
+    pub(crate) answered: tokio::sync::watch::Sender<u64>,
 }
 
 impl BulkService {
@@ -118,7 +127,11 @@ impl BulkService {
                 }
                 self.telemetry
                     .request_retry(reason.label(), err.to_string());
-                return Next::RetryAll;
+                return if reason.is_unreachable() {
+                    Next::Unreachable
+                } else {
+                    Next::RetryAll
+                };
             }
         };
         self.telemetry.elasticsearch_up(reply.status < 500);
@@ -155,11 +168,16 @@ impl BulkService {
                     }
                 }
                 self.telemetry.request_retry(reason.label(), message);
-                Next::RetryAll
+                if reason.is_unreachable() {
+                    Next::Unreachable
+                } else {
+                    Next::RetryAll
+                }
             }
             RequestVerdict::ReadItems => match parse_bulk(&reply.body, &self.ids(batch)) {
                 Ok(results) => {
                     self.telemetry.bulk_succeeded_now();
+                    self.answered.send_modify(|n| *n = n.wrapping_add(1));
                     let next = self.items(batch, &results).await;
                     let outcome = if matches!(next, Next::Done) {
                         "ok"

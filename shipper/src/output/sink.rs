@@ -3,7 +3,8 @@
 //! ```text
 //! batches (mpsc) ──> run ──spawns up to max_in_flight──> deliver(batch)
 //!                                                          │ loop: BulkService::send
-//!                                                          │   Done / RetryAll / RetryItems / Split
+//!                                                          │   Done / RetryAll / Unreachable /
+//!                                                          │   RetryItems / Split
 //!                                                          └─> Acknowledge (per safe document)
 //! ```
 //!
@@ -134,6 +135,7 @@ impl ElasticsearchOutput {
             acks,
             failure_store: self.failure_store.load(Ordering::Relaxed),
             warnings: LogThrottle::default(),
+            answered: tokio::sync::watch::Sender::new(0),
         });
         // Dropped (aborted) when `run` returns, however it returns.
         let _discovery = self.config.discover_nodes.then(|| {
@@ -242,15 +244,40 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Drives one batch until every document in it is safe. Retries wait with jittered backoff
 /// that grows with each consecutive failure of this delivery; split halves go at once.
+///
+/// A batch the cluster could not take because it was unreachable waits for its backoff or
+/// for another delivery's success, whichever comes first: after an outage the first request
+/// that gets through proves the cluster is back, and the others follow at once rather than
+/// sleeping out delays of up to `retry_max`. Only once per batch, so a batch that keeps
+/// failing while others succeed (a 5xx of its own) backs off normally after that.
 async fn deliver(service: Arc<BulkService>, batch: Batch, backoff: Backoff) {
     let mut work: VecDeque<(Batch, u32)> = VecDeque::from([(batch, 0)]);
+    let mut woken_early = false;
+    let mut wake: Option<tokio::sync::watch::Receiver<u64>> = None;
     while let Some((mut batch, failures)) = work.pop_front() {
         if failures > 0 {
-            tokio::time::sleep(backoff.delay(failures - 1)).await;
+            let delay = tokio::time::sleep(backoff.delay(failures - 1));
+            match wake.take() {
+                Some(mut answered) if !woken_early => {
+                    tokio::select! {
+                        _ = delay => {}
+                        changed = answered.changed() => {
+                            woken_early = changed.is_ok();
+                        }
+                    }
+                }
+                _ => delay.await,
+            }
         }
+        // Subscribed before sending: a success while this request is failing counts.
+        let answered = service.answered.subscribe();
         match service.send(&mut batch).await {
             Next::Done => {}
             Next::RetryAll => work.push_front((batch, failures.saturating_add(1))),
+            Next::Unreachable => {
+                wake = Some(answered);
+                work.push_front((batch, failures.saturating_add(1)));
+            }
             Next::RetryItems(rest) => work.push_front((rest, failures.saturating_add(1))),
             Next::Split(left, right) => {
                 work.push_front((right, failures));
