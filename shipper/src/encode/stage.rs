@@ -17,7 +17,7 @@ use crate::batch::{Batch, BatchLimits, Batcher, Origin};
 use crate::input::file_server::InputStats;
 use crate::input::identity::FileKey;
 use crate::input::line_reader::Line;
-use crate::input::line_sink::{LineOrigin, LineSink, Stop, Taken};
+use crate::input::line_sink::{BeforeSend, LineOrigin, LineSink, Stop, Taken};
 use crate::input::read_budget::ReadBudget;
 
 /// Bytes of enrichment assumed per line when charging the read budget, so the budget bounds
@@ -56,6 +56,10 @@ pub(crate) struct Encoder {
     /// Free budget needed to take another line.
     headroom: usize,
     paused: bool,
+    /// Done before each batch leaves (see [`BeforeSend`]).
+    before_send: Option<Arc<dyn BeforeSend>>,
+    /// When a failure of `before_send` was last logged.
+    before_send_warned: Option<std::time::Instant>,
 }
 
 impl Encoder {
@@ -86,6 +90,8 @@ impl Encoder {
             ready: None,
             headroom: 0,
             paused: false,
+            before_send: None,
+            before_send_warned: None,
         }
         .with_headroom()
     }
@@ -114,10 +120,30 @@ impl Encoder {
     fn hand_over(&mut self) -> Result<(), Stop> {
         self.offer()?;
         if self.ready.is_none() {
-            self.ready = self.batcher.take();
+            self.ready = self.take_batch();
             self.offer()?;
         }
         Ok(())
+    }
+
+    /// The batch in progress, closed for sending, once what must precede its sending is done.
+    fn take_batch(&mut self) -> Option<Batch> {
+        let batch = self.batcher.take()?;
+        if let Some(hook) = &self.before_send {
+            if let Err(e) = hook.before_send() {
+                // Shipping goes on: only a crash before the next checkpoint could then
+                // re-send these lines without looking them up.
+                let now = std::time::Instant::now();
+                if self
+                    .before_send_warned
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+                {
+                    self.before_send_warned = Some(now);
+                    tracing::warn!(error = %e, "cannot record how far lines may be sent");
+                }
+            }
+        }
+        Some(batch)
     }
 
     /// Sends everything held, waiting for the output to take it.
@@ -125,7 +151,7 @@ impl Encoder {
         if let Some(batch) = self.ready.take() {
             self.send_waiting(batch)?;
         }
-        if let Some(batch) = self.batcher.take() {
+        if let Some(batch) = self.take_batch() {
             self.send_waiting(batch)?;
         }
         Ok(())
@@ -195,6 +221,10 @@ impl Encoder {
 }
 
 impl LineSink for Encoder {
+    fn set_before_send(&mut self, hook: Arc<dyn BeforeSend>) {
+        self.before_send = Some(hook);
+    }
+
     fn describe(&mut self, slot: u32, key: FileKey, path: &Path) {
         let index = slot as usize;
         if self.sources.len() <= index {
@@ -312,4 +342,88 @@ impl LineSink for Encoder {
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::input::identity::TailMark;
+
+    /// Records, at each call, how many batches the output's channel held.
+    struct Recorder {
+        tx: tokio::sync::mpsc::Sender<Batch>,
+        queued_at_call: Mutex<Vec<usize>>,
+    }
+
+    impl BeforeSend for Recorder {
+        fn before_send(&self) -> std::io::Result<()> {
+            let queued = self.tx.max_capacity() - self.tx.capacity();
+            self.queued_at_call.lock().unwrap().push(queued);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_must_precede_a_batch_is_done_before_each_batch_leaves() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let cfg = EncodeConfig {
+            host_name: "test".into(),
+            agent_name: schema::agent::NAME.into(),
+            namespace: "default".into(),
+            batch: BatchLimits {
+                max_docs: 3,
+                max_bytes: 1 << 20,
+                max_wait: Duration::from_secs(3600),
+            },
+        };
+        let budget = Arc::new(ReadBudget::new(1 << 20));
+        let stats = Arc::new(InputStats::default());
+        let mut encoder = Encoder::new(
+            &cfg,
+            budget,
+            tx.clone(),
+            CancellationToken::new(),
+            stats,
+            None,
+        );
+        let recorder = Arc::new(Recorder {
+            tx,
+            queued_at_call: Mutex::new(Vec::new()),
+        });
+        encoder.set_before_send(Arc::clone(&recorder) as Arc<dyn BeforeSend>);
+        encoder.describe(0, 0xabc, Path::new("/var/log/app/payment.log"));
+        encoder.begin_round();
+        let mut offset = 0;
+        for seq in 0..8u64 {
+            let bytes = format!(r#"{{"message":"line {seq}"}}"#);
+            let line = Line {
+                offset,
+                end: offset + bytes.len() as u64 + 1,
+                bytes: bytes.as_bytes(),
+                truncated: false,
+                unterminated: false,
+                tail: TailMark::default(),
+                container: None,
+            };
+            offset = line.end;
+            let origin = LineOrigin {
+                slot: 0,
+                seq,
+                may_be_stored: false,
+                tapped: false,
+            };
+            assert!(encoder.has_room().unwrap());
+            encoder.take(&line, origin).unwrap();
+        }
+        encoder.finish().unwrap();
+        let mut batches = 0;
+        while rx.try_recv().is_ok() {
+            batches += 1;
+        }
+        assert_eq!(batches, 3, "8 lines in batches of 3");
+        // Called once per batch, each time before that batch was in the channel.
+        assert_eq!(*recorder.queued_at_call.lock().unwrap(), vec![0, 1, 2]);
+    }
 }

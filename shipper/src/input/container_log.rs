@@ -67,8 +67,13 @@ impl Framing {
     /// The framing of a file whose first line read is `raw`: a Docker record, a CRI record
     /// with a valid time, or else plain lines.
     pub(crate) fn detect(raw: &[u8]) -> Framing {
+        // A Docker record has a "log" key: without one the line is not parsed as a record
+        // (a JSON application line would be parsed to its end for nothing, once per file).
         let mut scratch = Vec::new();
-        if raw.first() == Some(&b'{') && parse_docker(raw, &mut scratch).is_some() {
+        if raw.first() == Some(&b'{')
+            && memchr::memmem::find(raw, b"\"log\"").is_some()
+            && parse_docker(raw, &mut scratch).is_some()
+        {
             return Framing::Docker;
         }
         match parse_cri(raw) {

@@ -141,6 +141,9 @@ struct Watcher {
     reader: LineReader,
     /// Size and modification time when the head was last verified.
     checked: Stamp,
+    /// `checked` and `size` were taken when the file was identified, moments before its
+    /// first turn: that turn needs no `stat` and no look at the head again.
+    stat_fresh: bool,
     size: u64,
     last_data: Instant,
     /// Renamed out of the globs or deleted.
@@ -290,7 +293,7 @@ impl FileServer {
         cfg: FileServerConfig,
         table: Arc<AckTable>,
         checkpointer: Arc<Checkpointer>,
-        sink: Box<dyn LineSink>,
+        mut sink: Box<dyn LineSink>,
         shutdown: CancellationToken,
         stats: Arc<InputStats>,
     ) -> Result<FileServer, FileServerError> {
@@ -317,6 +320,7 @@ impl FileServer {
         // Identities the previous run reserved but never saved (new in its last second).
         let unsaved_reservations = reserved;
         let horizon = Arc::new(horizon);
+        sink.set_before_send(Arc::clone(&horizon) as Arc<dyn super::line_sink::BeforeSend>);
         let wakeups = Arc::new(Wakeups::default());
         let watch = match watch(&paths, Arc::clone(&wakeups)) {
             Ok(w) => Some(w),
@@ -623,6 +627,12 @@ impl FileServer {
         if self.sink.is_full() {
             self.sink.flush()?;
         }
+        // What this round reserved, in one write (a batch leaving writes it sooner).
+        if let Err(e) = self.horizon.write_pending() {
+            if let Some(held_back) = self.complaints.allow(Path::new(""), "sent-horizon") {
+                tracing::warn!(error = %e, held_back, "cannot record how far lines may be sent");
+            }
+        }
         Ok(progressed)
     }
 
@@ -784,21 +794,23 @@ impl FileServer {
         if super::compressed::is_compressed(path) {
             return Ok(self.open_compressed(file, &meta, path, now_unix)?);
         }
-        Ok(self.open_file(file, path, dev, ino, now_unix, false)?)
+        Ok(self.open_file(file, &meta, path, dev, ino, now_unix, false)?)
     }
 
     /// Identifies the open `file` and watches it (see [`FileServer::open`]). `force`: the
     /// file will not be written any more, so a first line without its newline identifies it.
+    /// `meta`: the stat of `file`, taken when it was opened.
+    #[allow(clippy::too_many_arguments)]
     fn open_file(
         &mut self,
         file: File,
+        meta: &std::fs::Metadata,
         path: &Path,
         dev: u64,
         ino: u64,
         now_unix: u64,
         force: bool,
     ) -> std::io::Result<Option<u32>> {
-        let meta = file.metadata()?;
         let size = meta.len();
         let Some(fp) = fingerprint(&file, force)? else {
             self.unidentified = true; // no complete first line yet
@@ -878,6 +890,12 @@ impl FileServer {
                 let (slot, key) = self.new_identity(fp, salted, dev, ino, path, now_unix);
                 tracing::info!(path = %path.display(), size, "new file; reading from the start");
                 self.watch(slot, key, fp, dev, ino, path, file, 0, size);
+                if let Some(w) = self.watchers.last_mut() {
+                    // Read from its start: the head just fingerprinted is all there is to
+                    // check, and the stat above is its state.
+                    w.checked = (size, meta.mtime(), meta.mtime_nsec());
+                    w.stat_fresh = true;
+                }
                 Ok(Some(slot))
             }
         }
@@ -988,6 +1006,7 @@ impl FileServer {
             reader: LineReader::new(file, offset, self.cfg.max_line_bytes)
                 .with_format(self.cfg.format),
             checked: (0, 0, 0),
+            stat_fresh: false,
             size,
             last_data: Instant::now(),
             gone: false,
@@ -1085,45 +1104,53 @@ fn poll(
         w.reader.give_back(shared);
         return verdict;
     }
-    let meta = match w.reader.file().metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some(held_back) = complaints.allow(&w.path, "stat") {
-                tracing::warn!(path = %w.path.display(), error = %e, held_back, "cannot stat an open file");
+    if std::mem::take(&mut w.stat_fresh) {
+        // Identified in this scan, from a stat and a look at its head taken moments ago.
+        w.reader.stop_at((!w.gone).then_some(w.size));
+    } else {
+        let meta = match w.reader.file().metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(held_back) = complaints.allow(&w.path, "stat") {
+                    tracing::warn!(path = %w.path.display(), error = %e, held_back, "cannot stat an open file");
+                }
+                return Ok(Verdict::Keep);
             }
+        };
+        let size = meta.len();
+        w.size = size;
+        w.deleted = meta.nlink() == 0;
+        if w.deleted {
+            w.gone = true;
+        }
+        let stamp = (size, meta.mtime(), meta.mtime_nsec());
+        let turn = decide::Turn {
+            size,
+            read_offset: w.reader.read_offset(),
+            changed: stamp != w.checked,
+        };
+        let mut probe = OpenFileProbe {
+            file: w.reader.file(),
+            // Asked only when the file changed: an unchanged file costs no look into the table.
+            read_position: if turn.changed {
+                table.read_position(w.slot)
+            } else {
+                None
+            },
+        };
+        if decide::check_open(turn, w.fingerprint, &mut probe) == OpenCheck::Truncated {
+            return Ok(Verdict::Truncated);
+        }
+        if !turn.changed && !w.gone && w.reader.at_eof() && size == turn.read_offset {
+            // Unchanged since the last turn, which read it to its end: the stat said it all
+            // (the fallback check of thousands of idle files costs one call each, not three).
             return Ok(Verdict::Keep);
         }
-    };
-    let size = meta.len();
-    w.size = size;
-    w.deleted = meta.nlink() == 0;
-    if w.deleted {
-        w.gone = true;
+        w.checked = stamp;
+        // A file renamed away or deleted is read to the end its reads find: it is finished
+        // after this, and what its writer added since the stat must not be left behind.
+        w.reader.stop_at((!w.gone).then_some(size));
     }
-    let stamp = (size, meta.mtime(), meta.mtime_nsec());
-    let turn = decide::Turn {
-        size,
-        read_offset: w.reader.read_offset(),
-        changed: stamp != w.checked,
-    };
-    let mut probe = OpenFileProbe {
-        file: w.reader.file(),
-        // Asked only when the file changed: an unchanged file costs no look into the table.
-        read_position: if turn.changed {
-            table.read_position(w.slot)
-        } else {
-            None
-        },
-    };
-    if decide::check_open(turn, w.fingerprint, &mut probe) == OpenCheck::Truncated {
-        return Ok(Verdict::Truncated);
-    }
-    if !turn.changed && !w.gone && w.reader.at_eof() && size == turn.read_offset {
-        // Unchanged since the last turn, which read it to its end: the stat said it all
-        // (the fallback check of thousands of idle files costs one call each, not three).
-        return Ok(Verdict::Keep);
-    }
-    w.checked = stamp;
     w.reader.lend(shared);
     let verdict = read_lines(w, sink, table, cfg, complaints, horizon);
     w.reader.give_back(shared);
@@ -1158,12 +1185,7 @@ fn read_lines(
         };
         w.last_data = Instant::now();
         let len = line.end - line.offset;
-        reserve_sending(
-            (&mut w.reserved, w.slot, w.key, &w.path),
-            line.end,
-            (table, horizon),
-            complaints,
-        );
+        reserve_sending((&mut w.reserved, w.slot, w.key), line.end, (table, horizon));
         let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
         hand_on(sink, table, w.slot, &line, flags)?;
         budget_for_turn = budget_for_turn.saturating_sub(len);
@@ -1183,12 +1205,7 @@ fn read_lines(
             return Ok(Verdict::Keep);
         }
         if let Some(line) = w.reader.take_unterminated() {
-            reserve_sending(
-                (&mut w.reserved, w.slot, w.key, &w.path),
-                line.end,
-                (table, horizon),
-                complaints,
-            );
+            reserve_sending((&mut w.reserved, w.slot, w.key), line.end, (table, horizon));
             let flags = (line.end <= w.replay_until, line.end <= w.tapped_to);
             hand_on(sink, table, w.slot, &line, flags)?;
         }
@@ -1200,23 +1217,17 @@ fn read_lines(
 /// Before a line of `w` ending at `end` goes out: if it is past the file's reservation,
 /// reserves ahead, in the table first and then in the log (see [`super::sent_horizon`]).
 fn reserve_sending(
-    (reserved, slot, key, path): (&mut u64, u32, FileKey, &Path),
+    (reserved, slot, key): (&mut u64, u32, FileKey),
     end: u64,
     (table, horizon): (&AckTable, &SentHorizon),
-    complaints: &mut Complaints,
 ) {
     if end <= *reserved {
         return;
     }
     let upto = end + sent_horizon::RESERVE;
     table.reserve_sending(slot, upto);
-    if let Err(e) = horizon.reserve(key, upto) {
-        // Shipping goes on: only a crash before the next checkpoint could then re-send
-        // these lines without looking them up.
-        if let Some(held_back) = complaints.allow(path, "sent-horizon") {
-            tracing::warn!(path = %path.display(), error = %e, held_back, "cannot record how far lines may be sent");
-        }
-    }
+    // Noted; written to the log before the batch holding this line leaves.
+    horizon.reserve(key, upto);
     *reserved = upto;
 }
 

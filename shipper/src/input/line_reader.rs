@@ -91,6 +91,10 @@ pub(crate) struct LineReader {
     at_eof: bool,
     /// Mark of the bytes just before `read_offset()`, as they were read.
     read_tail: Option<TailMark>,
+    /// The file's size when its turn began, if it is still being written: reading stops
+    /// there rather than asking the file for more and being told "nothing" (a `pread`
+    /// per file per turn). What was written since comes with its own event.
+    known_end: Option<u64>,
     /// A read found the bytes before it changed: the file was truncated (and perhaps written
     /// again) between the turn's check and the read. Nothing of that read was handed out.
     rewritten: bool,
@@ -173,6 +177,7 @@ impl LineReader {
             last_long: Vec::new(),
             at_eof: false,
             read_tail: None,
+            known_end: None,
             rewritten: false,
             framing: Framing::Plain,
             joined: Vec::new(),
@@ -230,6 +235,12 @@ impl LineReader {
     /// Offset of the next byte to read from the file.
     pub(crate) fn read_offset(&self) -> u64 {
         self.buf_offset + self.filled as u64
+    }
+
+    /// Until changed, no read is issued at or past `end` (the size a `stat` just gave); with
+    /// `None`, reading goes on until a read finds the end of the file.
+    pub(crate) fn stop_at(&mut self, end: Option<u64>) {
+        self.known_end = end;
     }
 
     /// True when the last call to [`LineReader::next_line`] found no more data.
@@ -673,6 +684,9 @@ impl LineReader {
         }
         loop {
             let at = self.buf_offset + self.filled as u64;
+            if self.known_end.is_some_and(|end| at >= end) {
+                return Ok(false);
+            }
             match self.source.read_at(&mut self.buf[self.filled..], at) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
@@ -737,6 +751,32 @@ mod tests {
         assert!(r.next_line().unwrap().is_none());
         assert!(r.rewritten());
         assert!(r.next_line().unwrap().is_none(), "stays rewritten");
+    }
+
+    #[test]
+    fn a_turn_stops_at_the_size_it_was_given_and_the_next_reads_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut append = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut r = LineReader::new(File::open(&path).unwrap(), 0, 1024);
+        r.stop_at(Some(4));
+        assert_eq!(r.next_line().unwrap().unwrap().bytes, b"one");
+        // Written after the stat that said 4 bytes: this turn does not ask for it.
+        append.write_all(b"two\n").unwrap();
+        assert!(r.next_line().unwrap().is_none());
+        assert!(r.at_eof());
+        r.stop_at(Some(8));
+        assert_eq!(r.next_line().unwrap().unwrap().bytes, b"two");
+        assert!(r.next_line().unwrap().is_none());
+        // Without a size, reading goes to what the file holds.
+        append.write_all(b"three\n").unwrap();
+        r.stop_at(None);
+        assert_eq!(r.next_line().unwrap().unwrap().bytes, b"three");
+        assert!(r.next_line().unwrap().is_none());
     }
 
     #[test]

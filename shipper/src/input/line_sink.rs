@@ -48,8 +48,19 @@ pub(crate) enum Taken {
     Nothing,
 }
 
+/// What must be done before lines the sink took leave the process: reading's notes of how
+/// far each file may be sent are written to the sent-horizon log (see
+/// [`super::sent_horizon`]), so a restart looks up every line a batch may have stored.
+pub(crate) trait BeforeSend: Send + Sync {
+    fn before_send(&self) -> std::io::Result<()>;
+}
+
 /// Receives the lines the reading loop reads.
 pub(crate) trait LineSink: Send {
+    /// Calls `hook` before each batch it hands on. The reading loop sets it once, before
+    /// the first line.
+    fn set_before_send(&mut self, hook: std::sync::Arc<dyn BeforeSend>);
+
     /// The file in `slot` is `path`, with identity `key` (a file opened, or renamed): every
     /// line of `slot` from now on comes from it.
     fn describe(&mut self, slot: u32, key: FileKey, path: &Path);

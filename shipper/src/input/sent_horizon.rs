@@ -8,10 +8,13 @@
 //!
 //! So reading reserves ahead: before a line past an identity's reservation is read, a
 //! record "this identity may be sent up to here" (the line's end plus [`RESERVE`]) is
-//! appended to `sent-horizon.log` beside the checkpoints: one small `write(2)` per
-//! megabyte read, which the page cache keeps through the death of the process (not through
-//! a power cut: the checkpoints, `fsync`ed, cover that to within their interval). At start
-//! the records are folded into the checkpoints' replay windows.
+//! noted, and the notes are appended to `sent-horizon.log` beside the checkpoints before
+//! any batch leaves the process ([`SentHorizon::write_pending`], which the encode stage
+//! calls through [`crate::input::line_sink::BeforeSend`]) and at the end of each read
+//! round: one small `write(2)` per batch at most, not one per file (a first read of 10,000
+//! files made 10,000 of them), which the page cache keeps through the death of the process
+//! (not through a power cut: the checkpoints, `fsync`ed, cover that to within their
+//! interval). At start the records are folded into the checkpoints' replay windows.
 //!
 //! The log is cut at each checkpoint save without losing a record the save does not hold:
 //! it is renamed aside *before* the snapshot is taken (a reservation is entered into the
@@ -38,7 +41,28 @@ const OLD: &str = "sent-horizon.log.old";
 #[derive(Debug)]
 pub(crate) struct SentHorizon {
     dir: PathBuf,
-    log: Mutex<File>,
+    log: Mutex<Log>,
+}
+
+/// The open log and the records noted since it was last written to.
+#[derive(Debug)]
+struct Log {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl Log {
+    fn write_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Cleared even when the write fails: the caller complains, and an outage of the
+        // disk must not make the notes grow (the reservations are in the table, and the
+        // next checkpoint covers them).
+        let written = self.file.write_all(&self.pending);
+        self.pending.clear();
+        written
+    }
 }
 
 impl SentHorizon {
@@ -55,16 +79,25 @@ impl SentHorizon {
         let log = append(&dir.join(LOG))?;
         let horizon = SentHorizon {
             dir: dir.to_path_buf(),
-            log: Mutex::new(log),
+            log: Mutex::new(Log {
+                file: log,
+                pending: Vec::new(),
+            }),
         };
         Ok((horizon, reserved))
     }
 
-    /// Records that lines of `key` up to offset `upto` may be sent. Call after entering
-    /// the reservation into the table (see the module's doc for why).
-    pub(crate) fn reserve(&self, key: FileKey, upto: u64) -> io::Result<()> {
-        let record = format!("{key:016x} {upto}\n");
-        self.lock().write_all(record.as_bytes())
+    /// Notes that lines of `key` up to offset `upto` may be sent. Call after entering
+    /// the reservation into the table (see the module's doc for why), and
+    /// [`SentHorizon::write_pending`] before any of those lines leaves the process.
+    pub(crate) fn reserve(&self, key: FileKey, upto: u64) {
+        // Writing into a vector cannot fail.
+        let _ = writeln!(self.lock().pending, "{key:016x} {upto}");
+    }
+
+    /// Appends the noted reservations to the log.
+    pub(crate) fn write_pending(&self) -> io::Result<()> {
+        self.lock().write_pending()
     }
 
     /// Starts a new log before a checkpoint snapshot is taken; the old part stays until
@@ -72,12 +105,15 @@ impl SentHorizon {
     /// current log goes on: it holds everything since, which is more than needed.
     pub(crate) fn cut(&self) -> io::Result<()> {
         let mut log = self.lock();
+        // Noted reservations are in the table, so in the snapshot to come: either part of
+        // the log may hold them.
+        log.write_pending()?;
         let (current, old) = (self.dir.join(LOG), self.dir.join(OLD));
         if old.exists() {
             return Ok(());
         }
         std::fs::rename(&current, &old)?;
-        *log = append(&current)?;
+        log.file = append(&current)?;
         Ok(())
     }
 
@@ -90,10 +126,23 @@ impl SentHorizon {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for SentHorizon {
+    /// Reading has stopped: what it noted goes to the log (a batch may still leave).
+    fn drop(&mut self) {
+        let _ = self.lock().write_pending();
+    }
+}
+
+impl super::line_sink::BeforeSend for SentHorizon {
+    fn before_send(&self) -> io::Result<()> {
+        self.write_pending()
     }
 }
 
@@ -130,13 +179,13 @@ mod tests {
         let (h, before) = SentHorizon::open(dir.path()).unwrap();
         assert!(before.is_empty());
         let (a, b) = (key(0xabc), key(0xdef));
-        h.reserve(a, 100).unwrap();
-        h.reserve(a, 300).unwrap();
+        h.reserve(a, 100);
+        h.reserve(a, 300);
         h.cut().unwrap();
-        h.reserve(b, 50).unwrap();
+        h.reserve(b, 50);
         // The save after the cut failed: the next cut keeps the old part.
         h.cut().unwrap();
-        h.reserve(a, 200).unwrap();
+        h.reserve(a, 200);
         drop(h);
         let (_, got) = SentHorizon::open(dir.path()).unwrap();
         assert_eq!(got.get(&a), Some(&300));
@@ -144,13 +193,32 @@ mod tests {
     }
 
     #[test]
+    fn noted_reservations_reach_the_log_when_written_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = SentHorizon::open(dir.path()).unwrap();
+        h.reserve(key(7), 100);
+        h.reserve(key(8), 200);
+        let on_disk = || std::fs::read_to_string(dir.path().join(LOG)).unwrap();
+        assert_eq!(on_disk(), "", "noted, not written yet");
+        h.write_pending().unwrap();
+        assert_eq!(on_disk(), "0000000000000007 100\n0000000000000008 200\n");
+        h.write_pending().unwrap();
+        assert_eq!(on_disk().lines().count(), 2, "written once");
+        // What reading notes last is written when it stops, as a batch may still leave.
+        h.reserve(key(9), 300);
+        drop(h);
+        let (_, got) = SentHorizon::open(dir.path()).unwrap();
+        assert_eq!(got.get(&key(9)), Some(&300));
+    }
+
+    #[test]
     fn a_save_after_a_cut_drops_only_what_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         let (h, _) = SentHorizon::open(dir.path()).unwrap();
         let (a, b) = (key(1), key(2));
-        h.reserve(a, 100).unwrap();
+        h.reserve(a, 100);
         h.cut().unwrap();
-        h.reserve(b, 70).unwrap();
+        h.reserve(b, 70);
         h.saved().unwrap();
         drop(h);
         let (_, got) = SentHorizon::open(dir.path()).unwrap();

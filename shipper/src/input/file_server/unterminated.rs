@@ -102,7 +102,10 @@ impl FileServer {
             };
             tracing::info!(path = %h.path.display(), "a file without a complete line left the globs or was deleted; shipping what it holds");
             let since = h.since;
-            match self.open_file(h.file, &h.path, key.0, key.1, now_unix, true) {
+            let opened = h.file.metadata().and_then(|meta| {
+                self.open_file(h.file, &meta, &h.path, key.0, key.1, now_unix, true)
+            });
+            match opened {
                 Ok(Some(_)) => {
                     if let Some(w) = self.watchers.last_mut() {
                         w.gone = true;
