@@ -58,9 +58,13 @@ impl SourceFile {
             .filter_map(|(f, v)| v.map(|v| (f, json_string(&v))))
             .collect()
         });
+        // Kept for as long as the file is open: exactly its size (serde_json starts a string
+        // at 128 bytes, most of it unused for a path, which thousands of files add up).
+        let mut path_json = json_string(&path.to_string_lossy());
+        path_json.shrink_to_fit();
         SourceFile {
             key,
-            path_json: json_string(&path.to_string_lossy()),
+            path_json,
             dataset,
             kubernetes,
         }
