@@ -19,6 +19,7 @@ use crate::input::identity::FileKey;
 use crate::input::line_reader::Line;
 use crate::input::line_sink::{BeforeSend, LineOrigin, LineSink, Stop, Taken};
 use crate::input::read_budget::ReadBudget;
+use crate::output::log_throttle::LogThrottle;
 
 /// Bytes of enrichment assumed per line when charging the read budget, so the budget bounds
 /// the encoded documents held in memory, not only the raw lines.
@@ -58,8 +59,8 @@ pub(crate) struct Encoder {
     paused: bool,
     /// Done before each batch leaves (see [`BeforeSend`]).
     before_send: Option<Arc<dyn BeforeSend>>,
-    /// When a failure of `before_send` was last logged.
-    before_send_warned: Option<std::time::Instant>,
+    /// Failures of `before_send`, logged at most once per interval.
+    warnings: LogThrottle,
 }
 
 impl Encoder {
@@ -91,7 +92,7 @@ impl Encoder {
             headroom: 0,
             paused: false,
             before_send: None,
-            before_send_warned: None,
+            warnings: LogThrottle::default(),
         }
         .with_headroom()
     }
@@ -133,13 +134,8 @@ impl Encoder {
             if let Err(e) = hook.before_send() {
                 // Shipping goes on: only a crash before the next checkpoint could then
                 // re-send these lines without looking them up.
-                let now = std::time::Instant::now();
-                if self
-                    .before_send_warned
-                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-                {
-                    self.before_send_warned = Some(now);
-                    tracing::warn!(error = %e, "cannot record how far lines may be sent");
+                if let Some(held_back) = self.warnings.admit("before_send", "write") {
+                    tracing::warn!(error = %e, held_back, "cannot record how far lines may be sent");
                 }
             }
         }

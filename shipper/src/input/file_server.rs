@@ -627,12 +627,6 @@ impl FileServer {
         if self.sink.is_full() {
             self.sink.flush()?;
         }
-        // What this round reserved, in one write (a batch leaving writes it sooner).
-        if let Err(e) = self.horizon.write_pending() {
-            if let Some(held_back) = self.complaints.allow(Path::new(""), "sent-horizon") {
-                tracing::warn!(error = %e, held_back, "cannot record how far lines may be sent");
-            }
-        }
         Ok(progressed)
     }
 

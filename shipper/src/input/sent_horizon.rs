@@ -10,9 +10,9 @@
 //! record "this identity may be sent up to here" (the line's end plus [`RESERVE`]) is
 //! noted, and the notes are appended to `sent-horizon.log` beside the checkpoints before
 //! any batch leaves the process ([`SentHorizon::write_pending`], which the encode stage
-//! calls through [`crate::input::line_sink::BeforeSend`]) and at the end of each read
-//! round: one small `write(2)` per batch at most, not one per file (a first read of 10,000
-//! files made 10,000 of them), which the page cache keeps through the death of the process
+//! calls through [`crate::input::line_sink::BeforeSend`]): one small `write(2)` per batch
+//! at most, not one per file (a first read of 10,000 files made 10,000 of them), which the
+//! page cache keeps through the death of the process
 //! (not through a power cut: the checkpoints, `fsync`ed, cover that to within their
 //! interval). At start the records are folded into the checkpoints' replay windows.
 //!
